@@ -1,0 +1,239 @@
+//! Validated field types. Each checks its value while the file is being
+//! deserialised, so that a bad value is reported at its own line and column.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serverless_router::{MethodFilter, RoutePattern};
+
+/// `listen_address`: an IP address with a port.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct ListenAddress(pub SocketAddr);
+
+impl TryFrom<String> for ListenAddress {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse().map(ListenAddress).map_err(|_| {
+            format!(
+                "`{text}` is not an IP address with a port; write it as `127.0.0.1:8080`, `0.0.0.0:80` or `[::1]:8080`"
+            )
+        })
+    }
+}
+
+/// `name`: letters, digits, `.`, `_` and `-`, so that it reads well in logs
+/// and URLs.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct AppName(pub String);
+
+/// The longest app name accepted.
+const MAX_APP_NAME: usize = 64;
+
+impl TryFrom<String> for AppName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        if name.is_empty() {
+            return Err("app name is empty; remove `name` to use the file name, or give a name such as `hello`".to_owned());
+        }
+        if name.len() > MAX_APP_NAME {
+            return Err(format!("app name is {} characters long; use at most {MAX_APP_NAME}", name.len()));
+        }
+        if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
+            return Err(format!(
+                "app name `{name}` contains `{c}`; use only letters, digits, `.`, `_` and `-`"
+            ));
+        }
+        Ok(AppName(name))
+    }
+}
+
+/// Whether `c` may appear in an app name.
+pub(crate) fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// `url_path`: a route pattern.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Route(pub RoutePattern);
+
+impl TryFrom<String> for Route {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse().map(Route).map_err(|e: serverless_router::InvalidPattern| e.to_string())
+    }
+}
+
+/// `method`: one method name or a list of them.
+#[derive(Debug)]
+pub(crate) struct Methods(pub MethodFilter);
+
+impl<'de> Deserialize<'de> for Methods {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MethodsVisitor;
+
+        impl<'de> Visitor<'de> for MethodsVisitor {
+            type Value = Methods;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a method such as \"GET\", a list such as [\"GET\", \"POST\"], or \"ANY\"")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Methods, E> {
+                MethodFilter::from_names([name]).map(Methods).map_err(E::custom)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
+                let mut names: Vec<String> = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                MethodFilter::from_names(names.iter().map(String::as_str))
+                    .map(Methods)
+                    .map_err(de::Error::custom)
+            }
+        }
+
+        deserializer.deserialize_any(MethodsVisitor)
+    }
+}
+
+/// A key of an app's `env` table.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct EnvName(pub String);
+
+impl TryFrom<String> for EnvName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        if name.is_empty() {
+            Err("environment variable name is empty; give it a name such as `GREETING`".to_owned())
+        } else if name.contains('=') || name.contains('\0') {
+            Err(format!(
+                "environment variable name `{}` contains `=` or a NUL byte, which cannot appear in a name",
+                name.escape_debug()
+            ))
+        } else {
+            Ok(EnvName(name))
+        }
+    }
+}
+
+/// A value of an app's `env` table.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct EnvValue(pub String);
+
+impl TryFrom<String> for EnvValue {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.contains('\0') {
+            Err("environment variable value contains a NUL byte, which the environment cannot hold".to_owned())
+        } else {
+            Ok(EnvValue(value))
+        }
+    }
+}
+
+/// A size in bytes: an integer, or a string with a unit such as
+/// `"512 KiB"` or `"10MB"`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ByteSize(pub u64);
+
+const SIZE_HELP: &str =
+    "write a number of bytes such as 1048576, or a size with a unit such as \"512 KiB\", \"10 MiB\" or \"1 GB\"";
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl<'de> Visitor<'de> for SizeVisitor {
+            type Value = ByteSize;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size in bytes")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ByteSize, E> {
+                u64::try_from(value)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("size {value} is negative; {SIZE_HELP}")))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(value))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                parse_size(text).map(ByteSize).ok_or_else(|| {
+                    E::custom(format!("`{text}` is not a size; {SIZE_HELP}"))
+                })
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Parses `"10 MiB"`, `"512kb"`, `"100"`; `None` for anything else or an
+/// overflow.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" => 1 << 10,
+        "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_si_and_binary_units() {
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("10 MiB"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("512kb"), Some(512_000));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("1.5 MiB"), None);
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("99999999999999999999 GiB"), None);
+    }
+
+    #[test]
+    fn app_names_are_log_friendly() {
+        assert!(AppName::try_from("hello-world_2.v1".to_owned()).is_ok());
+        let err = AppName::try_from("hello world".to_owned()).unwrap_err();
+        assert!(err.contains("contains ` `"), "{err}");
+        assert!(AppName::try_from(String::new()).is_err());
+        assert!(AppName::try_from("x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn listen_address_needs_a_port() {
+        assert!(ListenAddress::try_from("127.0.0.1:0".to_owned()).is_ok());
+        assert!(ListenAddress::try_from("[::1]:8080".to_owned()).is_ok());
+        let err = ListenAddress::try_from("localhost".to_owned()).unwrap_err();
+        assert!(err.contains("127.0.0.1:8080"), "{err}");
+    }
+}

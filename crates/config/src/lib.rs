@@ -1,0 +1,101 @@
+//! The serverless-wasm configuration file: which component answers which
+//! route.
+//!
+//! ```toml
+//! listen_address = "127.0.0.1:8080"
+//!
+//! [[applications]]
+//! name = "hello"                      # optional, defaults to the file stem
+//! file_path = "./hello.wasm"          # relative to this file
+//! method = "GET"                      # or ["GET", "POST"], or "ANY"
+//! url_path = "/hello/:name"           # `:param` segments, trailing `*`
+//! env = { GREETING = "Hello" }        # environment of the component
+//! ```
+//!
+//! Parsing validates everything it can while it deserialises, so every
+//! error carries the file, line and column of the offending value and says
+//! how to fix it.
+
+mod error;
+mod fields;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Location};
+pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
+
+/// Where the default listener binds when neither the file nor the command
+/// line names an address.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8080";
+
+/// The request body limit when the configuration does not set one: 10 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The address the HTTP listener binds.
+    pub listen_address: SocketAddr,
+    /// Every app, reachable through its route.
+    pub routes: RouteTable<AppConfig>,
+}
+
+/// One `[[applications]]` entry.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Unique name used in logs.
+    pub name: String,
+    /// Where the component comes from.
+    pub component: ComponentSource,
+    /// Environment variables the component sees, sorted by name.
+    pub env: Vec<(String, String)>,
+    /// Larger request bodies are refused with `413`.
+    pub max_request_body: u64,
+    /// Where the entry's `file_path` is written, for errors found later
+    /// (for example when the component does not compile).
+    pub location: Option<Location>,
+}
+
+/// The bytes of a component: a file named in the configuration, or a
+/// component built into the host binary.
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// A `.wasm` file, already resolved against the configuration's folder.
+    File(PathBuf),
+    /// A component compiled into the host, such as the bundled samples.
+    Embedded {
+        /// A name for messages, such as `builtin:hello`.
+        label: &'static str,
+        /// The component's bytes.
+        wasm: &'static [u8],
+    },
+}
+
+impl std::fmt::Display for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentSource::File(path) => write!(f, "{}", path.display()),
+            ComponentSource::Embedded { label, .. } => f.write_str(label),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`. Relative
+    /// `file_path`s resolve against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Config::parse(&source, path)
+    }
+
+    /// Validates configuration text. `path` names the file in errors and
+    /// anchors relative `file_path`s.
+    pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+        raw::parse(source, path)
+    }
+}

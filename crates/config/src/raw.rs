@@ -1,0 +1,332 @@
+//! The file as written, and its translation into a validated [`Config`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serverless_router::RouteTable;
+use toml::Spanned;
+
+use crate::error::{Diagnostic, locate};
+use crate::fields::{AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, is_name_char};
+use crate::{AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen_address: Option<ListenAddress>,
+    max_request_body: Option<ByteSize>,
+    #[serde(default)]
+    applications: Vec<RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: Option<Spanned<AppName>>,
+    file_path: Spanned<String>,
+    method: Methods,
+    url_path: Spanned<Route>,
+    #[serde(default)]
+    env: BTreeMap<EnvName, EnvValue>,
+    max_request_body: Option<ByteSize>,
+}
+
+/// Parses and validates configuration text; see [`Config::parse`].
+pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(source).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        Diagnostic::at(path, source, span, error.message().trim_end().to_owned())
+    })?;
+    let at = |span: std::ops::Range<usize>, message: String| -> ConfigError {
+        Diagnostic::at(path, source, span, message).into()
+    };
+
+    if raw.applications.is_empty() {
+        return Err(at(
+            0..0,
+            "the configuration has no applications; add an [[applications]] table with file_path, method and url_path".to_owned(),
+        ));
+    }
+
+    let listen_address = match raw.listen_address {
+        Some(address) => address.0,
+        None => DEFAULT_LISTEN_ADDRESS.parse().map_err(|_| at(0..0, "invalid built-in listen address".to_owned()))?,
+    };
+    let global_body_limit = raw.max_request_body.map_or(DEFAULT_MAX_REQUEST_BODY, |size| size.0);
+    let base = path.parent().unwrap_or(Path::new(""));
+
+    // Explicit names first, so that a default name never takes one that an
+    // app asked for.
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut explicit_lines: BTreeMap<String, usize> = BTreeMap::new();
+    for app in &raw.applications {
+        if let Some(name) = &app.name {
+            let line = locate(path, source, name.span().start).line;
+            if let Some(first) = explicit_lines.get(&name.get_ref().0) {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "app name `{}` is already used by the app at line {first}; names must be unique",
+                        name.get_ref().0
+                    ),
+                ));
+            }
+            explicit_lines.insert(name.get_ref().0.clone(), line);
+            taken.insert(name.get_ref().0.clone());
+        }
+    }
+
+    let mut routes = RouteTable::new();
+    let mut route_lines = Vec::new();
+    for (index, app) in raw.applications.into_iter().enumerate() {
+        let file_span = app.file_path.span();
+        let file = resolve_component(base, app.file_path.get_ref()).map_err(|message| at(file_span.clone(), message))?;
+        let name = match app.name {
+            Some(name) => name.into_inner().0,
+            None => default_name(&file, index, &mut taken),
+        };
+        let route_span = app.url_path.span();
+        let route = app.url_path.into_inner().0;
+        let config = AppConfig {
+            name: name.clone(),
+            component: ComponentSource::File(file),
+            env: app.env.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+            max_request_body: app.max_request_body.map_or(global_body_limit, |size| size.0),
+            location: Some(locate(path, source, file_span.start)),
+        };
+        routes.insert(route, app.method.0, config).map_err(|conflict| {
+            let (other_name, other_line) = &route_lines[conflict.existing_index];
+            at(
+                route_span.clone(),
+                format!(
+                    "route {} {} of app `{name}` overlaps route {} {} of app `{other_name}` at line {other_line}; change the path or the methods so that each request has one route",
+                    conflict.methods, conflict.pattern, conflict.existing_methods, conflict.existing_pattern,
+                ),
+            )
+        })?;
+        route_lines.push((name, locate(path, source, route_span.start).line));
+    }
+
+    Ok(Config { listen_address, routes })
+}
+
+/// Resolves `file_path` against the configuration's folder and checks that
+/// it names a file.
+fn resolve_component(base: &Path, file_path: &str) -> Result<PathBuf, String> {
+    if file_path.is_empty() {
+        return Err("file_path is empty; name the component's .wasm file, relative to this configuration file".to_owned());
+    }
+    let file = base.join(file_path);
+    match std::fs::metadata(&file) {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(_) => Err(format!(
+            "file_path `{file_path}` is a directory ({}); name the component's .wasm file",
+            file.display()
+        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "component file `{file_path}` does not exist (looked for {}); paths are relative to the configuration file",
+            file.display()
+        )),
+        Err(error) => Err(format!("cannot read component file `{file_path}` ({}): {error}", file.display())),
+    }
+}
+
+/// The name of an app without `name`: its file stem, made unique with the
+/// entry's position when another app already has it.
+fn default_name(file: &Path, index: usize, taken: &mut HashSet<String>) -> String {
+    let stem: String = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().chars().map(|c| if is_name_char(c) { c } else { '_' }).collect())
+        .filter(|s: &String| !s.is_empty())
+        .unwrap_or_else(|| "app".to_owned());
+    let mut name = stem.clone();
+    let mut suffix = index + 1;
+    while taken.contains(&name) {
+        name = format!("{stem}-{suffix}");
+        suffix += 1;
+    }
+    taken.insert(name.clone());
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder holding `hello.wasm` and `other.wasm` (contents do not
+    /// matter to the configuration).
+    fn folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hello.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.path().join("other.wasm"), b"\0asm").unwrap();
+        dir
+    }
+
+    fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<Config, String> {
+        parse(text, &dir.path().join("app.toml")).map_err(|e| e.to_string())
+    }
+
+    fn first_line(error: String) -> String {
+        let line = error.lines().next().unwrap();
+        // Drop the temporary folder from the location.
+        line.rsplit_once("app.toml:").map(|(_, rest)| rest.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn the_seed_format_works_unchanged() {
+        let dir = folder();
+        let config = parse_in(
+            &dir,
+            r#"listen_address = "127.0.0.1:8080"
+[[applications]]
+file_path = "./hello.wasm"
+method = "GET"
+url_path = "/hello"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.listen_address.to_string(), "127.0.0.1:8080");
+        let apps: Vec<&AppConfig> = config.routes.routes().map(|(_, _, app)| app).collect();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].name, "hello");
+        assert_eq!(apps[0].max_request_body, DEFAULT_MAX_REQUEST_BODY);
+        assert!(matches!(&apps[0].component, ComponentSource::File(p) if p == &dir.path().join("./hello.wasm")));
+        let location = apps[0].location.as_ref().unwrap();
+        assert_eq!((location.line, location.column), (3, 13));
+    }
+
+    #[test]
+    fn optional_fields_are_read() {
+        let dir = folder();
+        let config = parse_in(
+            &dir,
+            r#"max_request_body = "1 MiB"
+[[applications]]
+name = "greeter"
+file_path = "hello.wasm"
+method = ["GET", "POST"]
+url_path = "/users/:id"
+env = { B = "2", A = "1" }
+max_request_body = 5
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.listen_address.to_string(), DEFAULT_LISTEN_ADDRESS);
+        let (pattern, methods, app) = config.routes.routes().next().unwrap();
+        assert_eq!(pattern.as_str(), "/users/:id");
+        assert_eq!(methods.to_string(), "GET,POST");
+        assert_eq!(app.name, "greeter");
+        assert_eq!(app.env, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(app.max_request_body, 5);
+    }
+
+    #[test]
+    fn default_names_stay_unique() {
+        let dir = folder();
+        let config = parse_in(
+            &dir,
+            r#"
+[[applications]]
+file_path = "hello.wasm"
+method = "GET"
+url_path = "/a"
+[[applications]]
+file_path = "hello.wasm"
+method = "GET"
+url_path = "/b"
+[[applications]]
+name = "other"
+file_path = "hello.wasm"
+method = "GET"
+url_path = "/c"
+[[applications]]
+file_path = "other.wasm"
+method = "GET"
+url_path = "/d"
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = config.routes.routes().map(|(_, _, a)| a.name.as_str()).collect();
+        assert_eq!(names, ["hello", "hello-2", "other", "other-4"]);
+    }
+
+    #[test]
+    fn errors_point_at_the_value() {
+        let dir = folder();
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GETT\"\nurl_path = \"/a\"\n",
+                "3:10: unknown method `GETT`",
+            ),
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"a\"\n",
+                "4:12: route `a` must start with `/`",
+            ),
+            (
+                "[[applications]]\nfile_path = \"missing.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n",
+                "2:13: component file `missing.wasm` does not exist",
+            ),
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nmethdo = 1\n",
+                "5:1: unknown field `methdo`",
+            ),
+            ("listen_address = \"nowhere\"\n", "1:18: `nowhere` is not an IP address with a port"),
+            ("", "1:1: the configuration has no applications"),
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nmax_request_body = \"lots\"\n",
+                "5:20: `lots` is not a size",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = first_line(parse_in(&dir, text).unwrap_err());
+            assert!(error.starts_with(expected), "expected {expected:?}, got {error:?}");
+        }
+    }
+
+    #[test]
+    fn conflicting_routes_name_both_entries() {
+        let dir = folder();
+        let error = parse_in(
+            &dir,
+            r#"[[applications]]
+name = "one"
+file_path = "hello.wasm"
+method = "ANY"
+url_path = "/users/:id"
+
+[[applications]]
+name = "two"
+file_path = "other.wasm"
+method = "POST"
+url_path = "/users/:name"
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            first_line(error),
+            "11:12: route POST /users/:name of app `two` overlaps route ANY /users/:id of app `one` at line 5; change the path or the methods so that each request has one route"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let dir = folder();
+        let error = parse_in(
+            &dir,
+            "[[applications]]\nname = \"x\"\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n\
+             [[applications]]\nname = \"x\"\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/b\"\n",
+        )
+        .unwrap_err();
+        assert!(first_line(error).starts_with("7:8: app name `x` is already used by the app at line 2"));
+    }
+
+    #[test]
+    fn diagnostics_underline_the_value() {
+        let dir = folder();
+        let error = parse_in(&dir, "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GETT\"\nurl_path = \"/a\"\n")
+            .unwrap_err();
+        let rendered: Vec<&str> = error.lines().skip(1).collect();
+        assert_eq!(rendered, ["  |", "3 | method = \"GETT\"", "  |          ^^^^^^"]);
+    }
+}

@@ -1,0 +1,92 @@
+//! The one engine and linker shared by every app.
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::Handler;
+use crate::state::HandlerState;
+
+/// Sizes of the instance pool, fixed when the host starts.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeSettings {
+    /// How many instances may exist at once across all apps; requests past
+    /// this fail to instantiate instead of exhausting memory.
+    pub max_instances: u32,
+    /// The most linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            max_instances: 1000,
+            max_memory_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be created, for example because the instance
+    /// pool could not reserve its address space.
+    #[error("cannot create the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// A host interface could not be added to the linker.
+    #[error("cannot set up the host interfaces: {0:#}")]
+    Linker(wasmtime::Error),
+}
+
+/// The engine and linker shared by every app and request.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HandlerState>,
+    pub(crate) settings: RuntimeSettings,
+}
+
+/// How many core instances and memories one component instance may use. A
+/// component built by a language toolchain is a few core modules (the
+/// program, adapters, shims), each with at most one memory of its own.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 20;
+
+impl Runtime {
+    /// Creates the engine with the pooling allocator and copy-on-write
+    /// memory images, and a linker with WASI p2 and the handler world.
+    pub fn new(settings: RuntimeSettings) -> Result<Runtime, RuntimeError> {
+        let instances = settings.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_stacks(instances)
+            .max_memory_size(settings.max_memory_bytes);
+
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+        Handler::add_to_linker::<_, HasSelf<HandlerState>>(&mut linker, |state| state)
+            .map_err(RuntimeError::Linker)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            settings,
+        })
+    }
+
+    /// The settings the pool was sized with.
+    pub fn settings(&self) -> RuntimeSettings {
+        self.settings
+    }
+}

@@ -1,0 +1,20 @@
+//! `serverless-wasm:platform/log`: guest log lines into the host log.
+
+use tracing::Level;
+
+use crate::bindings::log::{Host, Level as GuestLevel};
+use crate::state::HandlerState;
+
+impl Host for HandlerState {
+    fn log(&mut self, level: GuestLevel, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            GuestLevel::Trace => Level::TRACE,
+            GuestLevel::Debug => Level::DEBUG,
+            GuestLevel::Info => Level::INFO,
+            GuestLevel::Warn => Level::WARN,
+            GuestLevel::Error => Level::ERROR,
+        };
+        self.tags.emit(level, "log", &message);
+        Ok(())
+    }
+}

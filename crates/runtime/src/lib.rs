@@ -1,0 +1,26 @@
+//! The serverless-wasm runtime: turns configured apps into ready-to-run
+//! components and runs one fresh instance per request.
+//!
+//! * [`Runtime`] owns the one [`wasmtime::Engine`] (pooling allocator,
+//!   copy-on-write memory images) and the linker with every host interface.
+//! * [`Runtime::load_routes`] compiles each component once and
+//!   pre-instantiates it, checking that it fits the handler world.
+//! * [`App::handle`] runs one request in a new `Store` and instance.
+//! * `host/` holds one file per WIT interface of the handler world.
+
+mod app;
+mod bindings;
+mod engine;
+mod guest_log;
+mod host;
+mod load;
+mod request;
+mod response;
+mod state;
+mod stdio;
+
+pub use app::{App, HandleError};
+pub use engine::{Runtime, RuntimeError, RuntimeSettings};
+pub use load::LoadError;
+pub use request::IncomingRequest;
+pub use response::GuestResponse;

@@ -1,0 +1,131 @@
+//! Compiling and pre-instantiating the configured components at startup.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
+use wasmtime::component::Component;
+
+use crate::app::App;
+use crate::bindings::HandlerPre;
+use crate::engine::Runtime;
+
+/// Why an app's component cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{}app `{app}` ({component}): {problem}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
+pub struct LoadError {
+    /// The app's name.
+    pub app: String,
+    /// The component file or built-in component.
+    pub component: String,
+    /// Where the app's `file_path` is written, when it comes from a file.
+    pub location: Option<Location>,
+    /// What is wrong.
+    pub problem: LoadProblem,
+}
+
+/// What is wrong with a component.
+#[derive(Debug)]
+pub enum LoadProblem {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// The bytes are not a WebAssembly binary at all.
+    NotWasm,
+    /// A core module rather than a component.
+    CoreModule,
+    /// The component is invalid or could not be compiled.
+    Compile(wasmtime::Error),
+    /// The component imports something the host does not provide or does
+    /// not export `handle`.
+    DoesNotFit(wasmtime::Error),
+}
+
+impl fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadProblem::Read(error) => write!(f, "cannot read the component: {error}"),
+            LoadProblem::NotWasm => f.write_str(
+                "not a WebAssembly component (the file does not start with the `\\0asm` header); point file_path at a .wasm file built for wasm32-wasip2",
+            ),
+            LoadProblem::CoreModule => f.write_str(
+                "this is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or with cargo component), or wrap it with `wasm-tools component new`",
+            ),
+            LoadProblem::Compile(error) => write!(f, "cannot compile the component: {error:#}"),
+            LoadProblem::DoesNotFit(error) => write!(
+                f,
+                "the component does not fit the serverless-wasm handler world: {error:#}; a handler exports `handle: func()` and imports only serverless-wasm:platform interfaces and WASI 0.2"
+            ),
+        }
+    }
+}
+
+/// Where a component's bytes were found, so that apps sharing a file share
+/// one compilation.
+#[derive(Hash, PartialEq, Eq)]
+enum ComponentKey {
+    File(PathBuf),
+    Embedded(&'static str),
+}
+
+/// The WebAssembly binary header: magic, then a version and layer. Core
+/// modules are layer 0, components layer 1.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+impl Runtime {
+    /// Compiles every app's component (once per distinct file) and
+    /// pre-instantiates it, so that requests only instantiate.
+    pub fn load_routes(&self, routes: RouteTable<AppConfig>) -> Result<RouteTable<Arc<App>>, LoadError> {
+        let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
+        routes.try_map(|config| {
+            let fail = |problem| LoadError {
+                app: config.name.clone(),
+                component: config.component.to_string(),
+                location: config.location.clone(),
+                problem,
+            };
+            let key = match &config.component {
+                ComponentSource::File(path) => {
+                    ComponentKey::File(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+                }
+                ComponentSource::Embedded { label, .. } => ComponentKey::Embedded(label),
+            };
+            let component = match compiled.get(&key) {
+                Some(component) => component.clone(),
+                None => {
+                    let component = self.compile(&config.component).map_err(fail)?;
+                    compiled.insert(key, component.clone());
+                    component
+                }
+            };
+            let instance_pre = self
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
+            let pre = HandlerPre::new(instance_pre).map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
+            Ok(Arc::new(App::new(config, pre)))
+        })
+    }
+
+    fn compile(&self, source: &ComponentSource) -> Result<Component, LoadProblem> {
+        let owned;
+        let bytes: &[u8] = match source {
+            ComponentSource::File(path) => {
+                owned = std::fs::read(path).map_err(LoadProblem::Read)?;
+                &owned
+            }
+            ComponentSource::Embedded { wasm, .. } => wasm,
+        };
+        match bytes.get(..8) {
+            Some(header) if header.starts_with(WASM_MAGIC) => {
+                // Bytes 6..8 hold the layer: 0 for core modules.
+                if header[6..8] == [0, 0] {
+                    return Err(LoadProblem::CoreModule);
+                }
+            }
+            _ => return Err(LoadProblem::NotWasm),
+        }
+        Component::new(&self.engine, bytes).map_err(LoadProblem::Compile)
+    }
+}

@@ -1,0 +1,85 @@
+//! Test-only handler: `ANY /probe/:action` does what `action` says, so that
+//! the host's tests can provoke each kind of guest behaviour. Never route
+//! it in production.
+//!
+//! Actions (query parameters in brackets):
+//! * `trap`: executes `unreachable`.
+//! * `panic`: panics with a known message.
+//! * `sleep` (`ms`): sleeps, then answers `slept`.
+//! * `output`: writes a line to stdout and one to stderr.
+//! * `tcp` (`addr`): connects through `outbound-tcp`, answers with the result.
+//! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
+//! * `files`: lists `/` through `std::fs` (`wasi:filesystem`).
+//! * `status` (`code`, `reason`): sets the status line, answers with the result.
+//! * `header` (`name`, `value`): sets a header, answers with the result.
+//! * `params`: answers with the route parameters, one `name=value` per line.
+
+use std::io::Write;
+
+use serverless_wasm_sdk::{Handler, outbound_tcp, request, response};
+
+struct Probe;
+
+fn query(name: &str) -> String {
+    request::query_params()
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .unwrap_or_default()
+}
+
+fn answer(text: &str) {
+    response::set_body(text.as_bytes());
+}
+
+impl Handler for Probe {
+    fn handle() {
+        let action = request::param("action").unwrap_or_default();
+        match action.as_str() {
+            "trap" => core::arch::wasm32::unreachable(),
+            "panic" => panic!("the probe panicked on purpose"),
+            "sleep" => {
+                let ms: u64 = query("ms").parse().unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                answer("slept");
+            }
+            "output" => {
+                println!("probe line on stdout");
+                let mut stderr = std::io::stderr();
+                let _ = stderr.write_all(b"probe line on stderr\n");
+                answer("written");
+            }
+            "tcp" => match outbound_tcp::connect(&query("addr")) {
+                Ok(_) => answer("connected"),
+                Err(error) => answer(&format!("{error:?}")),
+            },
+            "std-tcp" => match std::net::TcpStream::connect(query("addr")) {
+                Ok(_) => answer("connected"),
+                Err(error) => answer(&format!("error: {:?}", error.kind())),
+            },
+            "files" => match std::fs::read_dir("/") {
+                Ok(entries) => answer(&format!("listed {} entries", entries.count())),
+                Err(error) => answer(&format!("error: {:?}", error.kind())),
+            },
+            "status" => {
+                let code: u16 = query("code").parse().unwrap_or(0);
+                let reason = Some(query("reason")).filter(|r| !r.is_empty());
+                let result = response::set_status_line(code, reason.as_deref());
+                answer(&format!("{result:?}"));
+            }
+            "header" => {
+                let result = response::set_header(&query("name"), &query("value"));
+                answer(&format!("{result:?}"));
+            }
+            "params" => {
+                let lines: String = request::params().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                answer(&lines);
+            }
+            other => {
+                response::text(400, &format!("unknown probe action `{other}`\n"));
+            }
+        }
+    }
+}
+
+serverless_wasm_sdk::export_handler!(Probe);

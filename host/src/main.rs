@@ -1,0 +1,80 @@
+//! `host`: the serverless-wasm command line.
+//!
+//! A request travels `serve` (startup) -> `server` (accepts connections)
+//! -> `dispatch` (routes, reads the body) -> `serverless_runtime::App`
+//! (one fresh instance) -> the host interfaces in `crates/runtime/src/host/`.
+
+mod default_config;
+mod dispatch;
+mod serve;
+mod server;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs WebAssembly components as serverless HTTP handlers.
+#[derive(Parser)]
+#[command(name = "host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the apps of a configuration file, or the bundled samples when
+    /// no file is given.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `host serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The TOML file that maps routes to components. Without it, the
+    /// bundled samples are served.
+    pub(crate) config: Option<PathBuf>,
+
+    /// The address to listen on, overriding the file's `listen_address`.
+    /// Port 0 picks a free port; the chosen address is printed.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+
+    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
+    /// before the host exits anyway.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub(crate) drain_timeout: u64,
+
+    /// How many handler instances may run at once across all apps.
+    #[arg(long, value_name = "COUNT", default_value_t = 1000)]
+    pub(crate) max_instances: u32,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
+/// kept for the routes and the listening address.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,81 @@
+//! `host serve`: load the configuration, prepare every app, listen, and
+//! serve until SIGINT or SIGTERM.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serverless_config::Config;
+use serverless_runtime::{Runtime, RuntimeSettings};
+use tokio::net::TcpListener;
+
+use crate::ServeArgs;
+use crate::default_config;
+use crate::dispatch::Dispatcher;
+use crate::server;
+
+/// Runs `host serve` to completion.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Configuration errors are complete messages with file, line and
+    // column; they are reported as they are.
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => default_config::samples()?,
+    };
+    let runtime = Runtime::new(RuntimeSettings {
+        max_instances: args.max_instances,
+        ..RuntimeSettings::default()
+    })?;
+    let routes = runtime.load_routes(config.routes)?;
+    let address = args.listen.unwrap_or(config.listen_address);
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async move {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let bound = listener.local_addr().context("cannot read the bound address")?;
+        print_banner(&routes, bound);
+        let dispatcher = Arc::new(Dispatcher::new(routes));
+        server::serve(listener, dispatcher, shutdown_signal()?, Duration::from_secs(args.drain_timeout)).await;
+        Ok(())
+    })
+}
+
+/// Prints the route table and the URL on stdout, where scripts and tests
+/// read the bound address from the `listening on` line.
+fn print_banner(routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>, bound: std::net::SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let width = routes.routes().map(|(p, _, _)| p.as_str().len()).max().unwrap_or(0);
+    let _ = writeln!(out, "serverless-wasm host {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "routes:");
+    for (pattern, methods, app) in routes.routes() {
+        let _ = writeln!(
+            out,
+            "  {:<7} {:<width$}  -> {} ({})",
+            methods.to_string(),
+            pattern.as_str(),
+            app.name(),
+            app.component()
+        );
+    }
+    let _ = writeln!(out, "listening on http://{bound}");
+    let _ = out.flush();
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}
