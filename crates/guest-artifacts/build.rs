@@ -25,7 +25,10 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(var("OUT_DIR")?);
     let guests_dir = manifest_dir.join("../../guests");
     println!("cargo:rerun-if-changed={}", guests_dir.display());
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("../../wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../../wit").display()
+    );
 
     let guests = guest_packages(&guests_dir)?;
     ensure_target()?;
@@ -51,7 +54,9 @@ fn run() -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run cargo to build the guests: {e}"))?;
     if !status.success() {
-        return Err(format!("building the guests for {TARGET} failed; see the cargo output above"));
+        return Err(format!(
+            "building the guests for {TARGET} failed; see the cargo output above"
+        ));
     }
 
     let release_dir = out_dir.join(TARGET).join("release");
@@ -60,7 +65,10 @@ fn run() -> Result<(), String> {
         let file_stem = guest.replace('-', "_");
         let wasm = release_dir.join(format!("{file_stem}.wasm"));
         if !wasm.is_file() {
-            return Err(format!("cargo built guest `{guest}` but {} is missing", wasm.display()));
+            return Err(format!(
+                "cargo built guest `{guest}` but {} is missing",
+                wasm.display()
+            ));
         }
         watch_dependencies(&release_dir.join(format!("{file_stem}.d")))?;
         let constant = guest.to_uppercase().replace('-', "_");
@@ -68,7 +76,11 @@ fn run() -> Result<(), String> {
         writeln!(code, "/// The `guests/{guest}` component's file.").ok();
         writeln!(code, "pub const {constant}_PATH: &str = {path:?};").ok();
         writeln!(code, "/// The `guests/{guest}` component's bytes.").ok();
-        writeln!(code, "pub const {constant}: &[u8] = include_bytes!({path:?});").ok();
+        writeln!(
+            code,
+            "pub const {constant}: &[u8] = include_bytes!({path:?});"
+        )
+        .ok();
     }
     fs::write(out_dir.join("guests.rs"), code).map_err(|e| format!("cannot write guests.rs: {e}"))
 }
@@ -76,7 +88,8 @@ fn run() -> Result<(), String> {
 /// The package names of the guests: every folder under `guests/` with a
 /// `Cargo.toml`, whose folder name must be its package name.
 fn guest_packages(guests_dir: &Path) -> Result<Vec<String>, String> {
-    let entries = fs::read_dir(guests_dir).map_err(|e| format!("cannot list {}: {e}", guests_dir.display()))?;
+    let entries = fs::read_dir(guests_dir)
+        .map_err(|e| format!("cannot list {}: {e}", guests_dir.display()))?;
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot list {}: {e}", guests_dir.display()))?;
@@ -100,11 +113,17 @@ fn ensure_target() -> Result<(), String> {
     if sysroot.join("lib/rustlib").join(TARGET).is_dir() {
         return Ok(());
     }
-    println!("cargo:warning=the {TARGET} target is missing; installing it with `rustup target add {TARGET}`");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    println!(
+        "cargo:warning=the {TARGET} target is missing; installing it with `rustup target add {TARGET}`"
+    );
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     match status {
         Ok(status) if status.success() => Ok(()),
-        Ok(_) => Err(format!("`rustup target add {TARGET}` failed; run it by hand and build again")),
+        Ok(_) => Err(format!(
+            "`rustup target add {TARGET}` failed; run it by hand and build again"
+        )),
         Err(_) => Err(format!(
             "the guests need the {TARGET} target, which is not installed, and rustup was not found; \
              install Rust through rustup (https://rustup.rs) or add the {TARGET} standard library to your toolchain"
@@ -115,7 +134,8 @@ fn ensure_target() -> Result<(), String> {
 /// Reruns this script when any source file of a guest changes, using the
 /// dep-info file cargo writes next to the artifact.
 fn watch_dependencies(dep_info: &Path) -> Result<(), String> {
-    let contents = fs::read_to_string(dep_info).map_err(|e| format!("cannot read {}: {e}", dep_info.display()))?;
+    let contents = fs::read_to_string(dep_info)
+        .map_err(|e| format!("cannot read {}: {e}", dep_info.display()))?;
     for line in contents.lines() {
         let Some((_, deps)) = line.split_once(": ") else {
             continue;

@@ -1,7 +1,10 @@
 //! The configuration `host serve` uses when given no file: the bundled
 //! sample handlers, compiled into the binary.
 
-use serverless_config::{AppConfig, ComponentSource, Config, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY, MethodFilter, RouteTable};
+use serverless_config::{
+    AppConfig, ComponentSource, Config, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY,
+    MethodFilter, RouteTable,
+};
 
 /// One bundled route: app name, method, path, component, environment.
 struct Sample {
@@ -52,7 +55,10 @@ const SAMPLES: &[Sample] = &[
         path: "/env",
         label: "builtin:env",
         wasm: guest_artifacts::ENV,
-        env: &[("APP_MODE", "sample"), ("GREETING", "Hello from the env table")],
+        env: &[
+            ("APP_MODE", "sample"),
+            ("GREETING", "Hello from the env table"),
+        ],
     },
 ];
 
@@ -68,7 +74,11 @@ pub(crate) fn samples() -> anyhow::Result<Config> {
                 label: sample.label,
                 wasm: sample.wasm,
             },
-            env: sample.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            env: sample
+                .env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             location: None,
         };

@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serverless_config::RouteTable;
-use serverless_runtime::{App, GuestResponse, IncomingRequest};
 use serverless_router::Lookup;
+use serverless_runtime::{App, GuestResponse, IncomingRequest};
 
 /// The header that carries the request id on every response.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -36,17 +36,28 @@ impl Refusal {
     fn into_response(self) -> Response<Full<Bytes>> {
         let (status, body) = match &self {
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
-            Refusal::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-            Refusal::BadPath => (StatusCode::BAD_REQUEST, "bad request: the path is not valid percent-encoded UTF-8\n"),
+            Refusal::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            Refusal::BadPath => (
+                StatusCode::BAD_REQUEST,
+                "bad request: the path is not valid percent-encoded UTF-8\n",
+            ),
             Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-            Refusal::BodyRead => (StatusCode::BAD_REQUEST, "bad request: the body could not be read\n"),
-            Refusal::HandlerFailed => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
+            Refusal::BodyRead => (
+                StatusCode::BAD_REQUEST,
+                "bad request: the body could not be read\n",
+            ),
+            Refusal::HandlerFailed => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
+            }
         };
         let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         if let Refusal::MethodNotAllowed(allow) = self
             && let Ok(value) = HeaderValue::from_str(&allow)
         {
@@ -92,7 +103,10 @@ impl Dispatcher {
         request: Request<Incoming>,
         request_id: &Arc<str>,
     ) -> Result<(Response<Full<Bytes>>, Arc<str>), (Refusal, Option<Arc<str>>)> {
-        let found = match self.routes.lookup(request.method().as_str(), request.uri().path()) {
+        let found = match self
+            .routes
+            .lookup(request.method().as_str(), request.uri().path())
+        {
             Lookup::Found(found) => found,
             Lookup::NotFound => return Err((Refusal::NotFound, None)),
             Lookup::MethodNotAllowed(allowed) => {
@@ -112,17 +126,29 @@ impl Dispatcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let too_large = || {
-            tracing::info!(app = &*name, request_id = &**request_id, limit, "request body is larger than the app's limit");
+            tracing::info!(
+                app = &*name,
+                request_id = &**request_id,
+                limit,
+                "request body is larger than the app's limit"
+            );
             refuse(Refusal::TooLarge)
         };
         if declared.is_some_and(|length| length > limit) {
             return Err(too_large());
         }
-        let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
+        {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
             Err(error) => {
-                tracing::info!(app = &*name, request_id = &**request_id, "cannot read the request body: {error}");
+                tracing::info!(
+                    app = &*name,
+                    request_id = &**request_id,
+                    "cannot read the request body: {error}"
+                );
                 return Err(refuse(Refusal::BodyRead));
             }
         };
@@ -140,7 +166,11 @@ impl Dispatcher {
         match app.handle(incoming).await {
             Ok(guest) => Ok((into_http(guest), name)),
             Err(error) => {
-                tracing::error!(app = &*name, request_id = &**request_id, "request failed: {error}");
+                tracing::error!(
+                    app = &*name,
+                    request_id = &**request_id,
+                    "request failed: {error}"
+                );
                 Err(refuse(Refusal::HandlerFailed))
             }
         }

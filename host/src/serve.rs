@@ -38,19 +38,34 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
-        let bound = listener.local_addr().context("cannot read the bound address")?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
         print_banner(&routes, bound);
         let dispatcher = Arc::new(Dispatcher::new(routes));
-        server::serve(listener, dispatcher, shutdown_signal()?, Duration::from_secs(args.drain_timeout)).await;
+        server::serve(
+            listener,
+            dispatcher,
+            shutdown_signal()?,
+            Duration::from_secs(args.drain_timeout),
+        )
+        .await;
         Ok(())
     })
 }
 
 /// Prints the route table and the URL on stdout, where scripts and tests
 /// read the bound address from the `listening on` line.
-fn print_banner(routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>, bound: std::net::SocketAddr) {
+fn print_banner(
+    routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>,
+    bound: std::net::SocketAddr,
+) {
     let mut out = std::io::stdout().lock();
-    let width = routes.routes().map(|(p, _, _)| p.as_str().len()).max().unwrap_or(0);
+    let width = routes
+        .routes()
+        .map(|(p, _, _)| p.as_str().len())
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(out, "serverless-wasm host {}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "routes:");
     for (pattern, methods, app) in routes.routes() {

@@ -63,7 +63,9 @@ impl Diagnostic {
         let line_end = source[line_start..]
             .find('\n')
             .map_or(source.len(), |i| line_start + i);
-        let source_line = source[line_start..line_end].trim_end_matches('\r').to_owned();
+        let source_line = source[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_owned();
         let end = span.end.clamp(span.start, line_end);
         let underline = source[span.start.min(end)..end].chars().count().max(1);
         Diagnostic {

@@ -42,7 +42,10 @@ impl TryFrom<String> for AppName {
             return Err("app name is empty; remove `name` to use the file name, or give a name such as `hello`".to_owned());
         }
         if name.len() > MAX_APP_NAME {
-            return Err(format!("app name is {} characters long; use at most {MAX_APP_NAME}", name.len()));
+            return Err(format!(
+                "app name is {} characters long; use at most {MAX_APP_NAME}",
+                name.len()
+            ));
         }
         if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
             return Err(format!(
@@ -67,7 +70,9 @@ impl TryFrom<String> for Route {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse().map(Route).map_err(|e: serverless_router::InvalidPattern| e.to_string())
+        text.parse()
+            .map(Route)
+            .map_err(|e: serverless_router::InvalidPattern| e.to_string())
     }
 }
 
@@ -83,11 +88,15 @@ impl<'de> Deserialize<'de> for Methods {
             type Value = Methods;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a method such as \"GET\", a list such as [\"GET\", \"POST\"], or \"ANY\"")
+                f.write_str(
+                    "a method such as \"GET\", a list such as [\"GET\", \"POST\"], or \"ANY\"",
+                )
             }
 
             fn visit_str<E: de::Error>(self, name: &str) -> Result<Methods, E> {
-                MethodFilter::from_names([name]).map(Methods).map_err(E::custom)
+                MethodFilter::from_names([name])
+                    .map(Methods)
+                    .map_err(E::custom)
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
@@ -137,7 +146,10 @@ impl TryFrom<String> for EnvValue {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         if value.contains('\0') {
-            Err("environment variable value contains a NUL byte, which the environment cannot hold".to_owned())
+            Err(
+                "environment variable value contains a NUL byte, which the environment cannot hold"
+                    .to_owned(),
+            )
         } else {
             Ok(EnvValue(value))
         }
@@ -149,8 +161,7 @@ impl TryFrom<String> for EnvValue {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ByteSize(pub u64);
 
-const SIZE_HELP: &str =
-    "write a number of bytes such as 1048576, or a size with a unit such as \"512 KiB\", \"10 MiB\" or \"1 GB\"";
+const SIZE_HELP: &str = "write a number of bytes such as 1048576, or a size with a unit such as \"512 KiB\", \"10 MiB\" or \"1 GB\"";
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -174,9 +185,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
-                parse_size(text).map(ByteSize).ok_or_else(|| {
-                    E::custom(format!("`{text}` is not a size; {SIZE_HELP}"))
-                })
+                parse_size(text)
+                    .map(ByteSize)
+                    .ok_or_else(|| E::custom(format!("`{text}` is not a size; {SIZE_HELP}")))
             }
         }
 
@@ -188,7 +199,9 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// overflow.
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: u64 = number.parse().ok()?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {

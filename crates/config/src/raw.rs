@@ -8,8 +8,13 @@ use serverless_router::RouteTable;
 use toml::Spanned;
 
 use crate::error::{Diagnostic, locate};
-use crate::fields::{AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, is_name_char};
-use crate::{AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY};
+use crate::fields::{
+    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, is_name_char,
+};
+use crate::{
+    AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
+    DEFAULT_MAX_REQUEST_BODY,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +41,13 @@ struct RawApp {
 pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(source).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
-        Diagnostic::at(path, source, span, error.message().trim_end().to_owned())
+        let mut message = error.message().trim_end().to_owned();
+        if message.starts_with("missing field") {
+            message.push_str(
+                "; every [[applications]] entry needs `file_path`, `method` and `url_path`",
+            );
+        }
+        Diagnostic::at(path, source, span, message)
     })?;
     let at = |span: std::ops::Range<usize>, message: String| -> ConfigError {
         Diagnostic::at(path, source, span, message).into()
@@ -51,9 +62,13 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let listen_address = match raw.listen_address {
         Some(address) => address.0,
-        None => DEFAULT_LISTEN_ADDRESS.parse().map_err(|_| at(0..0, "invalid built-in listen address".to_owned()))?,
+        None => DEFAULT_LISTEN_ADDRESS
+            .parse()
+            .map_err(|_| at(0..0, "invalid built-in listen address".to_owned()))?,
     };
-    let global_body_limit = raw.max_request_body.map_or(DEFAULT_MAX_REQUEST_BODY, |size| size.0);
+    let global_body_limit = raw
+        .max_request_body
+        .map_or(DEFAULT_MAX_REQUEST_BODY, |size| size.0);
     let base = path.parent().unwrap_or(Path::new(""));
 
     // Explicit names first, so that a default name never takes one that an
@@ -81,7 +96,8 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut route_lines = Vec::new();
     for (index, app) in raw.applications.into_iter().enumerate() {
         let file_span = app.file_path.span();
-        let file = resolve_component(base, app.file_path.get_ref()).map_err(|message| at(file_span.clone(), message))?;
+        let file = resolve_component(base, app.file_path.get_ref())
+            .map_err(|message| at(file_span.clone(), message))?;
         let name = match app.name {
             Some(name) => name.into_inner().0,
             None => default_name(&file, index, &mut taken),
@@ -92,7 +108,9 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
             name: name.clone(),
             component: ComponentSource::File(file),
             env: app.env.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
-            max_request_body: app.max_request_body.map_or(global_body_limit, |size| size.0),
+            max_request_body: app
+                .max_request_body
+                .map_or(global_body_limit, |size| size.0),
             location: Some(locate(path, source, file_span.start)),
         };
         routes.insert(route, app.method.0, config).map_err(|conflict| {
@@ -108,7 +126,10 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
         route_lines.push((name, locate(path, source, route_span.start).line));
     }
 
-    Ok(Config { listen_address, routes })
+    Ok(Config {
+        listen_address,
+        routes,
+    })
 }
 
 /// Resolves `file_path` against the configuration's folder and checks that
@@ -128,7 +149,10 @@ fn resolve_component(base: &Path, file_path: &str) -> Result<PathBuf, String> {
             "component file `{file_path}` does not exist (looked for {}); paths are relative to the configuration file",
             file.display()
         )),
-        Err(error) => Err(format!("cannot read component file `{file_path}` ({}): {error}", file.display())),
+        Err(error) => Err(format!(
+            "cannot read component file `{file_path}` ({}): {error}",
+            file.display()
+        )),
     }
 }
 
@@ -137,7 +161,12 @@ fn resolve_component(base: &Path, file_path: &str) -> Result<PathBuf, String> {
 fn default_name(file: &Path, index: usize, taken: &mut HashSet<String>) -> String {
     let stem: String = file
         .file_stem()
-        .map(|s| s.to_string_lossy().chars().map(|c| if is_name_char(c) { c } else { '_' }).collect())
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| if is_name_char(c) { c } else { '_' })
+                .collect()
+        })
         .filter(|s: &String| !s.is_empty())
         .unwrap_or_else(|| "app".to_owned());
     let mut name = stem.clone();
@@ -170,7 +199,9 @@ mod tests {
     fn first_line(error: String) -> String {
         let line = error.lines().next().unwrap();
         // Drop the temporary folder from the location.
-        line.rsplit_once("app.toml:").map(|(_, rest)| rest.to_owned()).unwrap()
+        line.rsplit_once("app.toml:")
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap()
     }
 
     #[test]
@@ -191,7 +222,9 @@ url_path = "/hello"
         assert_eq!(apps.len(), 1);
         assert_eq!(apps[0].name, "hello");
         assert_eq!(apps[0].max_request_body, DEFAULT_MAX_REQUEST_BODY);
-        assert!(matches!(&apps[0].component, ComponentSource::File(p) if p == &dir.path().join("./hello.wasm")));
+        assert!(
+            matches!(&apps[0].component, ComponentSource::File(p) if p == &dir.path().join("./hello.wasm"))
+        );
         let location = apps[0].location.as_ref().unwrap();
         assert_eq!((location.line, location.column), (3, 13));
     }
@@ -217,7 +250,10 @@ max_request_body = 5
         assert_eq!(pattern.as_str(), "/users/:id");
         assert_eq!(methods.to_string(), "GET,POST");
         assert_eq!(app.name, "greeter");
-        assert_eq!(app.env, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(
+            app.env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
         assert_eq!(app.max_request_body, 5);
     }
 
@@ -247,7 +283,11 @@ url_path = "/d"
 "#,
         )
         .unwrap();
-        let names: Vec<&str> = config.routes.routes().map(|(_, _, a)| a.name.as_str()).collect();
+        let names: Vec<&str> = config
+            .routes
+            .routes()
+            .map(|(_, _, a)| a.name.as_str())
+            .collect();
         assert_eq!(names, ["hello", "hello-2", "other", "other-4"]);
     }
 
@@ -271,7 +311,10 @@ url_path = "/d"
                 "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nmethdo = 1\n",
                 "5:1: unknown field `methdo`",
             ),
-            ("listen_address = \"nowhere\"\n", "1:18: `nowhere` is not an IP address with a port"),
+            (
+                "listen_address = \"nowhere\"\n",
+                "1:18: `nowhere` is not an IP address with a port",
+            ),
             ("", "1:1: the configuration has no applications"),
             (
                 "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nmax_request_body = \"lots\"\n",
@@ -280,7 +323,10 @@ url_path = "/d"
         ];
         for (text, expected) in cases {
             let error = first_line(parse_in(&dir, text).unwrap_err());
-            assert!(error.starts_with(expected), "expected {expected:?}, got {error:?}");
+            assert!(
+                error.starts_with(expected),
+                "expected {expected:?}, got {error:?}"
+            );
         }
     }
 
@@ -318,15 +364,23 @@ url_path = "/users/:name"
              [[applications]]\nname = \"x\"\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/b\"\n",
         )
         .unwrap_err();
-        assert!(first_line(error).starts_with("7:8: app name `x` is already used by the app at line 2"));
+        assert!(
+            first_line(error).starts_with("7:8: app name `x` is already used by the app at line 2")
+        );
     }
 
     #[test]
     fn diagnostics_underline_the_value() {
         let dir = folder();
-        let error = parse_in(&dir, "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GETT\"\nurl_path = \"/a\"\n")
-            .unwrap_err();
+        let error = parse_in(
+            &dir,
+            "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GETT\"\nurl_path = \"/a\"\n",
+        )
+        .unwrap_err();
         let rendered: Vec<&str> = error.lines().skip(1).collect();
-        assert_eq!(rendered, ["  |", "3 | method = \"GETT\"", "  |          ^^^^^^"]);
+        assert_eq!(
+            rendered,
+            ["  |", "3 | method = \"GETT\"", "  |          ^^^^^^"]
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! and calls [`Handler::handle`] once; the handler reads the request through
 //! [`request`] and builds the answer through [`response`].
 //!
-//! ```ignore
+//! ```no_run
 //! use serverless_wasm_sdk::{Handler, request, response};
 //!
 //! struct Hello;

@@ -10,6 +10,6 @@ mod method;
 mod pattern;
 mod table;
 
-pub use method::{Method, MethodFilter, MethodError};
+pub use method::{Method, MethodError, MethodFilter};
 pub use pattern::{InvalidPattern, RoutePattern, WILDCARD_PARAM};
 pub use table::{Lookup, RouteConflict, RouteMatch, RouteTable};

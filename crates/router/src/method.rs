@@ -87,7 +87,9 @@ pub struct MethodSet(u16);
 impl MethodSet {
     /// The methods in the set, in [`Method::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Method> {
-        Method::ALL.into_iter().filter(move |m| self.0 & m.bit() != 0)
+        Method::ALL
+            .into_iter()
+            .filter(move |m| self.0 & m.bit() != 0)
     }
 
     fn contains(self, method: Method) -> bool {
@@ -254,7 +256,10 @@ mod tests {
             "unknown method `GETT`; use one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE or ANY"
         );
         let err = MethodFilter::from_names(["post"]).unwrap_err();
-        assert_eq!(err.to_string(), "method `post` must be written in upper case: `POST`");
+        assert_eq!(
+            err.to_string(),
+            "method `post` must be written in upper case: `POST`"
+        );
         assert_eq!(
             MethodFilter::from_names(["ANY", "GET"]),
             Err(MethodError::AnyWithOthers)

@@ -46,9 +46,7 @@ impl Segment {
     fn same_shape(&self, other: &Segment) -> bool {
         match (self, other) {
             (Segment::Literal(a), Segment::Literal(b)) => a == b,
-            (Segment::Param(_), Segment::Param(_)) | (Segment::Wildcard, Segment::Wildcard) => {
-                true
-            }
+            (Segment::Param(_), Segment::Param(_)) | (Segment::Wildcard, Segment::Wildcard) => true,
             _ => false,
         }
     }
@@ -65,23 +63,33 @@ pub enum InvalidPattern {
     #[error("route `{0}` has an empty segment (`//`); remove the extra `/`")]
     EmptySegment(String),
     /// A `?` or `#` in the pattern.
-    #[error("route `{0}` contains `{1}`; routes match the path only, so remove the query or fragment")]
+    #[error(
+        "route `{0}` contains `{1}`; routes match the path only, so remove the query or fragment"
+    )]
     QueryOrFragment(String, char),
     /// Whitespace or a control character in the pattern.
-    #[error("route `{0}` contains whitespace or a control character; percent-encode it (a space is `%20`)")]
+    #[error(
+        "route `{0}` contains whitespace or a control character; percent-encode it (a space is `%20`)"
+    )]
     Whitespace(String),
     /// `:` with no name or a name with characters other than letters,
     /// digits and `_`.
-    #[error("route `{0}` has an invalid parameter `{1}`; a parameter is `:` followed by letters, digits or `_`, for example `:id`")]
+    #[error(
+        "route `{0}` has an invalid parameter `{1}`; a parameter is `:` followed by letters, digits or `_`, for example `:id`"
+    )]
     BadParamName(String, String),
     /// The same parameter name twice.
     #[error("route `{0}` uses the parameter `:{1}` twice; give each parameter its own name")]
     DuplicateParam(String, String),
     /// `*` somewhere other than as the whole last segment.
-    #[error("route `{0}` has `*` inside or before other segments; `*` may only be the whole last segment, as in `/static/*`")]
+    #[error(
+        "route `{0}` has `*` inside or before other segments; `*` may only be the whole last segment, as in `/static/*`"
+    )]
     MisplacedWildcard(String),
     /// A `%` escape that does not decode to UTF-8 text.
-    #[error("route `{0}` has a percent-escape that is not UTF-8 text; write the segment as plain text")]
+    #[error(
+        "route `{0}` has a percent-escape that is not UTF-8 text; write the segment as plain text"
+    )]
     BadEscape(String),
 }
 
@@ -107,8 +115,8 @@ impl FromStr for RoutePattern {
                 return Err(InvalidPattern::EmptySegment(owned()));
             }
             if let Some(name) = part.strip_prefix(':') {
-                let valid = !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
                     return Err(InvalidPattern::BadParamName(owned(), (*part).to_owned()));
                 }
@@ -248,11 +256,17 @@ mod tests {
 
     #[test]
     fn wildcard_takes_the_rest_including_nothing() {
-        assert_eq!(matches("/static/*", "/static/a/b.css"), Some(pairs(&[("*", "a/b.css")])));
+        assert_eq!(
+            matches("/static/*", "/static/a/b.css"),
+            Some(pairs(&[("*", "a/b.css")]))
+        );
         assert_eq!(matches("/static/*", "/static/"), Some(pairs(&[("*", "")])));
         assert_eq!(matches("/static/*", "/static"), Some(pairs(&[("*", "")])));
         assert_eq!(matches("/static/*", "/other/x"), None);
-        assert_eq!(matches("/*", "/anything/at/all"), Some(pairs(&[("*", "anything/at/all")])));
+        assert_eq!(
+            matches("/*", "/anything/at/all"),
+            Some(pairs(&[("*", "anything/at/all")]))
+        );
     }
 
     #[test]
@@ -291,7 +305,8 @@ mod tests {
 
     #[test]
     fn param_names_include_the_wildcard() {
-        let names: Vec<&str> = pattern("/a/:x/b/:y/*").param_names().collect();
+        let route = pattern("/a/:x/b/:y/*");
+        let names: Vec<&str> = route.param_names().collect();
         assert_eq!(names, ["x", "y", "*"]);
     }
 }

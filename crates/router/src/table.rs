@@ -26,7 +26,9 @@ struct Route<T> {
 /// A route that would make requests ambiguous with one already in the
 /// table: the same paths and at least one common method.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("route {methods} {pattern} conflicts with an earlier route {existing_methods} {existing_pattern}")]
+#[error(
+    "route {methods} {pattern} conflicts with an earlier route {existing_methods} {existing_pattern}"
+)]
 pub struct RouteConflict {
     /// The rejected route's pattern.
     pub pattern: String,
@@ -147,11 +149,16 @@ impl<T> RouteTable<T> {
     pub fn routes(&self) -> impl Iterator<Item = (&RoutePattern, MethodFilter, &T)> {
         let mut routes: Vec<&Route<T>> = self.routes.iter().collect();
         routes.sort_by_key(|r| r.index);
-        routes.into_iter().map(|r| (&r.pattern, r.methods, &r.value))
+        routes
+            .into_iter()
+            .map(|r| (&r.pattern, r.methods, &r.value))
     }
 
     /// Converts every stored value, keeping the routes and their order.
-    pub fn try_map<U, E>(self, mut convert: impl FnMut(T) -> Result<U, E>) -> Result<RouteTable<U>, E> {
+    pub fn try_map<U, E>(
+        self,
+        mut convert: impl FnMut(T) -> Result<U, E>,
+    ) -> Result<RouteTable<U>, E> {
         let routes = self
             .routes
             .into_iter()
@@ -211,7 +218,11 @@ mod tests {
         table
     }
 
-    fn found(table: &RouteTable<&'static str>, method: &str, path: &str) -> (&'static str, Vec<(String, String)>) {
+    fn found(
+        table: &RouteTable<&'static str>,
+        method: &str,
+        path: &str,
+    ) -> (&'static str, Vec<(String, String)>) {
         match table.lookup(method, path) {
             Lookup::Found(m) => (*m.value, m.params),
             other => panic!("{method} {path}: expected a match, got {other:?}"),
@@ -233,22 +244,33 @@ mod tests {
 
     #[test]
     fn earlier_literal_segment_wins() {
-        let t = table(&[("/:a/b", &["GET"], "second-literal"), ("/a/:b", &["GET"], "first-literal")]);
+        let t = table(&[
+            ("/:a/b", &["GET"], "second-literal"),
+            ("/a/:b", &["GET"], "first-literal"),
+        ]);
         assert_eq!(found(&t, "GET", "/a/b").0, "first-literal");
     }
 
     #[test]
     fn a_less_specific_route_serves_a_method_the_specific_one_lacks() {
-        let t = table(&[("/users/new", &["GET"], "form"), ("/users/:id", &["POST"], "update")]);
+        let t = table(&[
+            ("/users/new", &["GET"], "form"),
+            ("/users/:id", &["POST"], "update"),
+        ]);
         assert_eq!(found(&t, "POST", "/users/new").0, "update");
         assert_eq!(found(&t, "GET", "/users/new").0, "form");
     }
 
     #[test]
     fn wrong_method_gives_405_with_every_matching_method() {
-        let t = table(&[("/items/:id", &["GET"], "read"), ("/items/:n", &["PUT", "DELETE"], "write")]);
+        let t = table(&[
+            ("/items/:id", &["GET"], "read"),
+            ("/items/:n", &["PUT", "DELETE"], "write"),
+        ]);
         match t.lookup("POST", "/items/3") {
-            Lookup::MethodNotAllowed(set) => assert_eq!(set.to_allow_header(), "GET, HEAD, PUT, DELETE"),
+            Lookup::MethodNotAllowed(set) => {
+                assert_eq!(set.to_allow_header(), "GET, HEAD, PUT, DELETE")
+            }
             other => panic!("expected 405, got {other:?}"),
         }
         assert!(matches!(t.lookup("GET", "/nothing"), Lookup::NotFound));
@@ -280,14 +302,24 @@ mod tests {
             err.to_string(),
             "route POST /users/:name conflicts with an earlier route GET,POST /users/:id"
         );
-        assert!(t.insert("/users/:name".parse().unwrap(), filter(&["DELETE"]), "c").is_ok());
-        assert!(t.insert("/users/:name".parse().unwrap(), filter(&["ANY"]), "d").is_err());
+        assert!(
+            t.insert("/users/:name".parse().unwrap(), filter(&["DELETE"]), "c")
+                .is_ok()
+        );
+        assert!(
+            t.insert("/users/:name".parse().unwrap(), filter(&["ANY"]), "d")
+                .is_err()
+        );
         assert_eq!(t.len(), 2);
     }
 
     #[test]
     fn routes_are_listed_in_insertion_order() {
-        let t = table(&[("/b/*", &["GET"], "1"), ("/a", &["GET"], "2"), ("/:c", &["GET"], "3")]);
+        let t = table(&[
+            ("/b/*", &["GET"], "1"),
+            ("/a", &["GET"], "2"),
+            ("/:c", &["GET"], "3"),
+        ]);
         let order: Vec<&str> = t.routes().map(|(_, _, v)| *v).collect();
         assert_eq!(order, ["1", "2", "3"]);
     }

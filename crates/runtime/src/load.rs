@@ -76,7 +76,10 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 impl Runtime {
     /// Compiles every app's component (once per distinct file) and
     /// pre-instantiates it, so that requests only instantiate.
-    pub fn load_routes(&self, routes: RouteTable<AppConfig>) -> Result<RouteTable<Arc<App>>, LoadError> {
+    pub fn load_routes(
+        &self,
+        routes: RouteTable<AppConfig>,
+    ) -> Result<RouteTable<Arc<App>>, LoadError> {
         let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
         routes.try_map(|config| {
             let fail = |problem| LoadError {
@@ -103,7 +106,8 @@ impl Runtime {
                 .linker
                 .instantiate_pre(&component)
                 .map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
-            let pre = HandlerPre::new(instance_pre).map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
+            let pre =
+                HandlerPre::new(instance_pre).map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
             Ok(Arc::new(App::new(config, pre)))
         })
     }

@@ -16,7 +16,9 @@ fn form_encode(pairs: &[(String, String)]) -> String {
     fn encode(text: &str, out: &mut String) {
         for byte in text.bytes() {
             match byte {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' => out.push(char::from(byte)),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' => {
+                    out.push(char::from(byte))
+                }
                 _ => out.push_str(&format!("%{byte:02X}")),
             }
         }
@@ -49,7 +51,8 @@ impl Handler for Echo {
         for (name, value) in request::headers() {
             set(&format!("x-echo-header-{name}"), &value);
         }
-        let content_type = request::header("content-type").unwrap_or_else(|| "application/octet-stream".to_owned());
+        let content_type = request::header("content-type")
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
         set("content-type", &content_type);
         response::set_body(&request::body());
     }

@@ -10,7 +10,10 @@ impl Handler for Env {
     fn handle() {
         let mut vars: Vec<(String, String)> = std::env::vars().collect();
         vars.sort();
-        let body: String = vars.iter().map(|(name, value)| format!("{name}={value}\n")).collect();
+        let body: String = vars
+            .iter()
+            .map(|(name, value)| format!("{name}={value}\n"))
+            .collect();
         println!("listed {} environment variables", vars.len());
         response::text(200, &body);
     }

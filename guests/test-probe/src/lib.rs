@@ -5,7 +5,7 @@
 //! Actions (query parameters in brackets):
 //! * `trap`: executes `unreachable`.
 //! * `panic`: panics with a known message.
-//! * `sleep` (`ms`): sleeps, then answers `slept`.
+//! * `sleep` (`ms`): prints `sleeping`, sleeps, then answers `slept`.
 //! * `output`: writes a line to stdout and one to stderr.
 //! * `tcp` (`addr`): connects through `outbound-tcp`, answers with the result.
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
@@ -40,6 +40,7 @@ impl Handler for Probe {
             "panic" => panic!("the probe panicked on purpose"),
             "sleep" => {
                 let ms: u64 = query("ms").parse().unwrap_or(0);
+                println!("sleeping {ms} ms");
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 answer("slept");
             }
@@ -72,7 +73,10 @@ impl Handler for Probe {
                 answer(&format!("{result:?}"));
             }
             "params" => {
-                let lines: String = request::params().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                let lines: String = request::params()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect();
                 answer(&lines);
             }
             other => {

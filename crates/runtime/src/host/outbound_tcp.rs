@@ -41,7 +41,11 @@ pub(crate) struct Target {
 
 /// Parses `host:port`, `ipv4:port` or `[ipv6]:port`.
 pub(crate) fn parse_target(address: &str) -> Result<Target, String> {
-    let usage = || format!("`{address}` is not host:port; write for example `db.internal:5432`, `10.0.0.5:6379` or `[::1]:7000`");
+    let usage = || {
+        format!(
+            "`{address}` is not host:port; write for example `db.internal:5432`, `10.0.0.5:6379` or `[::1]:7000`"
+        )
+    };
     if let Ok(socket) = address.parse::<SocketAddr>() {
         return Ok(Target {
             host: socket.ip().to_string(),
@@ -60,7 +64,9 @@ pub(crate) fn parse_target(address: &str) -> Result<Target, String> {
     let valid_name = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
-            !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if !valid_name {
         return Err(usage());
@@ -76,15 +82,19 @@ fn io_error(error: std::io::Error) -> Error {
     match error.kind() {
         ErrorKind::ConnectionRefused => Error::ConnectionRefused,
         ErrorKind::TimedOut => Error::TimedOut,
-        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::NotConnected => {
-            Error::Closed
-        }
+        ErrorKind::BrokenPipe
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::NotConnected => Error::Closed,
         _ => Error::Other(error.to_string()),
     }
 }
 
 impl Host for HandlerState {
-    async fn connect(&mut self, address: String) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+    async fn connect(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
         let target = match parse_target(&address) {
             Ok(target) => target,
             Err(message) => return Ok(Err(Error::InvalidAddress(message))),
@@ -103,7 +113,11 @@ impl Host for HandlerState {
 }
 
 impl HostConnection for HandlerState {
-    async fn read(&mut self, connection: Resource<Connection>, max: u32) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+    async fn read(
+        &mut self,
+        connection: Resource<Connection>,
+        max: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let connection = self.table.get_mut(&connection)?;
         let mut buffer = vec![0; max.min(MAX_READ_BYTES) as usize];
         Ok(match connection.stream.read(&mut buffer).await {
@@ -115,7 +129,11 @@ impl HostConnection for HandlerState {
         })
     }
 
-    async fn write(&mut self, connection: Resource<Connection>, data: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+    async fn write(
+        &mut self,
+        connection: Resource<Connection>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection.stream.write_all(&data).await.map_err(io_error))
     }
@@ -140,7 +158,10 @@ mod tests {
 
     #[test]
     fn destinations_are_host_and_port() {
-        assert_eq!(parse_target("db.internal:5432"), Ok(target("db.internal", 5432)));
+        assert_eq!(
+            parse_target("db.internal:5432"),
+            Ok(target("db.internal", 5432))
+        );
         assert_eq!(parse_target("Redis:6379"), Ok(target("redis", 6379)));
         assert_eq!(parse_target("10.0.0.5:6379"), Ok(target("10.0.0.5", 6379)));
         assert_eq!(parse_target("[::1]:7000"), Ok(target("::1", 7000)));
@@ -148,7 +169,16 @@ mod tests {
 
     #[test]
     fn malformed_destinations_explain_the_form() {
-        for bad in ["db.internal", "db:0", "db:99999", ":80", "a..b:80", "[::1:80", "bad host:80", "::1:80"] {
+        for bad in [
+            "db.internal",
+            "db:0",
+            "db:99999",
+            ":80",
+            "a..b:80",
+            "[::1:80",
+            "bad host:80",
+            "::1:80",
+        ] {
             let error = parse_target(bad).unwrap_err();
             assert!(error.contains("is not host:port"), "{bad}: {error}");
         }

@@ -1,7 +1,7 @@
 //! `serverless-wasm:platform/response`: the response the handler builds.
 
-use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::bindings::response::{Host, ResponseError};
 use crate::state::HandlerState;
@@ -47,13 +47,17 @@ fn header_value(value: &str) -> Result<HeaderValue, ResponseError> {
 
 /// A reason phrase may hold tabs, spaces, visible ASCII and obs-text.
 fn valid_reason(reason: &str) -> bool {
-    reason
-        .chars()
-        .all(|c| c == '\t' || c == ' ' || (c.is_ascii_graphic()) || ('\u{80}'..='\u{ff}').contains(&c))
+    reason.chars().all(|c| {
+        c == '\t' || c == ' ' || (c.is_ascii_graphic()) || ('\u{80}'..='\u{ff}').contains(&c)
+    })
 }
 
 impl Host for HandlerState {
-    fn set_status_line(&mut self, code: u16, reason: Option<String>) -> wasmtime::Result<Result<(), ResponseError>> {
+    fn set_status_line(
+        &mut self,
+        code: u16,
+        reason: Option<String>,
+    ) -> wasmtime::Result<Result<(), ResponseError>> {
         let parsed = match status(code) {
             Ok(parsed) => parsed,
             Err(error) => return Ok(Err(error)),
@@ -72,7 +76,11 @@ impl Host for HandlerState {
         self.set_status_line(code, None)
     }
 
-    fn set_header(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), ResponseError>> {
+    fn set_header(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), ResponseError>> {
         Ok(header_name(&name).and_then(|name| {
             let value = header_value(&value)?;
             self.response.headers.insert(name, value);
@@ -80,7 +88,11 @@ impl Host for HandlerState {
         }))
     }
 
-    fn append_header(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), ResponseError>> {
+    fn append_header(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), ResponseError>> {
         Ok(header_name(&name).and_then(|name| {
             let value = header_value(&value)?;
             self.response.headers.append(name, value);
@@ -108,23 +120,46 @@ mod tests {
         assert!(status(200).is_ok());
         assert!(status(599).is_ok());
         assert!(status(999).is_ok());
-        assert!(matches!(status(101), Err(ResponseError::InvalidStatus(101))));
-        assert!(matches!(status(1000), Err(ResponseError::InvalidStatus(1000))));
+        assert!(matches!(
+            status(101),
+            Err(ResponseError::InvalidStatus(101))
+        ));
+        assert!(matches!(
+            status(1000),
+            Err(ResponseError::InvalidStatus(1000))
+        ));
     }
 
     #[test]
     fn header_names_are_checked_and_reserved_ones_refused() {
-        assert_eq!(header_name("Content-Type").unwrap().as_str(), "content-type");
-        assert!(matches!(header_name("bad name"), Err(ResponseError::InvalidHeaderName(_))));
-        assert!(matches!(header_name("Content-Length"), Err(ResponseError::ReservedHeader(n)) if n == "content-length"));
-        assert!(matches!(header_name("x-request-id"), Err(ResponseError::ReservedHeader(_))));
+        assert_eq!(
+            header_name("Content-Type").unwrap().as_str(),
+            "content-type"
+        );
+        assert!(matches!(
+            header_name("bad name"),
+            Err(ResponseError::InvalidHeaderName(_))
+        ));
+        assert!(
+            matches!(header_name("Content-Length"), Err(ResponseError::ReservedHeader(n)) if n == "content-length")
+        );
+        assert!(matches!(
+            header_name("x-request-id"),
+            Err(ResponseError::ReservedHeader(_))
+        ));
     }
 
     #[test]
     fn header_values_are_latin1() {
         assert_eq!(header_value("caf\u{e9}").unwrap().as_bytes(), b"caf\xe9");
-        assert!(matches!(header_value("snow \u{2603}"), Err(ResponseError::InvalidHeaderValue(_))));
-        assert!(matches!(header_value("split\r\nheader"), Err(ResponseError::InvalidHeaderValue(_))));
+        assert!(matches!(
+            header_value("snow \u{2603}"),
+            Err(ResponseError::InvalidHeaderValue(_))
+        ));
+        assert!(matches!(
+            header_value("split\r\nheader"),
+            Err(ResponseError::InvalidHeaderValue(_))
+        ));
     }
 
     #[test]
