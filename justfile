@@ -1,0 +1,30 @@
+# serverless-wasm recipes. `just --list` shows them.
+
+# Every guest package under guests/.
+guest_packages := `ls -d guests/*/ | xargs -n1 basename | tr '\n' ' '`
+
+# Run the whole test suite (builds the guests first).
+default: test
+
+# Serve a configuration, or the bundled samples without one.
+serve *ARGS:
+    cargo run -p host -- serve {{ARGS}}
+
+# Run the whole test suite.
+test:
+    cargo test
+
+# Build every guest with cargo-component, as a handler author would.
+guests:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for guest in {{guest_packages}}; do
+        echo "cargo component build: guests/$guest"
+        (cd "guests/$guest" && cargo component build --release)
+    done
+
+# Formatting and clippy, for the host crates and for the guests.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
