@@ -366,6 +366,41 @@ async fn handlers_set_status_lines_and_headers_within_the_rules() {
     );
 }
 
+#[tokio::test]
+async fn each_request_gets_a_fresh_instance_and_an_untouched_response_is_200_empty() {
+    let host = Host::start(Some(&probe_config("").path()), &[]);
+    for _ in 0..3 {
+        let reply = get(&host.url("/probe/counter")).await;
+        assert_eq!(reply.text(), "1", "a global survived between requests");
+    }
+    let nothing = get(&host.url("/probe/nothing")).await;
+    assert_eq!(nothing.status, 200);
+    assert!(nothing.body.is_empty());
+    assert_eq!(nothing.header("content-type"), None);
+}
+
+#[tokio::test]
+async fn guests_read_the_wall_clock_and_random_numbers() {
+    let host = Host::start(Some(&probe_config("").path()), &[]);
+    let first = get(&host.url("/probe/clock-random")).await.text();
+    let second = get(&host.url("/probe/clock-random")).await.text();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (seconds, random) = first.split_once(' ').unwrap();
+    let seconds: u64 = seconds.parse().unwrap();
+    assert!(
+        now.abs_diff(seconds) < 60,
+        "guest clock {seconds} vs host {now}"
+    );
+    assert_ne!(
+        random,
+        second.split_once(' ').unwrap().1,
+        "two instances drew the same random seed"
+    );
+}
+
 #[test]
 fn connections_are_kept_alive() {
     let host = Host::start(None, &[]);
@@ -406,12 +441,21 @@ async fn two_hundred_concurrent_requests_are_all_answered_correctly() {
 // the host's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_request_in_flight_then_exits() {
+    drains_the_request_in_flight_then_exits(libc::SIGTERM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_the_request_in_flight_then_exits() {
+    drains_the_request_in_flight_then_exits(libc::SIGINT).await;
+}
+
+async fn drains_the_request_in_flight_then_exits(signal: i32) {
     let mut host = Host::start(Some(&probe_config("").path()), &["--drain-timeout", "20"]);
     let url = host.url("/probe/sleep?ms=1500");
     let in_flight = tokio::spawn(async move { get(&url).await });
     host.wait_for_log(&["sleeping 1500 ms"]);
 
-    host.signal(libc::SIGTERM);
+    host.signal(signal);
     host.wait_for_log(&["stopped accepting connections"]);
     assert!(
         std::net::TcpStream::connect(host.address).is_err(),

@@ -13,12 +13,22 @@
 //! * `status` (`code`, `reason`): sets the status line, answers with the result.
 //! * `header` (`name`, `value`): sets a header, answers with the result.
 //! * `params`: answers with the route parameters, one `name=value` per line.
+//! * `nothing`: returns without touching the response.
+//! * `counter`: increments a global counter and answers with its value, which
+//!   is `1` when every request gets a fresh instance.
+//! * `clock-random`: answers `seconds-since-epoch random-number` from the
+//!   WASI wall clock and random source.
 
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serverless_wasm_sdk::{Handler, outbound_tcp, request, response};
 
 struct Probe;
+
+/// Survives between requests only if an instance were reused.
+static REQUESTS_SEEN: AtomicU32 = AtomicU32::new(0);
 
 fn query(name: &str) -> String {
     request::query_params()
@@ -78,6 +88,22 @@ impl Handler for Probe {
                     .map(|(k, v)| format!("{k}={v}\n"))
                     .collect();
                 answer(&lines);
+            }
+            "nothing" => {}
+            "counter" => {
+                let seen = REQUESTS_SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+                answer(&seen.to_string());
+            }
+            "clock-random" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                // `RandomState` seeds itself from the WASI random source.
+                let random = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish();
+                answer(&format!("{now} {random}"));
             }
             other => {
                 response::text(400, &format!("unknown probe action `{other}`\n"));
