@@ -3,7 +3,7 @@
 
 use serverless_config::{
     AppConfig, ComponentSource, Config, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY,
-    MethodFilter, RouteTable,
+    MethodFilter, OutboundConfig, RouteTable,
 };
 
 /// One bundled route: app name, method, path, component, environment.
@@ -81,6 +81,7 @@ pub(crate) fn samples() -> anyhow::Result<Config> {
                 .collect(),
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             location: None,
+            outbound: OutboundConfig::default(),
         };
         routes.insert(route, methods, app)?;
     }

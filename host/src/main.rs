@@ -47,9 +47,23 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub(crate) drain_timeout: u64,
 
+    /// Allows outbound TCP to a destination, repeatable. Without any,
+    /// handlers cannot open connections. Forms: `redis.internal:6379`,
+    /// `*.db.example.com:5432`, `10.0.0.5:6379`, `10.0.0.0/8:8000-8999`,
+    /// `[::1]:7000`, `[fd00::/8]:443`; a port is N, N-M or *.
+    #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
+    pub(crate) allow_tcp: Vec<serverless_outbound::TcpRule>,
+
     /// How many handler instances may run at once across all apps.
     #[arg(long, value_name = "COUNT", default_value_t = 1000)]
     pub(crate) max_instances: u32,
+}
+
+/// Parses one `--allow-tcp` value; clap reports the error before anything
+/// starts.
+fn parse_tcp_rule(text: &str) -> Result<serverless_outbound::TcpRule, String> {
+    text.parse()
+        .map_err(|e: serverless_outbound::AllowlistError| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serverless_config::Config;
+use serverless_outbound::TcpAllowlist;
 use serverless_runtime::{Runtime, RuntimeSettings};
 use tokio::net::TcpListener;
 
@@ -27,7 +28,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_instances: args.max_instances,
         ..RuntimeSettings::default()
     })?;
-    let routes = runtime.load_routes(config.routes)?;
+    let operator_rules = TcpAllowlist::new(args.allow_tcp);
+    let routes = runtime.load_routes(config.routes, &operator_rules)?;
     let address = args.listen.unwrap_or(config.listen_address);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -41,7 +43,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        print_banner(&routes, bound);
+        print_banner(&routes, &operator_rules, bound);
         let dispatcher = Arc::new(Dispatcher::new(routes));
         server::serve(
             listener,
@@ -58,6 +60,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// read the bound address from the `listening on` line.
 fn print_banner(
     routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>,
+    operator_rules: &TcpAllowlist,
     bound: std::net::SocketAddr,
 ) {
     let mut out = std::io::stdout().lock();
@@ -77,6 +80,26 @@ fn print_banner(
             app.name(),
             app.component()
         );
+    }
+    if operator_rules.is_empty() {
+        let _ = writeln!(out, "outbound TCP: denied (no --allow-tcp rules)");
+    } else {
+        let _ = writeln!(
+            out,
+            "outbound TCP allowed to: {}",
+            operator_rules.describe()
+        );
+        for (_, _, app) in routes.routes() {
+            let rules = app.tcp_allowlist();
+            if rules.rules() != operator_rules.rules() {
+                let _ = writeln!(
+                    out,
+                    "  app {} narrows it to: {}",
+                    app.name(),
+                    rules.describe()
+                );
+            }
+        }
     }
     let _ = writeln!(out, "listening on http://{bound}");
     let _ = out.flush();

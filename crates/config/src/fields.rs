@@ -156,6 +156,67 @@ impl TryFrom<String> for EnvValue {
     }
 }
 
+/// A duration: whole seconds, or a string such as `"250ms"`, `"5s"` or
+/// `"2m"`. Zero is refused, since it would make every attempt fail.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeout(pub std::time::Duration);
+
+const DURATION_HELP: &str =
+    "write whole seconds such as 5, or a duration such as \"250ms\", \"5s\" or \"2m\"";
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeoutVisitor;
+
+        impl<'de> Visitor<'de> for TimeoutVisitor {
+            type Value = Timeout;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Timeout, E> {
+                u64::try_from(value)
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .map(|v| Timeout(std::time::Duration::from_secs(v)))
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "duration {value} must be positive; {DURATION_HELP}"
+                        ))
+                    })
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timeout, E> {
+                parse_duration(text).map(Timeout).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{text}` is not a positive duration; {DURATION_HELP}"
+                    ))
+                })
+            }
+        }
+
+        deserializer.deserialize_any(TimeoutVisitor)
+    }
+}
+
+/// Parses `"250ms"`, `"5s"`, `"2m"`; `None` for anything else or zero.
+pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().ok()?;
+    let duration = match unit.trim() {
+        "ms" => std::time::Duration::from_millis(number),
+        "s" => std::time::Duration::from_secs(number),
+        "m" => std::time::Duration::from_secs(number.checked_mul(60)?),
+        _ => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
 /// A size in bytes: an integer, or a string with a unit such as
 /// `"512 KiB"` or `"10MB"`.
 #[derive(Debug, Clone, Copy)]
@@ -231,6 +292,25 @@ mod tests {
         assert_eq!(parse_size("ten"), None);
         assert_eq!(parse_size("MiB"), None);
         assert_eq!(parse_size("99999999999999999999 GiB"), None);
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("5s"),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_duration("2m"),
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("1h"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! method = "GET"                      # or ["GET", "POST"], or "ANY"
 //! url_path = "/hello/:name"           # `:param` segments, trailing `*`
 //! env = { GREETING = "Hello" }        # environment of the component
+//! allowed_tcp = ["redis.internal:6379"]  # narrows the operator's --allow-tcp
 //! ```
 //!
 //! Parsing validates everything it can while it deserialises, so every
@@ -22,8 +23,10 @@ mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use error::{ConfigError, Location};
+pub use serverless_outbound::TcpRule;
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
 
 /// Where the default listener binds when neither the file nor the command
@@ -32,6 +35,15 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8080";
 
 /// The request body limit when the configuration does not set one: 10 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
+
+/// How long an outbound TCP connect (DNS included) may take by default.
+pub const DEFAULT_TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one outbound TCP read or write may wait by default.
+pub const DEFAULT_TCP_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many outbound TCP connections one request may open by default.
+pub const DEFAULT_MAX_TCP_CONNECTIONS: u32 = 16;
 
 /// A validated configuration.
 #[derive(Debug)]
@@ -56,6 +68,33 @@ pub struct AppConfig {
     /// Where the entry's `file_path` is written, for errors found later
     /// (for example when the component does not compile).
     pub location: Option<Location>,
+    /// The app's outbound TCP settings.
+    pub outbound: OutboundConfig,
+}
+
+/// One app's outbound TCP settings.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// The app's `allowed_tcp` entries with where each is written; `None`
+    /// when the app takes the operator's `--allow-tcp` rules as they are.
+    pub allowed_tcp: Option<Vec<(TcpRule, Location)>>,
+    /// Limit on resolving and connecting, together.
+    pub connect_timeout: Duration,
+    /// Limit on each read or write.
+    pub io_timeout: Duration,
+    /// How many connections one request may open.
+    pub max_connections: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allowed_tcp: None,
+            connect_timeout: DEFAULT_TCP_CONNECT_TIMEOUT,
+            io_timeout: DEFAULT_TCP_IO_TIMEOUT,
+            max_connections: DEFAULT_MAX_TCP_CONNECTIONS,
+        }
+    }
 }
 
 /// The bytes of a component: a file named in the configuration, or a

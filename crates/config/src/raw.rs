@@ -9,11 +9,11 @@ use toml::Spanned;
 
 use crate::error::{Diagnostic, locate};
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, is_name_char,
 };
 use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
-    DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_MAX_REQUEST_BODY, OutboundConfig,
 };
 
 #[derive(Deserialize)]
@@ -35,6 +35,10 @@ struct RawApp {
     #[serde(default)]
     env: BTreeMap<EnvName, EnvValue>,
     max_request_body: Option<ByteSize>,
+    allowed_tcp: Option<Vec<Spanned<String>>>,
+    tcp_connect_timeout: Option<Timeout>,
+    tcp_io_timeout: Option<Timeout>,
+    max_tcp_connections: Option<u32>,
 }
 
 /// Parses and validates configuration text; see [`Config::parse`].
@@ -92,6 +96,7 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
         }
     }
 
+    let defaults = OutboundConfig::default();
     let mut routes = RouteTable::new();
     let mut route_lines = Vec::new();
     for (index, app) in raw.applications.into_iter().enumerate() {
@@ -112,6 +117,29 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
                 .max_request_body
                 .map_or(global_body_limit, |size| size.0),
             location: Some(locate(path, source, file_span.start)),
+            outbound: OutboundConfig {
+                allowed_tcp: app
+                    .allowed_tcp
+                    .map(|entries| {
+                        entries
+                            .into_iter()
+                            .map(|entry| {
+                                let rule = entry.get_ref().parse().map_err(
+                                    |e: serverless_outbound::AllowlistError| {
+                                        at(entry.span(), format!("invalid allowed_tcp entry {e}"))
+                                    },
+                                )?;
+                                Ok((rule, locate(path, source, entry.span().start)))
+                            })
+                            .collect::<Result<Vec<_>, ConfigError>>()
+                    })
+                    .transpose()?,
+                connect_timeout: app
+                    .tcp_connect_timeout
+                    .map_or(defaults.connect_timeout, |t| t.0),
+                io_timeout: app.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
+                max_connections: app.max_tcp_connections.unwrap_or(defaults.max_connections),
+            },
         };
         routes.insert(route, app.method.0, config).map_err(|conflict| {
             let (other_name, other_line) = &route_lines[conflict.existing_index];
@@ -242,6 +270,10 @@ method = ["GET", "POST"]
 url_path = "/users/:id"
 env = { B = "2", A = "1" }
 max_request_body = 5
+allowed_tcp = ["10.0.0.0/8:5432", "cache.internal:6379"]
+tcp_connect_timeout = "250ms"
+tcp_io_timeout = 3
+max_tcp_connections = 2
 "#,
         )
         .unwrap();
@@ -255,6 +287,21 @@ max_request_body = 5
             vec![("A".into(), "1".into()), ("B".into(), "2".into())]
         );
         assert_eq!(app.max_request_body, 5);
+        let allowed: Vec<String> = app
+            .outbound
+            .allowed_tcp
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(r, l)| format!("{r}@{}", l.line))
+            .collect();
+        assert_eq!(allowed, ["10.0.0.0/8:5432@9", "cache.internal:6379@9"]);
+        assert_eq!(
+            app.outbound.connect_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(app.outbound.io_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(app.outbound.max_connections, 2);
     }
 
     #[test]
@@ -319,6 +366,14 @@ url_path = "/d"
             (
                 "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nmax_request_body = \"lots\"\n",
                 "5:20: `lots` is not a size",
+            ),
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\nallowed_tcp = [\"ok:1\", \"nope\"]\n",
+                "5:24: invalid allowed_tcp entry `nope`: the rule has no port",
+            ),
+            (
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\ntcp_io_timeout = \"0s\"\n",
+                "5:18: `0s` is not a positive duration",
             ),
         ];
         for (text, expected) in cases {

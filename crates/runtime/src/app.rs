@@ -10,9 +10,10 @@ use wasmtime_wasi::WasiCtx;
 
 use crate::bindings::HandlerPre;
 use crate::guest_log::LogTags;
-use crate::host::outbound_tcp::OutboundTcp;
+use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
+use crate::sockets;
 use crate::state::HandlerState;
 use crate::stdio::GuestOutput;
 
@@ -22,6 +23,7 @@ pub struct App {
     component: String,
     env: Vec<(String, String)>,
     max_request_body: u64,
+    tcp: TcpSettings,
     pre: HandlerPre<HandlerState>,
 }
 
@@ -63,14 +65,20 @@ fn describe_trap(error: &wasmtime::Error) -> String {
 }
 
 impl App {
-    pub(crate) fn new(config: AppConfig, pre: HandlerPre<HandlerState>) -> App {
+    pub(crate) fn new(config: AppConfig, tcp: TcpSettings, pre: HandlerPre<HandlerState>) -> App {
         App {
             name: config.name.into(),
             component: config.component.to_string(),
             env: config.env,
             max_request_body: config.max_request_body,
+            tcp,
             pre,
         }
+    }
+
+    /// The outbound TCP rules this app runs with.
+    pub fn tcp_allowlist(&self) -> &serverless_outbound::TcpAllowlist {
+        &self.tcp.allowlist
     }
 
     /// The app's name, for logs.
@@ -99,6 +107,13 @@ impl App {
             .envs(&self.env)
             .stdout(GuestOutput::stdout(tags.clone()))
             .stderr(GuestOutput::stderr(tags.clone()))
+            // TCP sockets are created, then every address is checked by the
+            // same allowlist as `outbound-tcp`; UDP and name lookup stay off.
+            .allow_tcp(true)
+            .socket_addr_check(sockets::address_check(
+                self.tcp.allowlist.clone(),
+                tags.clone(),
+            ))
             .build();
         let state = HandlerState {
             table: ResourceTable::new(),
@@ -107,7 +122,7 @@ impl App {
             tags,
             request,
             response: GuestResponse::default(),
-            tcp: OutboundTcp::default(),
+            tcp: OutboundTcp::new(self.tcp.clone()),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);

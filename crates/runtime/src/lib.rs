@@ -6,7 +6,8 @@
 //! * [`Runtime::load_routes`] compiles each component once and
 //!   pre-instantiates it, checking that it fits the handler world.
 //! * [`App::handle`] runs one request in a new `Store` and instance.
-//! * `host/` holds one file per WIT interface of the handler world.
+//! * `host/` holds one file per WIT interface of the handler world;
+//!   `sockets.rs` applies the same outbound policy to `wasi:sockets`.
 
 mod app;
 mod bindings;
@@ -16,11 +17,13 @@ mod host;
 mod load;
 mod request;
 mod response;
+mod sockets;
 mod state;
 mod stdio;
 
 pub use app::{App, HandleError};
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
-pub use load::LoadError;
+pub use host::outbound_tcp::TcpSettings;
+pub use load::{LoadError, LoadProblem};
 pub use request::IncomingRequest;
 pub use response::GuestResponse;

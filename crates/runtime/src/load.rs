@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
+use serverless_outbound::TcpAllowlist;
 use wasmtime::component::Component;
 
 use crate::app::App;
 use crate::bindings::HandlerPre;
 use crate::engine::Runtime;
+use crate::host::outbound_tcp::TcpSettings;
 
 /// Why an app's component cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,14 @@ pub enum LoadProblem {
     /// The component imports something the host does not provide or does
     /// not export `handle`.
     DoesNotFit(wasmtime::Error),
+    /// An `allowed_tcp` entry reaches further than the operator's
+    /// `--allow-tcp` rules.
+    TcpRuleNotCovered {
+        /// The entry as written.
+        entry: String,
+        /// The operator's rules, as written.
+        operator: Vec<String>,
+    },
 }
 
 impl fmt::Display for LoadProblem {
@@ -57,6 +67,17 @@ impl fmt::Display for LoadProblem {
                 f,
                 "the component does not fit the serverless-wasm handler world: {error:#}; a handler exports `handle: func()` and imports only serverless-wasm:platform interfaces and WASI 0.2"
             ),
+            LoadProblem::TcpRuleNotCovered { entry, operator } => {
+                let given = if operator.is_empty() {
+                    "no --allow-tcp rules were given".to_owned()
+                } else {
+                    format!("the operator's --allow-tcp rules are {}", operator.join(", "))
+                };
+                write!(
+                    f,
+                    "allowed_tcp entry `{entry}` is not covered by the operator's rules ({given}); an app may only narrow them, so remove the entry or ask the operator to allow it"
+                )
+            }
         }
     }
 }
@@ -75,18 +96,49 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 impl Runtime {
     /// Compiles every app's component (once per distinct file) and
-    /// pre-instantiates it, so that requests only instantiate.
+    /// pre-instantiates it, so that requests only instantiate. `operator`
+    /// holds the `--allow-tcp` rules; an app's `allowed_tcp` may only
+    /// narrow them.
     pub fn load_routes(
         &self,
         routes: RouteTable<AppConfig>,
-    ) -> Result<RouteTable<Arc<App>>, LoadError> {
+        operator: &TcpAllowlist,
+    ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
         let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
+        let operator_rules = Arc::new(operator.clone());
         routes.try_map(|config| {
             let fail = |problem| LoadError {
                 app: config.name.clone(),
                 component: config.component.to_string(),
                 location: config.location.clone(),
                 problem,
+            };
+            let fail_boxed = |problem| Box::new(fail(problem));
+            let allowlist = match &config.outbound.allowed_tcp {
+                None => operator_rules.clone(),
+                Some(entries) => {
+                    let rules = entries.iter().map(|(rule, _)| rule.clone()).collect();
+                    let narrowed = operator.narrow(rules).map_err(|uncovered| {
+                        let location = entries
+                            .iter()
+                            .find(|(rule, _)| *rule == uncovered)
+                            .map(|(_, location)| location.clone());
+                        Box::new(LoadError {
+                            location: location.or_else(|| config.location.clone()),
+                            ..fail(LoadProblem::TcpRuleNotCovered {
+                                entry: uncovered.to_string(),
+                                operator: operator.rules().iter().map(|r| r.to_string()).collect(),
+                            })
+                        })
+                    })?;
+                    Arc::new(narrowed)
+                }
+            };
+            let tcp = TcpSettings {
+                allowlist,
+                connect_timeout: config.outbound.connect_timeout,
+                io_timeout: config.outbound.io_timeout,
+                max_connections: config.outbound.max_connections,
             };
             let key = match &config.component {
                 ComponentSource::File(path) => {
@@ -97,7 +149,7 @@ impl Runtime {
             let component = match compiled.get(&key) {
                 Some(component) => component.clone(),
                 None => {
-                    let component = self.compile(&config.component).map_err(fail)?;
+                    let component = self.compile(&config.component).map_err(fail_boxed)?;
                     compiled.insert(key, component.clone());
                     component
                 }
@@ -105,10 +157,10 @@ impl Runtime {
             let instance_pre = self
                 .linker
                 .instantiate_pre(&component)
-                .map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
-            let pre =
-                HandlerPre::new(instance_pre).map_err(|e| fail(LoadProblem::DoesNotFit(e)))?;
-            Ok(Arc::new(App::new(config, pre)))
+                .map_err(|e| fail_boxed(LoadProblem::DoesNotFit(e)))?;
+            let pre = HandlerPre::new(instance_pre)
+                .map_err(|e| fail_boxed(LoadProblem::DoesNotFit(e)))?;
+            Ok(Arc::new(App::new(config, tcp, pre)))
         })
     }
 

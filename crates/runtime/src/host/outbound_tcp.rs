@@ -1,12 +1,17 @@
 //! `serverless-wasm:platform/outbound-tcp`: connections to backends,
-//! denied unless the operator allows the destination.
+//! denied unless the operator's allowlist covers the destination.
 //!
-//! No allowlist exists yet, so every well-formed destination is refused
-//! with `not-allowed` and the refusal is logged. Reads and writes on a
-//! connection are implemented for when a destination is allowed.
+//! The host parses and normalises the destination, resolves names itself,
+//! checks every resolved address against the app's allowlist, and connects
+//! only to allowed addresses. Reads, writes and connects are async on the
+//! host and bounded by the app's timeouts; every socket lives in the
+//! request's resource table and is closed when the request ends.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use serverless_outbound::{Decision, Destination, DestinationHost, TcpAllowlist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Level;
@@ -19,65 +24,46 @@ use crate::state::HandlerState;
 /// a guest cannot make the host allocate without bound.
 const MAX_READ_BYTES: u32 = 64 * 1024;
 
-/// Per-request outbound TCP bookkeeping.
-#[derive(Debug, Default)]
+/// One app's outbound TCP policy and limits, shared by its requests.
+#[derive(Debug, Clone)]
+pub struct TcpSettings {
+    /// The destinations the app may reach.
+    pub allowlist: Arc<TcpAllowlist>,
+    /// Limit on resolving plus connecting.
+    pub connect_timeout: Duration,
+    /// Limit on each read or write.
+    pub io_timeout: Duration,
+    /// How many connections one request may open.
+    pub max_connections: u32,
+}
+
+/// One request's outbound TCP state.
+#[derive(Debug)]
 pub(crate) struct OutboundTcp {
+    pub(crate) settings: TcpSettings,
+    /// Connections opened so far during this request.
+    pub(crate) opened: u32,
     /// Connection attempts refused by policy during this request.
     pub(crate) denied: u32,
+}
+
+impl OutboundTcp {
+    pub(crate) fn new(settings: TcpSettings) -> OutboundTcp {
+        OutboundTcp {
+            settings,
+            opened: 0,
+            denied: 0,
+        }
+    }
 }
 
 /// An open connection, owned by the guest through the resource table.
 pub struct Connection {
     stream: TcpStream,
+    io_timeout: Duration,
 }
 
-/// A destination as the guest wrote it: a host name or IP address, and a
-/// port.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Target {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-}
-
-/// Parses `host:port`, `ipv4:port` or `[ipv6]:port`.
-pub(crate) fn parse_target(address: &str) -> Result<Target, String> {
-    let usage = || {
-        format!(
-            "`{address}` is not host:port; write for example `db.internal:5432`, `10.0.0.5:6379` or `[::1]:7000`"
-        )
-    };
-    if let Ok(socket) = address.parse::<SocketAddr>() {
-        return Ok(Target {
-            host: socket.ip().to_string(),
-            port: socket.port(),
-        });
-    }
-    let (host, port) = address.rsplit_once(':').ok_or_else(usage)?;
-    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(usage)?;
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let ip: Ipv6Addr = inner.parse().map_err(|_| usage())?;
-        return Ok(Target {
-            host: ip.to_string(),
-            port,
-        });
-    }
-    let valid_name = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !valid_name {
-        return Err(usage());
-    }
-    Ok(Target {
-        host: host.to_ascii_lowercase(),
-        port,
-    })
-}
-
-fn io_error(error: std::io::Error) -> Error {
+fn io_error(error: &std::io::Error) -> Error {
     use std::io::ErrorKind;
     match error.kind() {
         ErrorKind::ConnectionRefused => Error::ConnectionRefused,
@@ -90,25 +76,116 @@ fn io_error(error: std::io::Error) -> Error {
     }
 }
 
+impl HandlerState {
+    /// Logs and counts a refusal, returning the error for the guest.
+    fn refuse(&mut self, destination: &str, why: &str) -> Error {
+        self.tcp.denied += 1;
+        self.tags.emit(
+            Level::WARN,
+            "outbound-tcp",
+            &format!("refused outbound TCP connection to {destination}: {why}"),
+        );
+        Error::NotAllowed(destination.to_owned())
+    }
+
+    /// The addresses a destination may be reached at, in resolver order, or
+    /// the error for the guest.
+    async fn allowed_addresses(
+        &mut self,
+        destination: &Destination,
+    ) -> Result<Vec<SocketAddr>, Error> {
+        let allowlist = self.tcp.settings.allowlist.clone();
+        let shown = destination.to_string();
+        let port = destination.port;
+        let (candidates, via) = match &destination.host {
+            DestinationHost::Ip(ip) => (vec![*ip], None),
+            DestinationHost::Name(name) => {
+                // Resolve only when some rule could allow the result, so
+                // that a refused name does not even reach the resolver.
+                if !allowlist.worth_resolving(name, port) {
+                    let why = format!("no rule allows {shown} (rules: {})", allowlist.describe());
+                    return Err(self.refuse(&shown, &why));
+                }
+                let resolved = match tokio::net::lookup_host((name.as_str(), port)).await {
+                    Ok(addresses) => addresses.map(|a| a.ip()).collect::<Vec<_>>(),
+                    Err(error) => return Err(Error::DnsFailure(format!("{name}: {error}"))),
+                };
+                if resolved.is_empty() {
+                    return Err(Error::DnsFailure(format!("{name}: no addresses")));
+                }
+                (resolved, allowlist.name_rule(name, port).cloned())
+            }
+        };
+        let mut allowed = Vec::new();
+        let mut first_denial = None;
+        for ip in candidates {
+            match allowlist.check_address(ip, port, via.as_ref()) {
+                Decision::Allowed(_) => allowed.push(SocketAddr::new(ip, port)),
+                Decision::Denied(why) => {
+                    first_denial.get_or_insert(why);
+                }
+            }
+        }
+        if allowed.is_empty() {
+            let why = first_denial.unwrap_or_else(|| "no address allowed".to_owned());
+            return Err(self.refuse(&shown, &why));
+        }
+        Ok(allowed)
+    }
+
+    async fn open(&mut self, address: &str) -> Result<Connection, Error> {
+        let destination: Destination =
+            address
+                .parse()
+                .map_err(|e: serverless_outbound::DestinationError| {
+                    Error::InvalidAddress(e.to_string())
+                })?;
+        if self.tcp.opened >= self.tcp.settings.max_connections {
+            self.tags.emit(
+                Level::WARN,
+                "outbound-tcp",
+                &format!(
+                    "refused outbound TCP connection to {destination}: this request already opened {} connections, the app's limit",
+                    self.tcp.opened
+                ),
+            );
+            return Err(Error::LimitReached);
+        }
+        let settings = self.tcp.settings.clone();
+        let attempt = async {
+            let addresses = self.allowed_addresses(&destination).await?;
+            let mut last_error = Error::ConnectionRefused;
+            for address in addresses {
+                match TcpStream::connect(address).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(error) => last_error = io_error(&error),
+                }
+            }
+            Err(last_error)
+        };
+        let stream = match tokio::time::timeout(settings.connect_timeout, attempt).await {
+            Ok(result) => result?,
+            Err(_) => return Err(Error::TimedOut),
+        };
+        self.tcp.opened += 1;
+        // Small writes from handlers are usually whole protocol messages.
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            io_timeout: settings.io_timeout,
+        })
+    }
+}
+
 impl Host for HandlerState {
     async fn connect(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
-        let target = match parse_target(&address) {
-            Ok(target) => target,
-            Err(message) => return Ok(Err(Error::InvalidAddress(message))),
-        };
-        self.tcp.denied += 1;
-        self.tags.emit(
-            Level::WARN,
-            "outbound-tcp",
-            &format!(
-                "refused outbound TCP connection to {}:{}: outbound TCP is denied unless the operator allows the destination",
-                target.host, target.port
-            ),
-        );
-        Ok(Err(Error::NotAllowed(address)))
+        match self.open(&address).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(error) => Ok(Err(error)),
+        }
     }
 }
 
@@ -120,13 +197,18 @@ impl HostConnection for HandlerState {
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let connection = self.table.get_mut(&connection)?;
         let mut buffer = vec![0; max.min(MAX_READ_BYTES) as usize];
-        Ok(match connection.stream.read(&mut buffer).await {
-            Ok(read) => {
-                buffer.truncate(read);
-                Ok(buffer)
-            }
-            Err(error) => Err(io_error(error)),
-        })
+        Ok(
+            match tokio::time::timeout(connection.io_timeout, connection.stream.read(&mut buffer))
+                .await
+            {
+                Ok(Ok(read)) => {
+                    buffer.truncate(read);
+                    Ok(buffer)
+                }
+                Ok(Err(error)) => Err(io_error(&error)),
+                Err(_) => Err(Error::TimedOut),
+            },
+        )
     }
 
     async fn write(
@@ -135,52 +217,19 @@ impl HostConnection for HandlerState {
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let connection = self.table.get_mut(&connection)?;
-        Ok(connection.stream.write_all(&data).await.map_err(io_error))
+        Ok(
+            match tokio::time::timeout(connection.io_timeout, connection.stream.write_all(&data))
+                .await
+            {
+                Ok(result) => result.map_err(|e| io_error(&e)),
+                Err(_) => Err(Error::TimedOut),
+            },
+        )
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
         // Dropping the stream closes the socket.
         self.table.delete(connection)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(host: &str, port: u16) -> Target {
-        Target {
-            host: host.to_owned(),
-            port,
-        }
-    }
-
-    #[test]
-    fn destinations_are_host_and_port() {
-        assert_eq!(
-            parse_target("db.internal:5432"),
-            Ok(target("db.internal", 5432))
-        );
-        assert_eq!(parse_target("Redis:6379"), Ok(target("redis", 6379)));
-        assert_eq!(parse_target("10.0.0.5:6379"), Ok(target("10.0.0.5", 6379)));
-        assert_eq!(parse_target("[::1]:7000"), Ok(target("::1", 7000)));
-    }
-
-    #[test]
-    fn malformed_destinations_explain_the_form() {
-        for bad in [
-            "db.internal",
-            "db:0",
-            "db:99999",
-            ":80",
-            "a..b:80",
-            "[::1:80",
-            "bad host:80",
-            "::1:80",
-        ] {
-            let error = parse_target(bad).unwrap_err();
-            assert!(error.contains("is not host:port"), "{bad}: {error}");
-        }
     }
 }

@@ -1,0 +1,55 @@
+//! `wasi:sockets`, the standard-library side door to the network: the same
+//! allowlist as `outbound-tcp` decides every TCP connect; binding,
+//! listening and UDP are refused.
+//!
+//! Guests reach `wasi:sockets` with addresses only (name lookup is off), so
+//! only network rules can allow them; name rules apply to `outbound-tcp`,
+//! where the host resolves the name itself.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serverless_outbound::{Decision, TcpAllowlist};
+use tracing::Level;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::guest_log::LogTags;
+
+/// The check `WasiCtxBuilder::socket_addr_check` runs for every address a
+/// guest binds or connects to.
+pub(crate) fn address_check(
+    allowlist: Arc<TcpAllowlist>,
+    tags: LogTags,
+) -> impl Fn(SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
++ Send
++ Sync
++ 'static {
+    move |address, purpose| {
+        let allowed = match purpose {
+            SocketAddrUse::TcpConnect => {
+                match allowlist.check_address(address.ip(), address.port(), None) {
+                    Decision::Allowed(_) => true,
+                    Decision::Denied(why) => {
+                        tags.emit(
+                            Level::WARN,
+                            "wasi-sockets",
+                            &format!("refused TCP connection to {address}: {why}"),
+                        );
+                        false
+                    }
+                }
+            }
+            other => {
+                tags.emit(
+                    Level::WARN,
+                    "wasi-sockets",
+                    &format!(
+                        "refused {other:?} on {address}: handlers may not bind, listen or use UDP"
+                    ),
+                );
+                false
+            }
+        };
+        Box::pin(async move { allowed })
+    }
+}
