@@ -6,6 +6,8 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
+pub mod backends;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -135,6 +137,18 @@ impl Host {
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         let result = unsafe { libc::kill(pid, signal) };
         assert_eq!(result, 0, "kill failed");
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many file descriptors the host process has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 
     /// Waits for the host to exit.

@@ -26,6 +26,10 @@ pub(crate) fn address_check(
 + 'static {
     move |address, purpose| {
         let allowed = match purpose {
+            // Every connect first asks to bind an ephemeral port on the
+            // unspecified address, as the kernel does implicitly; listening
+            // is checked separately (`TcpListen`) and refused.
+            SocketAddrUse::TcpBind if address.ip().is_unspecified() && address.port() == 0 => true,
             SocketAddrUse::TcpConnect => {
                 match allowlist.check_address(address.ip(), address.port(), None) {
                     Decision::Allowed(_) => true,

@@ -8,7 +8,11 @@
 //! * `sleep` (`ms`): prints `sleeping`, sleeps, then answers `slept`.
 //! * `output`: writes a line to stdout and one to stderr.
 //! * `tcp` (`addr`): connects through `outbound-tcp`, answers with the result.
+//! * `tcp-hold` (`addr`, `count`): opens `count` connections and never
+//!   closes them; answers `opened N` and the error that stopped it, if any.
+//! * `tcp-read` (`addr`): connects and reads once, answers with the result.
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
+//! * `std-bind` (`addr`): tries to listen through `std::net` (`wasi:sockets`).
 //! * `files`: lists `/` through `std::fs` (`wasi:filesystem`).
 //! * `status` (`code`, `reason`): sets the status line, answers with the result.
 //! * `header` (`name`, `value`): sets a header, answers with the result.
@@ -63,6 +67,33 @@ impl Handler for Probe {
             "tcp" => match outbound_tcp::connect(&query("addr")) {
                 Ok(_) => answer("connected"),
                 Err(error) => answer(&format!("{error:?}")),
+            },
+            "tcp-hold" => {
+                let count: u32 = query("count").parse().unwrap_or(1);
+                let mut opened = 0;
+                let mut stopped = String::new();
+                for _ in 0..count {
+                    match outbound_tcp::connect(&query("addr")) {
+                        Ok(connection) => {
+                            // Leak it: the host must close it anyway.
+                            std::mem::forget(connection);
+                            opened += 1;
+                        }
+                        Err(error) => {
+                            stopped = format!(" then {error:?}");
+                            break;
+                        }
+                    }
+                }
+                answer(&format!("opened {opened}{stopped}"));
+            }
+            "tcp-read" => match outbound_tcp::connect(&query("addr")) {
+                Ok(connection) => answer(&format!("{:?}", connection.read(16))),
+                Err(error) => answer(&format!("connect: {error:?}")),
+            },
+            "std-bind" => match std::net::TcpListener::bind(query("addr")) {
+                Ok(_) => answer("bound"),
+                Err(error) => answer(&format!("error: {:?}", error.kind())),
             },
             "std-tcp" => match std::net::TcpStream::connect(query("addr")) {
                 Ok(_) => answer("connected"),
