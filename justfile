@@ -3,16 +3,16 @@
 # Every guest package under guests/.
 guest_packages := `ls -d guests/*/ | xargs -n1 basename | tr '\n' ' '`
 
-# Run the whole test suite (builds the guests first).
+# Run the whole test suite.
 default: test
 
 # Serve a configuration, or the bundled samples without one.
 serve *ARGS:
     cargo run -p host -- serve {{ARGS}}
 
-# Run the whole test suite.
-test:
-    cargo test
+# Run the whole test suite (installs redis-server and iproute2 if missing).
+test *ARGS:
+    tests/run {{ARGS}}
 
 # Build every guest with cargo-component, as a handler author would.
 guests:

@@ -389,3 +389,49 @@ async fn sockets_a_guest_never_closes_are_closed_when_its_request_ends() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
+    let network = support::netns::TestNetwork::create();
+    let backend = network.echo_server();
+    let port = backend.address.port();
+    let loopback = EchoServer::start();
+    let loopback_port = loopback.address.port();
+    let hosts = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        hosts.path(),
+        format!(
+            "{address} echo.backend.test db.wild.test\n127.0.0.1 loop.backend.test\n",
+            address = network.address
+        ),
+    )
+    .unwrap();
+    let host = Host::start_with(
+        support::netns::with_hosts_file(hosts.path(), support::HOST_BIN),
+        Some(&probe_config("").path()),
+        &[
+            "--allow-tcp",
+            &format!("echo.backend.test:{port}"),
+            "--allow-tcp",
+            &format!("*.wild.test:{port}"),
+            "--allow-tcp",
+            &format!("loop.backend.test:{loopback_port}"),
+        ],
+    );
+    assert_eq!(probe(&host, "tcp", &format!("echo.backend.test:{port}")).await, "connected");
+    assert_eq!(probe(&host, "tcp", &format!("db.wild.test:{port}")).await, "connected");
+    for refused in [
+        format!("wild.test:{port}"),
+        format!("echo.backend.test:{}", port.wrapping_add(1).max(1)),
+        format!("{}:{port}", network.address),
+        format!("loop.backend.test:{loopback_port}"),
+    ] {
+        let answer = probe(&host, "tcp", &refused).await;
+        assert!(answer.starts_with("Error::NotAllowed("), "{refused}: {answer}");
+    }
+    let side_door = probe(&host, "std-tcp", &format!("{}:{port}", network.address)).await;
+    assert!(side_door.starts_with("error: "), "name rules do not open wasi:sockets: {side_door}");
+    host.wait_for_log(&["refused outbound TCP connection to loop.backend.test", "is a loopback address"]);
+    assert_eq!(backend.accepted(), 2);
+    assert_eq!(loopback.accepted(), 0);
+}

@@ -23,7 +23,11 @@ impl EchoServer {
 
     /// An echo server on the given address (`[::1]:0` for IPv6).
     pub fn start_on(bind: &str) -> EchoServer {
-        let listener = TcpListener::bind(bind).unwrap();
+        EchoServer::serve(TcpListener::bind(bind).unwrap())
+    }
+
+    /// Serves an already bound listener.
+    pub fn serve(listener: TcpListener) -> EchoServer {
         let address = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));

@@ -7,6 +7,7 @@
 )]
 
 pub mod backends;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,7 +53,12 @@ impl Host {
     /// Starts `host serve [config] --listen 127.0.0.1:0 [extra...]` and
     /// waits for the `listening on` line.
     pub fn start(config: Option<&Path>, extra: &[&str]) -> Host {
-        let mut command = Command::new(HOST_BIN);
+        Host::start_with(Command::new(HOST_BIN), config, extra)
+    }
+
+    /// Like [`Host::start`], with `command` running the host binary (for
+    /// example through `unshare`); the arguments are appended to it.
+    pub fn start_with(mut command: Command, config: Option<&Path>, extra: &[&str]) -> Host {
         command.arg("serve");
         if let Some(config) = config {
             command.arg(config);

@@ -1,0 +1,104 @@
+//! A test host in its own network namespace, reached over a veth pair, and
+//! a private `/etc/hosts` for the host binary: how the tests give a name an
+//! ordinary (not loopback) address without touching the machine's network.
+//!
+//! Needs root and iproute2; both are there in CI (`.ci/run` installs
+//! iproute2).
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::backends::EchoServer;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace holding one test host at `address`, linked to this
+/// machine's namespace by a veth pair in 198.18.0.0/15 (the range reserved
+/// for network tests). Removed when dropped.
+pub struct TestNetwork {
+    name: String,
+    veth: String,
+    /// The test host's address inside the namespace.
+    pub address: Ipv4Addr,
+}
+
+fn ip(args: &[&str]) {
+    let output = Command::new("ip").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `ip` ({e}); this test needs iproute2 (`apt-get install iproute2`) and root")
+    });
+    assert!(
+        output.status.success(),
+        "`ip {}` failed (this test needs root): {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TestNetwork {
+    /// Creates the namespace and the link.
+    pub fn create() -> TestNetwork {
+        let index = (std::process::id() * 8 + NEXT.fetch_add(1, Ordering::SeqCst)) % 16384;
+        let name = format!("swtest{index}");
+        let veth = format!("swv{index}");
+        let peer = format!("swp{index}");
+        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + index * 4;
+        let (outside, inside) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+        let network = TestNetwork {
+            name: name.clone(),
+            veth: veth.clone(),
+            address: inside,
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &name]);
+        ip(&["addr", "add", &format!("{outside}/30"), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&["-n", &name, "addr", "add", &format!("{inside}/30"), "dev", &peer]);
+        ip(&["-n", &name, "link", "set", &peer, "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        network
+    }
+
+    /// An echo server on the test host, on a free port.
+    pub fn echo_server(&self) -> EchoServer {
+        let path = format!("/run/netns/{}", self.name);
+        let address = SocketAddr::from((self.address, 0));
+        // A thread that enters the namespace binds the listener there; the
+        // socket stays in that namespace whichever thread serves it.
+        let listener = std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns(2) on this thread with a namespace fd we opened.
+            let result = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(result, 0, "setns into {path} failed: {}", std::io::Error::last_os_error());
+            TcpListener::bind(address).unwrap()
+        })
+        .join()
+        .unwrap();
+        EchoServer::serve(listener)
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A command that runs `program` in a private mount namespace where
+/// `hosts` is bind-mounted over `/etc/hosts`; the caller appends the
+/// program's arguments.
+pub fn with_hosts_file(hosts: &Path, program: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c"]).arg(format!(
+        "mount --bind '{}' /etc/hosts && exec \"$0\" \"$@\"",
+        hosts.display()
+    ));
+    command.arg(program);
+    command
+}
