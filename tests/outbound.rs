@@ -418,8 +418,14 @@ async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
             &format!("loop.backend.test:{loopback_port}"),
         ],
     );
-    assert_eq!(probe(&host, "tcp", &format!("echo.backend.test:{port}")).await, "connected");
-    assert_eq!(probe(&host, "tcp", &format!("db.wild.test:{port}")).await, "connected");
+    assert_eq!(
+        probe(&host, "tcp", &format!("echo.backend.test:{port}")).await,
+        "connected"
+    );
+    assert_eq!(
+        probe(&host, "tcp", &format!("db.wild.test:{port}")).await,
+        "connected"
+    );
     for refused in [
         format!("wild.test:{port}"),
         format!("echo.backend.test:{}", port.wrapping_add(1).max(1)),
@@ -427,11 +433,20 @@ async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
         format!("loop.backend.test:{loopback_port}"),
     ] {
         let answer = probe(&host, "tcp", &refused).await;
-        assert!(answer.starts_with("Error::NotAllowed("), "{refused}: {answer}");
+        assert!(
+            answer.starts_with("Error::NotAllowed("),
+            "{refused}: {answer}"
+        );
     }
     let side_door = probe(&host, "std-tcp", &format!("{}:{port}", network.address)).await;
-    assert!(side_door.starts_with("error: "), "name rules do not open wasi:sockets: {side_door}");
-    host.wait_for_log(&["refused outbound TCP connection to loop.backend.test", "is a loopback address"]);
+    assert!(
+        side_door.starts_with("error: "),
+        "name rules do not open wasi:sockets: {side_door}"
+    );
+    host.wait_for_log(&[
+        "refused outbound TCP connection to loop.backend.test",
+        "is a loopback address",
+    ]);
     assert_eq!(backend.accepted(), 2);
     assert_eq!(loopback.accepted(), 0);
 }

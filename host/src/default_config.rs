@@ -60,7 +60,34 @@ const SAMPLES: &[Sample] = &[
             ("GREETING", "Hello from the env table"),
         ],
     },
+    Sample {
+        name: "counter",
+        method: "GET",
+        path: "/counter",
+        label: "builtin:redis-counter",
+        wasm: guest_artifacts::REDIS_COUNTER,
+        env: REDIS_ENV,
+    },
+    Sample {
+        name: "counter-path",
+        method: "GET",
+        path: "/counter/*",
+        label: "builtin:redis-counter",
+        wasm: guest_artifacts::REDIS_COUNTER,
+        env: REDIS_ENV,
+    },
+    Sample {
+        name: "tcp-echo",
+        method: "POST",
+        path: "/tcp-echo",
+        label: "builtin:tcp-echo",
+        wasm: guest_artifacts::TCP_ECHO,
+        env: &[("ECHO_ADDRESS", "127.0.0.1:7007")],
+    },
 ];
+
+/// Where the counter sample finds Redis: its default port on this machine.
+const REDIS_ENV: &[(&str, &str)] = &[("REDIS_HOST", "127.0.0.1"), ("REDIS_PORT", "6379")];
 
 /// The bundled samples on the default address.
 pub(crate) fn samples() -> anyhow::Result<Config> {

@@ -27,7 +27,9 @@ pub struct TestNetwork {
 
 fn ip(args: &[&str]) {
     let output = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `ip` ({e}); this test needs iproute2 (`apt-get install iproute2`) and root")
+        panic!(
+            "cannot run `ip` ({e}); this test needs iproute2 (`apt-get install iproute2`) and root"
+        )
     });
     assert!(
         output.status.success(),
@@ -58,7 +60,15 @@ impl TestNetwork {
         ip(&["link", "set", &peer, "netns", &name]);
         ip(&["addr", "add", &format!("{outside}/30"), "dev", &veth]);
         ip(&["link", "set", &veth, "up"]);
-        ip(&["-n", &name, "addr", "add", &format!("{inside}/30"), "dev", &peer]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{inside}/30"),
+            "dev",
+            &peer,
+        ]);
         ip(&["-n", &name, "link", "set", &peer, "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
         network
@@ -74,7 +84,12 @@ impl TestNetwork {
             let file = std::fs::File::open(&path).unwrap();
             // SAFETY: setns(2) on this thread with a namespace fd we opened.
             let result = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(result, 0, "setns into {path} failed: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                result,
+                0,
+                "setns into {path} failed: {}",
+                std::io::Error::last_os_error()
+            );
             TcpListener::bind(address).unwrap()
         })
         .join()
@@ -85,8 +100,12 @@ impl TestNetwork {
 
 impl Drop for TestNetwork {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -95,10 +114,12 @@ impl Drop for TestNetwork {
 /// program's arguments.
 pub fn with_hosts_file(hosts: &Path, program: &str) -> Command {
     let mut command = Command::new("unshare");
-    command.args(["--mount", "--propagation", "private", "sh", "-c"]).arg(format!(
-        "mount --bind '{}' /etc/hosts && exec \"$0\" \"$@\"",
-        hosts.display()
-    ));
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{}' /etc/hosts && exec \"$0\" \"$@\"",
+            hosts.display()
+        ));
     command.arg(program);
     command
 }
