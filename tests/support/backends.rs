@@ -61,6 +61,17 @@ impl EchoServer {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// Waits (up to 10 s) until at least `count` connections were accepted
+    /// and returns how many were: the accept loop counts a connection a
+    /// moment after the peer sees it established.
+    pub fn wait_accepted(&self, count: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.accepted() < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.accepted()
+    }
+
     /// Connections not yet closed by the peer.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::SeqCst)
