@@ -335,6 +335,31 @@ async fn a_black_hole_times_out_within_the_connect_timeout() {
 }
 
 #[tokio::test]
+async fn refused_connections_and_closed_peers_reach_the_guest_as_such() {
+    let closed_port = support::backends::free_port();
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closing_address = closing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in closing.incoming() {
+            drop(stream);
+        }
+    });
+    let host = Host::start(
+        Some(&probe_config("").path()),
+        &[
+            "--allow-tcp",
+            &format!("127.0.0.1:{closed_port}"),
+            "--allow-tcp",
+            &closing_address.to_string(),
+        ],
+    );
+    let refused = probe(&host, "tcp", &format!("127.0.0.1:{closed_port}")).await;
+    assert_eq!(refused, "Error::ConnectionRefused");
+    let eof = probe(&host, "tcp-read", &closing_address.to_string()).await;
+    assert_eq!(eof, "Ok([])", "a closed peer reads as end of stream");
+}
+
+#[tokio::test]
 async fn a_silent_backend_times_out_reads() {
     let silent = SilentServer::start();
     let host = Host::start(
@@ -399,17 +424,12 @@ async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
     let port = backend.address.port();
     let loopback = EchoServer::start();
     let loopback_port = loopback.address.port();
-    let hosts = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        hosts.path(),
-        format!(
-            "{address} echo.backend.test db.wild.test\n127.0.0.1 loop.backend.test\n",
-            address = network.address
-        ),
-    )
-    .unwrap();
+    let resolution = support::netns::Resolution::new(&format!(
+        "{address} echo.backend.test db.wild.test\n127.0.0.1 loop.backend.test\n",
+        address = network.address
+    ));
     let host = Host::start_with(
-        support::netns::with_hosts_file(hosts.path(), support::HOST_BIN),
+        resolution.command(support::HOST_BIN),
         Some(&probe_config("").path()),
         &[
             "--allow-tcp",
@@ -440,6 +460,11 @@ async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
             "{refused}: {answer}"
         );
     }
+    let unknown = probe(&host, "tcp", &format!("missing.wild.test:{port}")).await;
+    assert!(
+        unknown.starts_with("Error::DnsFailure(\"missing.wild.test:"),
+        "{unknown}"
+    );
     let side_door = probe(&host, "std-tcp", &format!("{}:{port}", network.address)).await;
     assert!(
         side_door.starts_with("error: "),

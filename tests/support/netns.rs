@@ -109,17 +109,41 @@ impl Drop for TestNetwork {
     }
 }
 
-/// A command that runs `program` in a private mount namespace where
-/// `hosts` is bind-mounted over `/etc/hosts`; the caller appends the
-/// program's arguments.
-pub fn with_hosts_file(hosts: &Path, program: &str) -> Command {
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount --bind '{}' /etc/hosts && exec \"$0\" \"$@\"",
-            hosts.display()
-        ));
-    command.arg(program);
-    command
+/// Name resolution for a program under test: a hosts file, and a
+/// resolver configuration whose only name server is a closed loopback
+/// port, so that names missing from the file fail at once.
+pub struct Resolution {
+    dir: tempfile::TempDir,
+}
+
+impl Resolution {
+    /// `hosts` is the text of the hosts file.
+    pub fn new(hosts: &str) -> Resolution {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hosts"), hosts).unwrap();
+        std::fs::write(
+            dir.path().join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        Resolution { dir }
+    }
+
+    /// A command that runs `program` in a private mount namespace where
+    /// these files are bind-mounted over `/etc/hosts` and
+    /// `/etc/resolv.conf`; the caller appends the program's arguments.
+    pub fn command(&self, program: &str) -> Command {
+        let dir: &Path = self.dir.path();
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind '{dir}/hosts' /etc/hosts && \
+                 mount --bind '{dir}/resolv.conf' /etc/resolv.conf && \
+                 exec \"$0\" \"$@\"",
+                dir = dir.display()
+            ));
+        command.arg(program);
+        command
+    }
 }
