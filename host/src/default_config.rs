@@ -109,6 +109,7 @@ pub(crate) fn samples() -> anyhow::Result<Config> {
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             location: None,
             outbound: OutboundConfig::default(),
+            world: None,
         };
         routes.insert(route, methods, app)?;
     }

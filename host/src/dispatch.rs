@@ -1,20 +1,30 @@
-//! One HTTP request: give it an id, route it, read its body within the
-//! app's limit, run the app, and turn the outcome into a response.
+//! One HTTP request: give it an id, route it, apply the app's body limit,
+//! run the app in the world it implements, and turn the outcome into a
+//! response.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serverless_config::RouteTable;
-use serverless_router::Lookup;
-use serverless_runtime::{App, GuestResponse, IncomingRequest};
+use serverless_router::{Lookup, RouteMatch};
+use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, ResponseBody, World};
 
-/// The header that carries the request id on every response.
+/// The header that carries the request id on every response, and on the
+/// request to a wasi:http component.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The route pattern that matched, on the request to a wasi:http
+/// component.
+pub(crate) const ROUTE_HEADER: &str = "x-serverless-route";
+
+/// The route parameters, form-encoded, on the request to a wasi:http
+/// component.
+pub(crate) const PARAMS_HEADER: &str = "x-serverless-params";
 
 /// Routes requests to apps.
 pub(crate) struct Dispatcher {
@@ -32,8 +42,15 @@ enum Refusal {
     HandlerFailed,
 }
 
+/// A whole body in the type every response uses.
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 impl Refusal {
-    fn into_response(self) -> Response<Full<Bytes>> {
+    fn into_response(self) -> Response<ResponseBody> {
         let (status, body) = match &self {
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
             Refusal::MethodNotAllowed(_) => {
@@ -52,7 +69,7 @@ impl Refusal {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
         };
-        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
         response.headers_mut().insert(
             CONTENT_TYPE,
@@ -67,13 +84,17 @@ impl Refusal {
     }
 }
 
+/// The outcome of one request before the request id is attached: the
+/// response and the app that produced it, if any.
+type Outcome = Result<(Response<ResponseBody>, Arc<str>), (Refusal, Option<Arc<str>>)>;
+
 impl Dispatcher {
     pub(crate) fn new(routes: RouteTable<Arc<App>>) -> Dispatcher {
         Dispatcher { routes }
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
-    pub(crate) async fn dispatch(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn dispatch(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
         let request_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let method = request.method().clone();
@@ -98,11 +119,7 @@ impl Dispatcher {
         response
     }
 
-    async fn route_and_run(
-        &self,
-        request: Request<Incoming>,
-        request_id: &Arc<str>,
-    ) -> Result<(Response<Full<Bytes>>, Arc<str>), (Refusal, Option<Arc<str>>)> {
+    async fn route_and_run(&self, request: Request<Incoming>, request_id: &Arc<str>) -> Outcome {
         let found = match self
             .routes
             .lookup(request.method().as_str(), request.uri().path())
@@ -116,70 +133,81 @@ impl Dispatcher {
         };
         let app = found.value.clone();
         let name = app.name().clone();
-        let refuse = |refusal| (refusal, Some(name.clone()));
-
-        let (parts, body) = request.into_parts();
         let limit = app.max_request_body();
-        let declared = parts
-            .headers
+        let declared = request
+            .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let too_large = || {
-            tracing::info!(
-                app = &*name,
-                request_id = &**request_id,
-                limit,
-                "request body is larger than the app's limit"
-            );
-            refuse(Refusal::TooLarge)
-        };
         if declared.is_some_and(|length| length > limit) {
-            return Err(too_large());
+            log_too_large(&name, request_id, limit);
+            return Err((Refusal::TooLarge, Some(name)));
         }
-        let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
-            Err(error) => {
-                tracing::info!(
-                    app = &*name,
-                    request_id = &**request_id,
-                    "cannot read the request body: {error}"
-                );
-                return Err(refuse(Refusal::BodyRead));
-            }
+        let result = match app.world() {
+            World::Handler => run_handler(&app, request, found, request_id).await,
+            World::WasiHttp => run_wasi_http(&app, request, found, request_id).await,
         };
+        result.map(|response| (response, name.clone())).map_err(|refusal| (refusal, Some(name)))
+    }
+}
 
-        let incoming = IncomingRequest {
-            request_id: request_id.clone(),
-            method: parts.method,
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
-            headers: parts.headers,
-            body,
-            route: found.pattern.as_str().into(),
-            params: found.params,
-        };
-        match app.handle(incoming).await {
-            Ok(guest) => Ok((into_http(guest), name)),
-            Err(error) => {
-                tracing::error!(
-                    app = &*name,
-                    request_id = &**request_id,
-                    "request failed: {error}"
-                );
-                Err(refuse(Refusal::HandlerFailed))
-            }
+fn log_too_large(app: &str, request_id: &str, limit: u64) {
+    tracing::info!(app, request_id, limit, "request body is larger than the app's limit");
+}
+
+fn log_failure(app: &str, request_id: &str, error: &serverless_runtime::HandleError) {
+    tracing::error!(app, request_id, "request failed: {error}");
+}
+
+/// Handler world: read the whole body, run `handle`, send what it built.
+async fn run_handler(
+    app: &App,
+    request: Request<Incoming>,
+    found: RouteMatch<'_, Arc<App>>,
+    request_id: &Arc<str>,
+) -> Result<Response<ResponseBody>, Refusal> {
+    let limit = app.max_request_body();
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            log_too_large(app.name(), request_id, limit);
+            return Err(Refusal::TooLarge);
+        }
+        Err(error) => {
+            tracing::info!(
+                app = &**app.name(),
+                request_id = &**request_id,
+                "cannot read the request body: {error}"
+            );
+            return Err(Refusal::BodyRead);
+        }
+    };
+    let incoming = IncomingRequest {
+        request_id: request_id.clone(),
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body,
+        route: found.pattern.as_str().into(),
+        params: found.params,
+    };
+    match app.handle(incoming).await {
+        Ok(guest) => Ok(into_http(guest)),
+        Err(error) => {
+            log_failure(app.name(), request_id, &error);
+            Err(Refusal::HandlerFailed)
         }
     }
 }
 
-/// Builds the HTTP response from what the handler set.
-fn into_http(guest: GuestResponse) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(guest.body)));
+/// Builds the HTTP response from what a handler-world guest set.
+fn into_http(guest: GuestResponse) -> Response<ResponseBody> {
+    let mut response = Response::new(full(guest.body));
     *response.status_mut() = guest.status;
     *response.headers_mut() = guest.headers;
     if let Some(reason) = guest.reason
@@ -188,4 +216,58 @@ fn into_http(guest: GuestResponse) -> Response<Full<Bytes>> {
         response.extensions_mut().insert(reason);
     }
     response
+}
+
+/// wasi:http world: hand the request over with its body still streaming,
+/// plus the request id, route and parameters in headers that the host sets
+/// (a client cannot forge them: its own are removed).
+async fn run_wasi_http(
+    app: &App,
+    request: Request<Incoming>,
+    found: RouteMatch<'_, Arc<App>>,
+    request_id: &Arc<str>,
+) -> Result<Response<ResponseBody>, Refusal> {
+    let limit = app.max_request_body();
+    let (mut parts, body) = request.into_parts();
+    let headers = &mut parts.headers;
+    for name in [REQUEST_ID_HEADER, ROUTE_HEADER, PARAMS_HEADER] {
+        headers.remove(name);
+    }
+    let params = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&found.params)
+        .finish();
+    for (name, value) in [
+        (REQUEST_ID_HEADER, &**request_id),
+        (ROUTE_HEADER, found.pattern.as_str()),
+        (PARAMS_HEADER, params.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    if !headers.contains_key(HOST) {
+        headers.insert(HOST, HeaderValue::from_static("localhost"));
+    }
+    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(
+        move |error| {
+            if error.is::<LengthLimitError>() {
+                BodyError::HttpRequestBodySize(Some(limit))
+            } else {
+                match error.downcast::<hyper::Error>() {
+                    Ok(error) => BodyError::Hyper(*error),
+                    Err(other) => BodyError::InternalError(Some(other.to_string())),
+                }
+            }
+        },
+    );
+    match app
+        .serve_http(request_id.clone(), Request::from_parts(parts, body))
+        .await
+    {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            log_failure(app.name(), request_id, &error);
+            Err(Refusal::HandlerFailed)
+        }
+    }
 }

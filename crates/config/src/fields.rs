@@ -156,6 +156,25 @@ impl TryFrom<String> for EnvValue {
     }
 }
 
+/// `world`: `"handler"` or `"wasi-http"`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct WorldField(pub crate::World);
+
+impl TryFrom<String> for WorldField {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "handler" => Ok(WorldField(crate::World::Handler)),
+            "wasi-http" => Ok(WorldField(crate::World::WasiHttp)),
+            _ => Err(format!(
+                "unknown world `{text}`; use \"handler\" (exports `handle`) or \"wasi-http\" (exports wasi:http/incoming-handler), or leave it out to let the host tell"
+            )),
+        }
+    }
+}
+
 /// A duration: whole seconds, or a string such as `"250ms"`, `"5s"` or
 /// `"2m"`. Zero is refused, since it would make every attempt fail.
 #[derive(Debug, Clone, Copy)]

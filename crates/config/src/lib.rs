@@ -70,6 +70,28 @@ pub struct AppConfig {
     pub location: Option<Location>,
     /// The app's outbound TCP settings.
     pub outbound: OutboundConfig,
+    /// The world the component implements, when the configuration says;
+    /// otherwise the host tells from the component's exports.
+    pub world: Option<World>,
+}
+
+/// The kinds of component a route can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// The serverless-wasm handler world: exports `handle`.
+    Handler,
+    /// The standard `wasi:http/proxy` world: exports
+    /// `wasi:http/incoming-handler`.
+    WasiHttp,
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::Handler => "handler",
+            World::WasiHttp => "wasi-http",
+        })
+    }
 }
 
 /// One app's outbound TCP settings.

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use crate::error::{Diagnostic, locate};
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, WorldField, is_name_char,
 };
 use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
@@ -39,6 +39,7 @@ struct RawApp {
     tcp_connect_timeout: Option<Timeout>,
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
+    world: Option<WorldField>,
 }
 
 /// Parses and validates configuration text; see [`Config::parse`].
@@ -140,6 +141,7 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
                 io_timeout: app.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
                 max_connections: app.max_tcp_connections.unwrap_or(defaults.max_connections),
             },
+            world: app.world.map(|w| w.0),
         };
         routes.insert(route, app.method.0, config).map_err(|conflict| {
             let (other_name, other_line) = &route_lines[conflict.existing_index];

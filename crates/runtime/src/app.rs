@@ -3,19 +3,30 @@
 
 use std::sync::Arc;
 
-use serverless_config::AppConfig;
+use serverless_config::{AppConfig, World};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap, WasmBacktrace};
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::bindings::HandlerPre;
 use crate::guest_log::LogTags;
+use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 use crate::sockets;
-use crate::state::HandlerState;
+use crate::state::{HandlerCall, InstanceState};
 use crate::stdio::GuestOutput;
+
+/// The pre-instantiated component, by world.
+pub(crate) enum Entry {
+    Handler(HandlerPre<InstanceState>),
+    WasiHttp(ProxyPre<InstanceState>),
+}
 
 /// A configured app whose component is compiled and pre-instantiated.
 pub struct App {
@@ -24,7 +35,7 @@ pub struct App {
     env: Vec<(String, String)>,
     max_request_body: u64,
     tcp: TcpSettings,
-    pre: HandlerPre<HandlerState>,
+    entry: Entry,
 }
 
 /// Why a request could not produce a response. The details are for the
@@ -37,10 +48,19 @@ pub enum HandleError {
     /// The guest trapped while handling the request.
     #[error("the handler trapped: {}", describe_trap(.0))]
     Trap(wasmtime::Error),
+    /// A wasi:http guest answered with an error code instead of a response.
+    #[error("the handler answered with the error {0:?}")]
+    ErrorCode(ErrorCode),
+    /// A wasi:http guest returned without setting its response.
+    #[error("the handler returned without setting a response")]
+    NoResponse,
+    /// The request was handed to an app of the other world.
+    #[error("the app serves the {0} world, not this kind of request")]
+    WrongWorld(World),
 }
 
 /// A one-line description of a trap: its cause chain and, when available,
-/// the guest's backtrace as `frame; frame; ...`.
+/// the guest's backtrace as `frame <- frame <- ...`.
 fn describe_trap(error: &wasmtime::Error) -> String {
     let mut text = match error.downcast_ref::<Trap>() {
         Some(trap) => format!("{trap}"),
@@ -52,8 +72,10 @@ fn describe_trap(error: &wasmtime::Error) -> String {
             .iter()
             .map(|frame| {
                 let module = frame.module().name().unwrap_or("<module>");
-                let function = frame.func_name().unwrap_or("<unnamed>");
-                format!("{module}!{function}")
+                match frame.func_name() {
+                    Some(name) => format!("{module}!{:#}", rustc_demangle::demangle(name)),
+                    None => format!("{module}!<unnamed>"),
+                }
             })
             .collect();
         if !frames.is_empty() {
@@ -65,20 +87,15 @@ fn describe_trap(error: &wasmtime::Error) -> String {
 }
 
 impl App {
-    pub(crate) fn new(config: AppConfig, tcp: TcpSettings, pre: HandlerPre<HandlerState>) -> App {
+    pub(crate) fn new(config: AppConfig, tcp: TcpSettings, entry: Entry) -> App {
         App {
             name: config.name.into(),
             component: config.component.to_string(),
             env: config.env,
             max_request_body: config.max_request_body,
             tcp,
-            pre,
+            entry,
         }
-    }
-
-    /// The outbound TCP rules this app runs with.
-    pub fn tcp_allowlist(&self) -> &serverless_outbound::TcpAllowlist {
-        &self.tcp.allowlist
     }
 
     /// The app's name, for logs.
@@ -91,17 +108,29 @@ impl App {
         &self.component
     }
 
+    /// The world the app's component implements.
+    pub fn world(&self) -> World {
+        match self.entry {
+            Entry::Handler(_) => World::Handler,
+            Entry::WasiHttp(_) => World::WasiHttp,
+        }
+    }
+
     /// The largest request body this app accepts, in bytes.
     pub fn max_request_body(&self) -> u64 {
         self.max_request_body
     }
 
-    /// Runs one request in a fresh store and instance and returns what the
-    /// handler built. Nothing from this request outlives the call.
-    pub async fn handle(&self, request: IncomingRequest) -> Result<GuestResponse, HandleError> {
+    /// The outbound TCP rules this app runs with.
+    pub fn tcp_allowlist(&self) -> &serverless_outbound::TcpAllowlist {
+        &self.tcp.allowlist
+    }
+
+    /// A fresh store for one request. Nothing in it outlives the request.
+    fn new_store(&self, request_id: Arc<str>, call: Option<HandlerCall>) -> Store<InstanceState> {
         let tags = LogTags {
             app: self.name.clone(),
-            request_id: request.request_id.clone(),
+            request_id,
         };
         let wasi = WasiCtx::builder()
             .envs(&self.env)
@@ -115,19 +144,40 @@ impl App {
                 tags.clone(),
             ))
             .build();
-        let state = HandlerState {
+        let state = InstanceState {
             table: ResourceTable::new(),
             wasi,
+            http: WasiHttpCtx::new(),
+            http_outbound: OutboundHttp { tags: tags.clone() },
             limits: StoreLimitsBuilder::new().trap_on_grow_failure(true).build(),
             tags,
+            tcp: OutboundTcp::new(self.tcp.clone()),
+            call,
+        };
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store
+    }
+
+    fn engine(&self) -> &wasmtime::Engine {
+        match &self.entry {
+            Entry::Handler(pre) => pre.engine(),
+            Entry::WasiHttp(pre) => pre.engine(),
+        }
+    }
+
+    /// Runs one handler-world request in a fresh store and instance and
+    /// returns what the handler built.
+    pub async fn handle(&self, request: IncomingRequest) -> Result<GuestResponse, HandleError> {
+        let Entry::Handler(pre) = &self.entry else {
+            return Err(HandleError::WrongWorld(self.world()));
+        };
+        let call = HandlerCall {
             request,
             response: GuestResponse::default(),
-            tcp: OutboundTcp::new(self.tcp.clone()),
         };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        let handler = self
-            .pre
+        let mut store = self.new_store(call.request.request_id.clone(), Some(call));
+        let handler = pre
             .instantiate_async(&mut store)
             .await
             .map_err(HandleError::Instantiate)?;
@@ -135,6 +185,73 @@ impl App {
             .call_handle(&mut store)
             .await
             .map_err(HandleError::Trap)?;
-        Ok(store.into_data().response)
+        let call = store.into_data().call;
+        Ok(call.map(|c| c.response).unwrap_or_default())
+    }
+
+    /// Runs one request through a `wasi:http` component. Both bodies
+    /// stream: the response is returned as soon as the guest sets it, and
+    /// the guest keeps running on its own task while it writes the body.
+    pub async fn serve_http<B>(
+        &self,
+        request_id: Arc<str>,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, HandleError>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Entry::WasiHttp(pre) = &self.entry else {
+            return Err(HandleError::WrongWorld(self.world()));
+        };
+        let mut store = self.new_store(request_id.clone(), None);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(HandleError::Instantiate)?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(HandleError::Instantiate)?;
+        let pre = pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(HandleError::Instantiate)?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+                .map_err(HandleError::Trap)
+        });
+        match receiver.await {
+            Ok(Ok(response)) => {
+                // The guest may still fail while it streams the body; the
+                // client then sees the connection cut, the log says why.
+                let (app, id) = (self.name.clone(), request_id);
+                tokio::spawn(async move {
+                    if let Ok(Err(error)) = task.await {
+                        tracing::error!(
+                            app = &*app,
+                            request_id = &*id,
+                            "request failed after its response started: {error}"
+                        );
+                    }
+                });
+                Ok(response)
+            }
+            Ok(Err(code)) => Err(HandleError::ErrorCode(code)),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(HandleError::NoResponse),
+                Ok(Err(error)) => Err(error),
+                Err(join) => Err(HandleError::Instantiate(wasmtime::Error::msg(format!(
+                    "the request task failed: {join}"
+                )))),
+            },
+        }
     }
 }

@@ -4,7 +4,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
-use crate::state::HandlerState;
+use crate::state::InstanceState;
 
 /// Sizes of the instance pool, fixed when the host starts.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,7 @@ pub enum RuntimeError {
 /// The engine and linker shared by every app and request.
 pub struct Runtime {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<HandlerState>,
+    pub(crate) linker: Linker<InstanceState>,
     pub(crate) settings: RuntimeSettings,
 }
 
@@ -76,7 +76,9 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
-        Handler::add_to_linker::<_, HasSelf<HandlerState>>(&mut linker, |state| state)
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(RuntimeError::Linker)?;
+        Handler::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
             .map_err(RuntimeError::Linker)?;
         Ok(Runtime {
             engine,

@@ -27,3 +27,8 @@ pub use host::outbound_tcp::TcpSettings;
 pub use load::{LoadError, LoadProblem};
 pub use request::IncomingRequest;
 pub use response::GuestResponse;
+pub use serverless_config::World;
+/// The body of a response from a `wasi:http` component, streamed.
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody as ResponseBody;
+/// Errors of streamed bodies.
+pub use wasmtime_wasi_http::Error as BodyError;

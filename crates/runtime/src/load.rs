@@ -9,8 +9,10 @@ use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
 use serverless_outbound::TcpAllowlist;
 use wasmtime::component::Component;
 
-use crate::app::App;
+use crate::app::{App, Entry};
 use crate::bindings::HandlerPre;
+use serverless_config::World;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::engine::Runtime;
 use crate::host::outbound_tcp::TcpSettings;
 
@@ -39,9 +41,18 @@ pub enum LoadProblem {
     CoreModule,
     /// The component is invalid or could not be compiled.
     Compile(wasmtime::Error),
-    /// The component imports something the host does not provide or does
-    /// not export `handle`.
-    DoesNotFit(wasmtime::Error),
+    /// The component imports something the host does not provide, or
+    /// lacks an export of the world it was taken for.
+    DoesNotFit(World, wasmtime::Error),
+    /// The component exports neither `handle` nor
+    /// `wasi:http/incoming-handler`.
+    NoKnownWorld {
+        /// What it exports instead.
+        exports: Vec<String>,
+    },
+    /// The component exports both, and the configuration does not say
+    /// which to serve.
+    AmbiguousWorld,
     /// An `allowed_tcp` entry reaches further than the operator's
     /// `--allow-tcp` rules.
     TcpRuleNotCovered {
@@ -63,9 +74,29 @@ impl fmt::Display for LoadProblem {
                 "this is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or with cargo component), or wrap it with `wasm-tools component new`",
             ),
             LoadProblem::Compile(error) => write!(f, "cannot compile the component: {error:#}"),
-            LoadProblem::DoesNotFit(error) => write!(
-                f,
-                "the component does not fit the serverless-wasm handler world: {error:#}; a handler exports `handle: func()` and imports only serverless-wasm:platform interfaces and WASI 0.2"
+            LoadProblem::DoesNotFit(world, error) => {
+                let expected = match world {
+                    World::Handler => "a handler-world component exports `handle: func()`",
+                    World::WasiHttp => "a wasi:http component exports `wasi:http/incoming-handler@0.2.x`",
+                };
+                write!(
+                    f,
+                    "the component does not fit the {world} world: {error:#}; {expected} and imports only WASI 0.2, wasi:http and serverless-wasm:platform interfaces"
+                )
+            }
+            LoadProblem::NoKnownWorld { exports } => {
+                let exports = if exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                };
+                write!(
+                    f,
+                    "the component exports {exports}, but a route needs a component that exports `handle` (the serverless-wasm handler world) or `wasi:http/incoming-handler@0.2.x` (the wasi:http/proxy world)"
+                )
+            }
+            LoadProblem::AmbiguousWorld => f.write_str(
+                "the component exports both `handle` and `wasi:http/incoming-handler`; add world = \"handler\" or world = \"wasi-http\" to the app to say which to serve",
             ),
             LoadProblem::TcpRuleNotCovered { entry, operator } => {
                 let given = if operator.is_empty() {
@@ -79,6 +110,25 @@ impl fmt::Display for LoadProblem {
                 )
             }
         }
+    }
+}
+
+/// Tells the world of a component from its exports.
+fn detect_world(engine: &wasmtime::Engine, component: &Component) -> Result<World, LoadProblem> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let serves_http = exports
+        .iter()
+        .any(|name| name.starts_with("wasi:http/incoming-handler@0.2."));
+    let handles = exports.iter().any(|name| name == "handle");
+    match (handles, serves_http) {
+        (true, false) => Ok(World::Handler),
+        (false, true) => Ok(World::WasiHttp),
+        (true, true) => Err(LoadProblem::AmbiguousWorld),
+        (false, false) => Err(LoadProblem::NoKnownWorld { exports }),
     }
 }
 
@@ -154,13 +204,17 @@ impl Runtime {
                     component
                 }
             };
-            let instance_pre = self
-                .linker
-                .instantiate_pre(&component)
-                .map_err(|e| fail_boxed(LoadProblem::DoesNotFit(e)))?;
-            let pre = HandlerPre::new(instance_pre)
-                .map_err(|e| fail_boxed(LoadProblem::DoesNotFit(e)))?;
-            Ok(Arc::new(App::new(config, tcp, pre)))
+            let world = match config.world {
+                Some(world) => world,
+                None => detect_world(&self.engine, &component).map_err(fail_boxed)?,
+            };
+            let does_not_fit = |error| fail_boxed(LoadProblem::DoesNotFit(world, error));
+            let instance_pre = self.linker.instantiate_pre(&component).map_err(does_not_fit)?;
+            let entry = match world {
+                World::Handler => Entry::Handler(HandlerPre::new(instance_pre).map_err(does_not_fit)?),
+                World::WasiHttp => Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?),
+            };
+            Ok(Arc::new(App::new(config, tcp, entry)))
         })
     }
 

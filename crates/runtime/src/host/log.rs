@@ -3,9 +3,9 @@
 use tracing::Level;
 
 use crate::bindings::log::{Host, Level as GuestLevel};
-use crate::state::HandlerState;
+use crate::state::InstanceState;
 
-impl Host for HandlerState {
+impl Host for InstanceState {
     fn log(&mut self, level: GuestLevel, message: String) -> wasmtime::Result<()> {
         let level = match level {
             GuestLevel::Trace => Level::TRACE,

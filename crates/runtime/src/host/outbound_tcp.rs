@@ -18,7 +18,7 @@ use tracing::Level;
 use wasmtime::component::Resource;
 
 use crate::bindings::outbound_tcp::{Error, Host, HostConnection};
-use crate::state::HandlerState;
+use crate::state::InstanceState;
 
 /// The most a single `read` returns, whatever the guest asks for, so that
 /// a guest cannot make the host allocate without bound.
@@ -76,7 +76,7 @@ fn io_error(error: &std::io::Error) -> Error {
     }
 }
 
-impl HandlerState {
+impl InstanceState {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
         self.tcp.denied += 1;
@@ -177,7 +177,7 @@ impl HandlerState {
     }
 }
 
-impl Host for HandlerState {
+impl Host for InstanceState {
     async fn connect(
         &mut self,
         address: String,
@@ -189,7 +189,7 @@ impl Host for HandlerState {
     }
 }
 
-impl HostConnection for HandlerState {
+impl HostConnection for InstanceState {
     async fn read(
         &mut self,
         connection: Resource<Connection>,

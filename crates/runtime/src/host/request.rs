@@ -1,7 +1,7 @@
 //! `serverless-wasm:platform/request`: the incoming request, read-only.
 
 use crate::bindings::request::Host;
-use crate::state::HandlerState;
+use crate::state::InstanceState;
 
 /// Header bytes as a string, one code point per byte (ISO-8859-1), so that
 /// no byte is lost and ASCII reads as itself.
@@ -9,27 +9,27 @@ pub(crate) fn latin1_to_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| char::from(*b)).collect()
 }
 
-impl Host for HandlerState {
+impl Host for InstanceState {
     fn method(&mut self) -> wasmtime::Result<String> {
-        Ok(self.request.method.as_str().to_owned())
+        Ok(self.call()?.request.method.as_str().to_owned())
     }
 
     fn path(&mut self) -> wasmtime::Result<String> {
-        Ok(self.request.path.clone())
+        Ok(self.call()?.request.path.clone())
     }
 
     fn query(&mut self) -> wasmtime::Result<String> {
-        Ok(self.request.query.clone())
+        Ok(self.call()?.request.query.clone())
     }
 
     fn query_params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(form_urlencoded::parse(self.request.query.as_bytes())
+        Ok(form_urlencoded::parse(self.call()?.request.query.as_bytes())
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect())
     }
 
     fn headers(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self
+        Ok(self.call()?
             .request
             .headers
             .iter()
@@ -40,7 +40,7 @@ impl Host for HandlerState {
     fn header(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         // `HeaderMap::get` would panic-free reject invalid names by
         // returning `None`, which is the right answer for them too.
-        Ok(self
+        Ok(self.call()?
             .request
             .headers
             .get(name.to_ascii_lowercase().as_str())
@@ -48,19 +48,19 @@ impl Host for HandlerState {
     }
 
     fn body(&mut self) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.request.body.to_vec())
+        Ok(self.call()?.request.body.to_vec())
     }
 
     fn route(&mut self) -> wasmtime::Result<String> {
-        Ok(self.request.route.to_string())
+        Ok(self.call()?.request.route.to_string())
     }
 
     fn params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.request.params.clone())
+        Ok(self.call()?.request.params.clone())
     }
 
     fn param(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        Ok(self
+        Ok(self.call()?
             .request
             .params
             .iter()

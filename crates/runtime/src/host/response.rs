@@ -4,7 +4,7 @@ use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::bindings::response::{Host, ResponseError};
-use crate::state::HandlerState;
+use crate::state::InstanceState;
 
 /// Headers that the host computes itself; letting a handler set them would
 /// corrupt the framing of the connection or the request id.
@@ -52,7 +52,7 @@ fn valid_reason(reason: &str) -> bool {
     })
 }
 
-impl Host for HandlerState {
+impl Host for InstanceState {
     fn set_status_line(
         &mut self,
         code: u16,
@@ -67,8 +67,9 @@ impl Host for HandlerState {
         {
             return Ok(Err(ResponseError::InvalidHeaderValue(reason.clone())));
         }
-        self.response.status = parsed;
-        self.response.reason = reason;
+        let response = &mut self.call()?.response;
+        response.status = parsed;
+        response.reason = reason;
         Ok(Ok(()))
     }
 
@@ -81,9 +82,9 @@ impl Host for HandlerState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
+        let headers = &mut self.call()?.response.headers;
         Ok(header_name(&name).and_then(|name| {
-            let value = header_value(&value)?;
-            self.response.headers.insert(name, value);
+            headers.insert(name, header_value(&value)?);
             Ok(())
         }))
     }
@@ -93,20 +94,20 @@ impl Host for HandlerState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
+        let headers = &mut self.call()?.response.headers;
         Ok(header_name(&name).and_then(|name| {
-            let value = header_value(&value)?;
-            self.response.headers.append(name, value);
+            headers.append(name, header_value(&value)?);
             Ok(())
         }))
     }
 
     fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<()> {
-        self.response.body = body;
+        self.call()?.response.body = body;
         Ok(())
     }
 
     fn append_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<()> {
-        self.response.body.extend_from_slice(&chunk);
+        self.call()?.response.body.extend_from_slice(&chunk);
         Ok(())
     }
 }

@@ -1,0 +1,184 @@
+//! Test-only wasi:http component: `ANY /http-probe/:action` does what
+//! `action` says, so that the host's tests can check streaming, request
+//! metadata and outbound HTTP. Never route it in production.
+//!
+//! * `echo`: streams the request body back as the response body.
+//! * `bytes` (`n`): answers `n` bytes of `x`, written 64 KiB at a time.
+//! * `meta`: answers the method, path and the headers the host adds.
+//! * `fetch` (`url`): GETs `url` and answers its status and body, or the
+//!   error code.
+//! * `trap`: executes `unreachable` before answering.
+//! * `silent`: returns without setting a response.
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+struct Probe;
+
+const CHUNK: usize = 64 * 1024;
+
+fn query(request: &IncomingRequest, name: &str) -> String {
+    let path = request.path_with_query().unwrap_or_default();
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn header(request: &IncomingRequest, name: &str) -> String {
+    let values = request.headers().get(name);
+    values
+        .into_iter()
+        .next()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default()
+}
+
+/// Sets a 200 response and returns its body for writing.
+fn respond(out: ResponseOutparam, status: u16) -> OutgoingBody {
+    let response = OutgoingResponse::new(Fields::new());
+    response.set_status_code(status).expect("a valid status");
+    let body = response.body().expect("the body of a new response");
+    ResponseOutparam::set(out, Ok(response));
+    body
+}
+
+fn answer(out: ResponseOutparam, status: u16, text: &str) {
+    let body = respond(out, status);
+    let stream = body.write().expect("the body stream");
+    stream
+        .blocking_write_and_flush(text.as_bytes())
+        .expect("the client takes the body");
+    drop(stream);
+    OutgoingBody::finish(body, None).expect("the body finishes");
+}
+
+/// Percent-decodes a query value.
+fn decode(text: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut input = text.bytes();
+    while let Some(byte) = input.next() {
+        if byte == b'%' {
+            let hex: Vec<u8> = input.by_ref().take(2).collect();
+            if let Some(value) = std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                bytes.push(value);
+            }
+        } else {
+            bytes.push(byte);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+    let (scheme, rest) = url.split_once("://").ok_or("the url has no scheme")?;
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|()| "method")?;
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_owned()),
+    };
+    request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
+    request.set_authority(Some(authority)).map_err(|()| "authority")?;
+    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken twice")?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "body")?;
+    let stream = body.stream().map_err(|()| "stream")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(CHUNK as u64) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(wasip2::io::streams::StreamError::Closed) => break,
+            Err(error) => return Err(format!("{error:?}")),
+        }
+    }
+    Ok((status, bytes))
+}
+
+impl wasip2::exports::http::incoming_handler::Guest for Probe {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let action = path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        match action.as_str() {
+            "echo" => {
+                let incoming = request.consume().expect("the request body");
+                let input = incoming.stream().expect("the request body stream");
+                let body = respond(out, 200);
+                let output = body.write().expect("the body stream");
+                loop {
+                    match input.blocking_read(CHUNK as u64) {
+                        Ok(chunk) => output
+                            .blocking_write_and_flush(&chunk)
+                            .expect("the client takes the body"),
+                        Err(wasip2::io::streams::StreamError::Closed) => break,
+                        Err(error) => panic!("reading the request body: {error:?}"),
+                    }
+                }
+                drop(output);
+                OutgoingBody::finish(body, None).expect("the body finishes");
+            }
+            "bytes" => {
+                let total: usize = query(&request, "n").parse().unwrap_or(0);
+                let body = respond(out, 200);
+                let output = body.write().expect("the body stream");
+                let chunk = vec![b'x'; CHUNK];
+                let mut left = total;
+                while left > 0 {
+                    let size = left.min(CHUNK);
+                    output
+                        .blocking_write_and_flush(&chunk[..size])
+                        .expect("the client takes the body");
+                    left -= size;
+                }
+                drop(output);
+                OutgoingBody::finish(body, None).expect("the body finishes");
+            }
+            "meta" => {
+                let text = format!(
+                    "method={:?}\npath={}\nrequest-id={}\nroute={}\nparams={}\n",
+                    request.method(),
+                    path,
+                    header(&request, "x-request-id"),
+                    header(&request, "x-serverless-route"),
+                    header(&request, "x-serverless-params"),
+                );
+                answer(out, 200, &text);
+            }
+            "fetch" => match fetch(&decode(&query(&request, "url"))) {
+                Ok((status, body)) => {
+                    answer(out, 200, &format!("{status} {}", String::from_utf8_lossy(&body)))
+                }
+                Err(error) => answer(out, 200, &format!("error: {error}")),
+            },
+            "trap" => core::arch::wasm32::unreachable(),
+            "silent" => {}
+            other => answer(out, 400, &format!("unknown probe action `{other}`\n")),
+        }
+    }
+}
+
+wasip2::http::proxy::export!(Probe);
