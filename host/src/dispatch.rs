@@ -147,12 +147,19 @@ impl Dispatcher {
             World::Handler => run_handler(&app, request, found, request_id).await,
             World::WasiHttp => run_wasi_http(&app, request, found, request_id).await,
         };
-        result.map(|response| (response, name.clone())).map_err(|refusal| (refusal, Some(name)))
+        result
+            .map(|response| (response, name.clone()))
+            .map_err(|refusal| (refusal, Some(name)))
     }
 }
 
 fn log_too_large(app: &str, request_id: &str, limit: u64) {
-    tracing::info!(app, request_id, limit, "request body is larger than the app's limit");
+    tracing::info!(
+        app,
+        request_id,
+        limit,
+        "request body is larger than the app's limit"
+    );
 }
 
 fn log_failure(app: &str, request_id: &str, error: &serverless_runtime::HandleError) {
@@ -248,8 +255,8 @@ async fn run_wasi_http(
     if !headers.contains_key(HOST) {
         headers.insert(HOST, HeaderValue::from_static("localhost"));
     }
-    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(
-        move |error| {
+    let body =
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(move |error| {
             if error.is::<LengthLimitError>() {
                 BodyError::HttpRequestBodySize(Some(limit))
             } else {
@@ -258,8 +265,7 @@ async fn run_wasi_http(
                     Err(other) => BodyError::InternalError(Some(other.to_string())),
                 }
             }
-        },
-    );
+        });
     match app
         .serve_http(request_id.clone(), Request::from_parts(parts, body))
         .await

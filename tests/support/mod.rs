@@ -157,6 +157,22 @@ impl Host {
             .count()
     }
 
+    /// A memory figure of the host process from `/proc/PID/status`, in
+    /// bytes: `VmRSS` (now) or `VmHWM` (peak so far).
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc status"));
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// Waits for the host to exit.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

@@ -9,7 +9,8 @@ use toml::Spanned;
 
 use crate::error::{Diagnostic, locate};
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, WorldField, is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, WorldField,
+    is_name_char,
 };
 use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,

@@ -62,9 +62,19 @@ pub enum HandleError {
 /// A one-line description of a trap: its cause chain and, when available,
 /// the guest's backtrace as `frame <- frame <- ...`.
 fn describe_trap(error: &wasmtime::Error) -> String {
+    // The backtrace is attached as context; it is rendered below, one
+    // line, instead of in its multi-line form.
     let mut text = match error.downcast_ref::<Trap>() {
         Some(trap) => format!("{trap}"),
-        None => format!("{error:#}"),
+        None => {
+            let skip = usize::from(error.downcast_ref::<WasmBacktrace>().is_some());
+            error
+                .chain()
+                .skip(skip)
+                .map(|cause| cause.to_string())
+                .collect::<Vec<_>>()
+                .join(": ")
+        }
     };
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
         let frames: Vec<String> = backtrace

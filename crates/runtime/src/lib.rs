@@ -28,7 +28,7 @@ pub use load::{LoadError, LoadProblem};
 pub use request::IncomingRequest;
 pub use response::GuestResponse;
 pub use serverless_config::World;
-/// The body of a response from a `wasi:http` component, streamed.
-pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody as ResponseBody;
 /// Errors of streamed bodies.
 pub use wasmtime_wasi_http::Error as BodyError;
+/// The body of a response from a `wasi:http` component, streamed.
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody as ResponseBody;

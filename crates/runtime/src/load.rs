@@ -11,10 +11,10 @@ use wasmtime::component::Component;
 
 use crate::app::{App, Entry};
 use crate::bindings::HandlerPre;
-use serverless_config::World;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::engine::Runtime;
 use crate::host::outbound_tcp::TcpSettings;
+use serverless_config::World;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// Why an app's component cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -209,10 +209,17 @@ impl Runtime {
                 None => detect_world(&self.engine, &component).map_err(fail_boxed)?,
             };
             let does_not_fit = |error| fail_boxed(LoadProblem::DoesNotFit(world, error));
-            let instance_pre = self.linker.instantiate_pre(&component).map_err(does_not_fit)?;
+            let instance_pre = self
+                .linker
+                .instantiate_pre(&component)
+                .map_err(does_not_fit)?;
             let entry = match world {
-                World::Handler => Entry::Handler(HandlerPre::new(instance_pre).map_err(does_not_fit)?),
-                World::WasiHttp => Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?),
+                World::Handler => {
+                    Entry::Handler(HandlerPre::new(instance_pre).map_err(does_not_fit)?)
+                }
+                World::WasiHttp => {
+                    Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?)
+                }
             };
             Ok(Arc::new(App::new(config, tcp, entry)))
         })

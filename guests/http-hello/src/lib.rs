@@ -29,7 +29,10 @@ fn decode(text: &str) -> String {
             b'+' => bytes.push(b' '),
             b'%' => {
                 let hex: Vec<u8> = input.by_ref().take(2).collect();
-                match std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(value) => bytes.push(value),
                     None => bytes.extend_from_slice(&hex),
                 }

@@ -20,6 +20,15 @@ struct Probe;
 
 const CHUNK: usize = 64 * 1024;
 
+/// Writes all of `bytes`, in pieces no larger than a blocking write takes.
+fn write_all(stream: &wasip2::io::streams::OutputStream, bytes: &[u8]) {
+    for piece in bytes.chunks(4096) {
+        stream
+            .blocking_write_and_flush(piece)
+            .expect("the client takes the body");
+    }
+}
+
 fn query(request: &IncomingRequest, name: &str) -> String {
     let path = request.path_with_query().unwrap_or_default();
     let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -51,9 +60,7 @@ fn respond(out: ResponseOutparam, status: u16) -> OutgoingBody {
 fn answer(out: ResponseOutparam, status: u16, text: &str) {
     let body = respond(out, status);
     let stream = body.write().expect("the body stream");
-    stream
-        .blocking_write_and_flush(text.as_bytes())
-        .expect("the client takes the body");
+    write_all(&stream, text.as_bytes());
     drop(stream);
     OutgoingBody::finish(body, None).expect("the body finishes");
 }
@@ -65,7 +72,10 @@ fn decode(text: &str) -> String {
     while let Some(byte) = input.next() {
         if byte == b'%' {
             let hex: Vec<u8> = input.by_ref().take(2).collect();
-            if let Some(value) = std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(value) = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 bytes.push(value);
             }
         } else {
@@ -89,8 +99,12 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
         other => Scheme::Other(other.to_owned()),
     };
     request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    request.set_authority(Some(authority)).map_err(|()| "authority")?;
-    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "path")?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     pending.subscribe().block();
     let response = pending
@@ -131,9 +145,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 let output = body.write().expect("the body stream");
                 loop {
                     match input.blocking_read(CHUNK as u64) {
-                        Ok(chunk) => output
-                            .blocking_write_and_flush(&chunk)
-                            .expect("the client takes the body"),
+                        Ok(chunk) => write_all(&output, &chunk),
                         Err(wasip2::io::streams::StreamError::Closed) => break,
                         Err(error) => panic!("reading the request body: {error:?}"),
                     }
@@ -149,9 +161,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 let mut left = total;
                 while left > 0 {
                     let size = left.min(CHUNK);
-                    output
-                        .blocking_write_and_flush(&chunk[..size])
-                        .expect("the client takes the body");
+                    write_all(&output, &chunk[..size]);
                     left -= size;
                 }
                 drop(output);
@@ -169,9 +179,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 answer(out, 200, &text);
             }
             "fetch" => match fetch(&decode(&query(&request, "url"))) {
-                Ok((status, body)) => {
-                    answer(out, 200, &format!("{status} {}", String::from_utf8_lossy(&body)))
-                }
+                Ok((status, body)) => answer(
+                    out,
+                    200,
+                    &format!("{status} {}", String::from_utf8_lossy(&body)),
+                ),
                 Err(error) => answer(out, 200, &format!("error: {error}")),
             },
             "trap" => core::arch::wasm32::unreachable(),

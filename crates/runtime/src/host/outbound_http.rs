@@ -11,7 +11,10 @@ use crate::guest_log::LogTags;
 type SendFuture = Box<
     dyn Future<
             Output = Result<
-                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>),
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
                 Error,
             >,
         > + Send,

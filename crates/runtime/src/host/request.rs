@@ -23,13 +23,16 @@ impl Host for InstanceState {
     }
 
     fn query_params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(form_urlencoded::parse(self.call()?.request.query.as_bytes())
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect())
+        Ok(
+            form_urlencoded::parse(self.call()?.request.query.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        )
     }
 
     fn headers(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.call()?
+        Ok(self
+            .call()?
             .request
             .headers
             .iter()
@@ -40,7 +43,8 @@ impl Host for InstanceState {
     fn header(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         // `HeaderMap::get` would panic-free reject invalid names by
         // returning `None`, which is the right answer for them too.
-        Ok(self.call()?
+        Ok(self
+            .call()?
             .request
             .headers
             .get(name.to_ascii_lowercase().as_str())
@@ -60,7 +64,8 @@ impl Host for InstanceState {
     }
 
     fn param(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.call()?
+        Ok(self
+            .call()?
             .request
             .params
             .iter()

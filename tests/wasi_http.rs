@@ -1,0 +1,259 @@
+//! End-to-end tests of `wasi:http/proxy` components on `host serve`: a
+//! component built only against the standard WASI bindings, request
+//! metadata, streaming with bounded host memory, and failures.
+
+mod support;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
+use support::{ConfigDir, Host, client, get, send};
+
+fn http_config(extra: &str) -> ConfigDir {
+    ConfigDir::new(&format!(
+        r#"[[applications]]
+name = "hello"
+file_path = {hello:?}
+method = "GET"
+url_path = "/http-hello/:name"
+
+[[applications]]
+name = "probe"
+file_path = {probe:?}
+method = "ANY"
+url_path = "/http-probe/:action"
+{extra}
+"#,
+        hello = guest_artifacts::HTTP_HELLO_PATH,
+        probe = guest_artifacts::TEST_HTTP_PROBE_PATH,
+    ))
+}
+
+#[tokio::test]
+async fn a_plain_wasi_http_component_runs_unchanged() {
+    let host = Host::start(Some(&http_config("").path()), &[]);
+    let reply = get(&host.url("/http-hello/Ada%20L")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "Hello from wasi:http, Ada L!\n");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(reply.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn route_and_request_id_reach_the_component_and_cannot_be_forged() {
+    let host = Host::start(Some(&http_config("").path()), &[]);
+    let reply = send(
+        &client(),
+        "POST",
+        &host.url("/http-probe/meta?x=1"),
+        &[
+            ("x-serverless-route", b"/forged"),
+            ("x-serverless-params", b"admin=1"),
+            ("x-request-id", b"forged-id"),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    let id = reply.header("x-request-id").unwrap();
+    assert_eq!(
+        reply.text(),
+        format!(
+            "method=Method::Post\npath=/http-probe/meta?x=1\nrequest-id={id}\nroute=/http-probe/:action\nparams=action=meta\n"
+        )
+    );
+}
+
+/// A request body of `left` bytes of `y`, produced 64 KiB at a time so that
+/// the test never holds it whole.
+struct Generated {
+    left: u64,
+}
+
+impl Body for Generated {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        const CHUNK: &[u8] = &[b'y'; 64 * 1024];
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let size = self.left.min(CHUNK.len() as u64);
+        self.left -= size;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+            &CHUNK[..size as usize],
+        )))))
+    }
+}
+
+/// Reads a response body to the end, counting bytes without keeping them.
+async fn drain(mut body: hyper::body::Incoming) -> u64 {
+    let mut total = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("the body streams").into_data() {
+            assert!(data.iter().all(|b| *b == b'x' || *b == b'y'));
+            total += data.len() as u64;
+        }
+    }
+    total
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways_without_growing_host_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let host = Host::start(
+        Some(&http_config("max_request_body = \"1 GiB\"").path()),
+        &[],
+    );
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Generated>();
+    // Warm up so that pools and threads exist before measuring.
+    let warm = client
+        .request(
+            http::Request::post(host.url("/http-probe/echo"))
+                .body(Generated { left: 1024 * 1024 })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(drain(warm.into_body()).await, 1024 * 1024);
+    let before = host.memory("VmHWM");
+
+    let upload = client
+        .request(
+            http::Request::post(host.url("/http-probe/echo"))
+                .body(Generated { left: SIZE })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    assert_eq!(
+        drain(upload.into_body()).await,
+        SIZE,
+        "the echo returns every byte"
+    );
+
+    let download = client
+        .request(
+            http::Request::get(host.url(&format!("/http-probe/bytes?n={SIZE}")))
+                .body(Generated { left: 0 })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(drain(download.into_body()).await, SIZE);
+
+    let growth = host.memory("VmHWM").saturating_sub(before);
+    eprintln!(
+        "host peak RSS grew by {} KiB while streaming 2 x 100 MiB",
+        growth / 1024
+    );
+    assert!(
+        growth < 32 * 1024 * 1024,
+        "the host's peak RSS grew by {} MiB: bodies are being buffered",
+        growth / (1024 * 1024)
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_up_front() {
+    let host = Host::start(Some(&http_config("max_request_body = 1000").path()), &[]);
+    let reply = send(
+        &client(),
+        "POST",
+        &host.url("/http-probe/echo"),
+        &[],
+        vec![0u8; 1001],
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    let fits = send(
+        &client(),
+        "POST",
+        &host.url("/http-probe/echo"),
+        &[],
+        vec![b'y'; 1000],
+    )
+    .await;
+    assert_eq!((fits.status, fits.body.len()), (200, 1000));
+}
+
+#[tokio::test]
+async fn traps_and_missing_responses_are_500_and_logged() {
+    let host = Host::start(Some(&http_config("").path()), &[]);
+    let trap = get(&host.url("/http-probe/trap")).await;
+    assert_eq!(
+        (trap.status, trap.text().as_str()),
+        (500, "internal server error\n")
+    );
+    let line = host.wait_for_log(&["request failed", trap.header("x-request-id").unwrap()]);
+    assert!(
+        line.contains("unreachable") && line.contains("incoming_handler"),
+        "{line}"
+    );
+
+    let silent = get(&host.url("/http-probe/silent")).await;
+    assert_eq!(silent.status, 500);
+    host.wait_for_log(&[
+        "returned without setting a response",
+        silent.header("x-request-id").unwrap(),
+    ]);
+    assert_eq!(get(&host.url("/http-hello/again")).await.status, 200);
+}
+
+#[test]
+fn components_of_neither_world_or_the_wrong_declared_world_stop_startup() {
+    let cases = [
+        (
+            format!(
+                "file_path = {:?}",
+                guest_artifacts::TEST_MISSING_EXPORT_PATH
+            ),
+            "the component exports `run`, but a route needs a component that exports `handle` (the serverless-wasm handler world) or `wasi:http/incoming-handler@0.2.x` (the wasi:http/proxy world)",
+        ),
+        (
+            format!(
+                "file_path = {:?}\nworld = \"handler\"",
+                guest_artifacts::HTTP_HELLO_PATH
+            ),
+            "the component does not fit the handler world: no export `handle` found",
+        ),
+        (
+            format!(
+                "file_path = {:?}\nworld = \"wasi-http\"",
+                guest_artifacts::HELLO_PATH
+            ),
+            "the component does not fit the wasi-http world",
+        ),
+    ];
+    for (entry, expected) in cases {
+        let config = ConfigDir::new(&format!(
+            "[[applications]]\nname = \"x\"\n{entry}\nmethod = \"GET\"\nurl_path = \"/x\"\n"
+        ));
+        let output = std::process::Command::new(support::HOST_BIN)
+            .args([
+                "serve",
+                config.path().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+    }
+}
