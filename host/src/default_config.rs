@@ -1,12 +1,15 @@
 //! The configuration `host serve` uses when given no file: the bundled
-//! sample handlers, compiled into the binary.
+//! sample handlers, compiled into the binary, and the sample site that the
+//! `static-files` sample serves.
 
+use anyhow::Context as _;
 use serverless_config::{
     AppConfig, ComponentSource, Config, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_REQUEST_BODY,
-    MethodFilter, OutboundConfig, RouteTable,
+    MethodFilter, Mount, OutboundConfig, RouteTable,
 };
 
-/// One bundled route: app name, method, path, component, environment.
+/// One bundled route: app name, method, path, component, environment, and
+/// whether the sample site is mounted at `/site`.
 struct Sample {
     name: &'static str,
     method: &'static str,
@@ -14,6 +17,31 @@ struct Sample {
     label: &'static str,
     wasm: &'static [u8],
     env: &'static [(&'static str, &'static str)],
+    mounts_site: bool,
+}
+
+/// The files of `guests/static-files/site`, compiled in so that an
+/// installed binary can serve them.
+const SITE: &[(&str, &[u8])] = &[
+    (
+        "index.html",
+        include_bytes!("../../guests/static-files/site/index.html"),
+    ),
+    (
+        "style.css",
+        include_bytes!("../../guests/static-files/site/style.css"),
+    ),
+    (
+        "hello.txt",
+        include_bytes!("../../guests/static-files/site/hello.txt"),
+    ),
+];
+
+/// The bundled samples, and the temporary folder holding the sample site
+/// for as long as they are served.
+pub(crate) struct Samples {
+    pub(crate) config: Config,
+    pub(crate) site: tempfile::TempDir,
 }
 
 const SAMPLES: &[Sample] = &[
@@ -24,6 +52,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:hello",
         wasm: guest_artifacts::HELLO,
         env: &[],
+        mounts_site: false,
     },
     Sample {
         name: "hello-name",
@@ -32,6 +61,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:hello",
         wasm: guest_artifacts::HELLO,
         env: &[],
+        mounts_site: false,
     },
     Sample {
         name: "echo",
@@ -40,6 +70,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:echo",
         wasm: guest_artifacts::ECHO,
         env: &[],
+        mounts_site: false,
     },
     Sample {
         name: "echo-rest",
@@ -48,6 +79,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:echo",
         wasm: guest_artifacts::ECHO,
         env: &[],
+        mounts_site: false,
     },
     Sample {
         name: "env",
@@ -59,6 +91,7 @@ const SAMPLES: &[Sample] = &[
             ("APP_MODE", "sample"),
             ("GREETING", "Hello from the env table"),
         ],
+        mounts_site: false,
     },
     Sample {
         name: "counter",
@@ -67,6 +100,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:redis-counter",
         wasm: guest_artifacts::REDIS_COUNTER,
         env: REDIS_ENV,
+        mounts_site: false,
     },
     Sample {
         name: "counter-path",
@@ -75,6 +109,7 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:redis-counter",
         wasm: guest_artifacts::REDIS_COUNTER,
         env: REDIS_ENV,
+        mounts_site: false,
     },
     Sample {
         name: "tcp-echo",
@@ -83,6 +118,34 @@ const SAMPLES: &[Sample] = &[
         label: "builtin:tcp-echo",
         wasm: guest_artifacts::TCP_ECHO,
         env: &[("ECHO_ADDRESS", "127.0.0.1:7007")],
+        mounts_site: false,
+    },
+    Sample {
+        name: "http-hello",
+        method: "GET",
+        path: "/http-hello",
+        label: "builtin:http-hello",
+        wasm: guest_artifacts::HTTP_HELLO,
+        env: &[],
+        mounts_site: false,
+    },
+    Sample {
+        name: "http-hello-name",
+        method: "GET",
+        path: "/http-hello/:name",
+        label: "builtin:http-hello",
+        wasm: guest_artifacts::HTTP_HELLO,
+        env: &[],
+        mounts_site: false,
+    },
+    Sample {
+        name: "static-files",
+        method: "GET",
+        path: "/static/*",
+        label: "builtin:static-files",
+        wasm: guest_artifacts::STATIC_FILES,
+        env: &[],
+        mounts_site: true,
     },
 ];
 
@@ -90,7 +153,15 @@ const SAMPLES: &[Sample] = &[
 const REDIS_ENV: &[(&str, &str)] = &[("REDIS_HOST", "127.0.0.1"), ("REDIS_PORT", "6379")];
 
 /// The bundled samples on the default address.
-pub(crate) fn samples() -> anyhow::Result<Config> {
+pub(crate) fn samples() -> anyhow::Result<Samples> {
+    let site = tempfile::Builder::new()
+        .prefix("serverless-wasm-site-")
+        .tempdir()
+        .context("cannot create a folder for the sample site")?;
+    for (name, contents) in SITE {
+        std::fs::write(site.path().join(name), contents)
+            .with_context(|| format!("cannot write the sample site's {name}"))?;
+    }
     let mut routes = RouteTable::new();
     for sample in SAMPLES {
         let methods = MethodFilter::from_names([sample.method])?;
@@ -110,11 +181,24 @@ pub(crate) fn samples() -> anyhow::Result<Config> {
             location: None,
             outbound: OutboundConfig::default(),
             world: None,
+            secrets: Vec::new(),
+            files: if sample.mounts_site {
+                vec![Mount {
+                    guest_path: "/site".to_owned(),
+                    host_path: site.path().to_owned(),
+                    writable: false,
+                }]
+            } else {
+                Vec::new()
+            },
         };
         routes.insert(route, methods, app)?;
     }
-    Ok(Config {
-        listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
-        routes,
+    Ok(Samples {
+        config: Config {
+            listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
+            routes,
+        },
+        site,
     })
 }

@@ -162,8 +162,10 @@ fn log_too_large(app: &str, request_id: &str, limit: u64) {
     );
 }
 
-fn log_failure(app: &str, request_id: &str, error: &serverless_runtime::HandleError) {
-    tracing::error!(app, request_id, "request failed: {error}");
+fn log_failure(app: &App, request_id: &str, error: &serverless_runtime::HandleError) {
+    let message = error.to_string();
+    let message = app.redact(&message);
+    tracing::error!(app = &**app.name(), request_id, "request failed: {message}");
 }
 
 /// Handler world: read the whole body, run `handle`, send what it built.
@@ -206,7 +208,7 @@ async fn run_handler(
     match app.handle(incoming).await {
         Ok(guest) => Ok(into_http(guest)),
         Err(error) => {
-            log_failure(app.name(), request_id, &error);
+            log_failure(app, request_id, &error);
             Err(Refusal::HandlerFailed)
         }
     }
@@ -272,7 +274,7 @@ async fn run_wasi_http(
     {
         Ok(response) => Ok(response),
         Err(error) => {
-            log_failure(app.name(), request_id, &error);
+            log_failure(app, request_id, &error);
             Err(Refusal::HandlerFailed)
         }
     }

@@ -20,9 +20,13 @@ use crate::server;
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => default_config::samples()?,
+    // The samples' site folder must outlive the server.
+    let (config, _sample_site) = match &args.config {
+        Some(path) => (Config::load(path)?, None),
+        None => {
+            let samples = default_config::samples()?;
+            (samples.config, Some(samples.site))
+        }
     };
     let runtime = Runtime::new(RuntimeSettings {
         max_instances: args.max_instances,

@@ -136,24 +136,124 @@ impl TryFrom<String> for EnvName {
     }
 }
 
-/// A value of an app's `env` table.
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "String")]
-pub(crate) struct EnvValue(pub String);
+/// A value of an app's `env` table: a literal string, or
+/// `{ from_env = "NAME" }` to take it from the host's environment when the
+/// host starts (such values are secrets: the host never logs them).
+#[derive(Debug)]
+pub(crate) enum EnvValue {
+    Literal(String),
+    FromEnv(String),
+}
 
-impl TryFrom<String> for EnvValue {
-    type Error = String;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromEnvTable {
+    from_env: String,
+}
 
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        if value.contains('\0') {
-            Err(
-                "environment variable value contains a NUL byte, which the environment cannot hold"
-                    .to_owned(),
-            )
-        } else {
-            Ok(EnvValue(value))
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvValueVisitor;
+
+        impl<'de> Visitor<'de> for EnvValueVisitor {
+            type Value = EnvValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, or a table { from_env = \"NAME\" }")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<EnvValue, E> {
+                if value.contains('\0') {
+                    return Err(E::custom(
+                        "environment variable value contains a NUL byte, which the environment cannot hold",
+                    ));
+                }
+                Ok(EnvValue::Literal(value.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<EnvValue, A::Error> {
+                let table = FromEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if table.from_env.is_empty() || table.from_env.contains(['=', '\0']) {
+                    return Err(de::Error::custom(format!(
+                        "`{}` is not an environment variable name",
+                        table.from_env.escape_debug()
+                    )));
+                }
+                Ok(EnvValue::FromEnv(table.from_env))
+            }
+        }
+
+        deserializer.deserialize_any(EnvValueVisitor)
+    }
+}
+
+/// A value of an app's `files` table: a host folder, or
+/// `{ path = "folder", writable = true }`.
+#[derive(Debug)]
+pub(crate) struct MountValue {
+    pub path: String,
+    pub writable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountTable {
+    path: String,
+    #[serde(default)]
+    writable: bool,
+}
+
+impl<'de> Deserialize<'de> for MountValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MountVisitor;
+
+        impl<'de> Visitor<'de> for MountVisitor {
+            type Value = MountValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host folder, or a table { path = \"folder\", writable = true }")
+            }
+
+            fn visit_str<E: de::Error>(self, path: &str) -> Result<MountValue, E> {
+                Ok(MountValue {
+                    path: path.to_owned(),
+                    writable: false,
+                })
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<MountValue, A::Error> {
+                let table = MountTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(MountValue {
+                    path: table.path,
+                    writable: table.writable,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(MountVisitor)
+    }
+}
+
+/// Checks a guest mount point: absolute, without `.` or `..` segments;
+/// returns it without a trailing `/`.
+pub(crate) fn guest_mount_path(text: &str) -> Result<String, String> {
+    let Some(rest) = text.strip_prefix('/') else {
+        return Err(format!(
+            "mount point `{text}` must be an absolute guest path, such as `/{text}`"
+        ));
+    };
+    let trimmed = rest.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok("/".to_owned());
+    }
+    for segment in trimmed.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!(
+                "mount point `{text}` has an empty, `.` or `..` segment; write it plainly, such as `/static`"
+            ));
         }
     }
+    Ok(format!("/{trimmed}"))
 }
 
 /// `world`: `"handler"` or `"wasi-http"`.

@@ -63,6 +63,11 @@ pub struct AppConfig {
     pub component: ComponentSource,
     /// Environment variables the component sees, sorted by name.
     pub env: Vec<(String, String)>,
+    /// Values that came from the host's environment (`from_env`): the host
+    /// removes them from every log line.
+    pub secrets: Vec<String>,
+    /// Host folders the component sees as preopened directories.
+    pub files: Vec<Mount>,
     /// Larger request bodies are refused with `413`.
     pub max_request_body: u64,
     /// Where the entry's `file_path` is written, for errors found later
@@ -92,6 +97,17 @@ impl std::fmt::Display for World {
             World::WasiHttp => "wasi-http",
         })
     }
+}
+
+/// A host folder mounted into an app's filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where the guest sees it, absolute, without a trailing `/`.
+    pub guest_path: String,
+    /// The folder on the host, resolved against the configuration's folder.
+    pub host_path: PathBuf,
+    /// Whether the guest may create, change and delete files in it.
+    pub writable: bool,
 }
 
 /// One app's outbound TCP settings.
@@ -155,8 +171,19 @@ impl Config {
     }
 
     /// Validates configuration text. `path` names the file in errors and
-    /// anchors relative `file_path`s.
+    /// anchors relative paths; `from_env` values come from this process's
+    /// environment.
     pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
-        raw::parse(source, path)
+        raw::parse(source, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::parse`], with `from_env` values looked up by
+    /// `lookup` instead of in the environment.
+    pub fn parse_with_env(
+        source: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        raw::parse(source, path, lookup)
     }
 }

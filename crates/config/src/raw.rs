@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use crate::error::{Diagnostic, locate};
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, Route, Timeout, WorldField,
-    is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, MountValue, Route, Timeout,
+    WorldField, guest_mount_path, is_name_char,
 };
 use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
@@ -34,7 +34,8 @@ struct RawApp {
     method: Methods,
     url_path: Spanned<Route>,
     #[serde(default)]
-    env: BTreeMap<EnvName, EnvValue>,
+    env: BTreeMap<EnvName, Spanned<EnvValue>>,
+    files: Option<BTreeMap<Spanned<String>, Spanned<MountValue>>>,
     max_request_body: Option<ByteSize>,
     allowed_tcp: Option<Vec<Spanned<String>>>,
     tcp_connect_timeout: Option<Timeout>,
@@ -44,7 +45,11 @@ struct RawApp {
 }
 
 /// Parses and validates configuration text; see [`Config::parse`].
-pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn parse(
+    source: &str,
+    path: &Path,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(source).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let mut message = error.message().trim_end().to_owned();
@@ -111,10 +116,37 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
         };
         let route_span = app.url_path.span();
         let route = app.url_path.into_inner().0;
+        let mut env = Vec::with_capacity(app.env.len());
+        let mut secrets = Vec::new();
+        for (key, value) in app.env {
+            let span = value.span();
+            match value.into_inner() {
+                EnvValue::Literal(value) => env.push((key.0, value)),
+                EnvValue::FromEnv(source_name) => {
+                    let value = lookup_env(&source_name).ok_or_else(|| {
+                        at(
+                            span,
+                            format!(
+                                "app `{name}`: env `{}` takes its value from the host environment variable `{source_name}`, which is not set; set it before starting the host",
+                                key.0
+                            ),
+                        )
+                    })?;
+                    secrets.push(value.clone());
+                    env.push((key.0, value));
+                }
+            }
+        }
+        let files = match app.files {
+            None => Vec::new(),
+            Some(files) => mounts(base, files).map_err(|(span, message)| at(span, message))?,
+        };
         let config = AppConfig {
             name: name.clone(),
             component: ComponentSource::File(file),
-            env: app.env.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+            env,
+            secrets,
+            files,
             max_request_body: app
                 .max_request_body
                 .map_or(global_body_limit, |size| size.0),
@@ -161,6 +193,55 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
         listen_address,
         routes,
     })
+}
+
+/// Validates an app's `files` table: guest mount points and host folders.
+fn mounts(
+    base: &Path,
+    files: BTreeMap<Spanned<String>, Spanned<MountValue>>,
+) -> Result<Vec<crate::Mount>, (std::ops::Range<usize>, String)> {
+    let mut mounts: Vec<crate::Mount> = Vec::with_capacity(files.len());
+    for (guest, host) in files {
+        let guest_path = guest_mount_path(guest.get_ref()).map_err(|m| (guest.span(), m))?;
+        if mounts.iter().any(|m| m.guest_path == guest_path) {
+            return Err((
+                guest.span(),
+                format!("mount point `{guest_path}` is given twice; mount one folder there"),
+            ));
+        }
+        let host_span = host.span();
+        let host = host.into_inner();
+        let host_path = base.join(&host.path);
+        match std::fs::metadata(&host_path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err((
+                    host_span,
+                    format!(
+                        "`{}` ({}) is not a folder; mount a folder",
+                        host.path,
+                        host_path.display()
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err((
+                    host_span,
+                    format!(
+                        "folder `{}` does not exist (looked for {}); paths are relative to the configuration file",
+                        host.path,
+                        host_path.display()
+                    ),
+                ));
+            }
+        }
+        mounts.push(crate::Mount {
+            guest_path,
+            host_path,
+            writable: host.writable,
+        });
+    }
+    Ok(mounts)
 }
 
 /// Resolves `file_path` against the configuration's folder and checks that
@@ -224,7 +305,10 @@ mod tests {
     }
 
     fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<Config, String> {
-        parse(text, &dir.path().join("app.toml")).map_err(|e| e.to_string())
+        parse(text, &dir.path().join("app.toml"), &|name| {
+            (name == "SECRET_SOURCE").then(|| "s3cr3t-value".to_owned())
+        })
+        .map_err(|e| e.to_string())
     }
 
     fn first_line(error: String) -> String {
@@ -305,6 +389,94 @@ max_tcp_connections = 2
         );
         assert_eq!(app.outbound.io_timeout, std::time::Duration::from_secs(3));
         assert_eq!(app.outbound.max_connections, 2);
+    }
+
+    #[test]
+    fn env_values_can_come_from_the_host_environment_as_secrets() {
+        let dir = folder();
+        let config = parse_in(
+            &dir,
+            "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n\
+             env = { PLAIN = \"x\", TOKEN = { from_env = \"SECRET_SOURCE\" } }\n",
+        )
+        .unwrap();
+        let app = config.routes.routes().next().unwrap().2;
+        assert_eq!(
+            app.env,
+            vec![
+                ("PLAIN".into(), "x".into()),
+                ("TOKEN".into(), "s3cr3t-value".into())
+            ]
+        );
+        assert_eq!(app.secrets, vec!["s3cr3t-value".to_owned()]);
+
+        let error = parse_in(
+            &dir,
+            "[[applications]]\nname = \"api\"\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n\
+             env = { TOKEN = { from_env = \"MISSING_VAR\" } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            first_line(error),
+            "6:17: app `api`: env `TOKEN` takes its value from the host environment variable `MISSING_VAR`, which is not set; set it before starting the host"
+        );
+    }
+
+    #[test]
+    fn files_mount_host_folders_read_only_unless_writable() {
+        let dir = folder();
+        std::fs::create_dir(dir.path().join("public")).unwrap();
+        std::fs::create_dir(dir.path().join("scratch")).unwrap();
+        let config = parse_in(
+            &dir,
+            "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n\
+             [applications.files]\n\"/site/\" = \"public\"\n\"/tmp\" = { path = \"scratch\", writable = true }\n",
+        )
+        .unwrap();
+        let app = config.routes.routes().next().unwrap().2;
+        assert_eq!(
+            app.files,
+            vec![
+                crate::Mount {
+                    guest_path: "/site".into(),
+                    host_path: dir.path().join("public"),
+                    writable: false
+                },
+                crate::Mount {
+                    guest_path: "/tmp".into(),
+                    host_path: dir.path().join("scratch"),
+                    writable: true
+                },
+            ]
+        );
+        for (files, expected) in [
+            (
+                "\"site\" = \"public\"",
+                "6:1: mount point `site` must be an absolute guest path",
+            ),
+            (
+                "\"/a/../b\" = \"public\"",
+                "6:1: mount point `/a/../b` has an empty, `.` or `..` segment",
+            ),
+            (
+                "\"/x\" = \"nowhere\"",
+                "6:8: folder `nowhere` does not exist",
+            ),
+            ("\"/x\" = \"hello.wasm\"", "6:8: `hello.wasm`"),
+            (
+                "\"/x\" = { path = \"public\", writeable = true }",
+                "6:27: unknown field `writeable`, expected `path` or `writable`",
+            ),
+        ] {
+            let text = format!(
+                "[[applications]]\nfile_path = \"hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/a\"\n[applications.files]\n{files}\n"
+            );
+            let error = first_line(parse_in(&dir, &text).unwrap_err());
+            assert!(
+                error.starts_with(expected),
+                "expected {expected:?}, got {error:?}"
+            );
+        }
     }
 
     #[test]

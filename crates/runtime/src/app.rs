@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use serverless_config::{AppConfig, World};
+use serverless_config::{AppConfig, Mount, World};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap, WasmBacktrace};
+use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -13,7 +14,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::bindings::HandlerPre;
-use crate::guest_log::LogTags;
+use crate::guest_log::{LogTags, Secrets};
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::request::IncomingRequest;
@@ -33,6 +34,8 @@ pub struct App {
     name: Arc<str>,
     component: String,
     env: Vec<(String, String)>,
+    secrets: Arc<Secrets>,
+    files: Vec<Mount>,
     max_request_body: u64,
     tcp: TcpSettings,
     entry: Entry,
@@ -102,6 +105,8 @@ impl App {
             name: config.name.into(),
             component: config.component.to_string(),
             env: config.env,
+            secrets: Arc::new(Secrets::new(&config.secrets)),
+            files: config.files,
             max_request_body: config.max_request_body,
             tcp,
             entry,
@@ -136,13 +141,39 @@ impl App {
         &self.tcp.allowlist
     }
 
+    /// `text` with the app's secrets replaced, for log lines about the app
+    /// that the host writes itself.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.secrets.redact(text)
+    }
+
     /// A fresh store for one request. Nothing in it outlives the request.
-    fn new_store(&self, request_id: Arc<str>, call: Option<HandlerCall>) -> Store<InstanceState> {
+    fn new_store(
+        &self,
+        request_id: Arc<str>,
+        call: Option<HandlerCall>,
+    ) -> Result<Store<InstanceState>, HandleError> {
         let tags = LogTags {
             app: self.name.clone(),
             request_id,
+            secrets: self.secrets.clone(),
         };
-        let wasi = WasiCtx::builder()
+        let mut wasi = WasiCtx::builder();
+        for mount in &self.files {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
+                .map_err(|error| {
+                    HandleError::Instantiate(error.context(format!(
+                        "cannot open the mounted folder {}",
+                        mount.host_path.display()
+                    )))
+                })?;
+        }
+        let wasi = wasi
             .envs(&self.env)
             .stdout(GuestOutput::stdout(tags.clone()))
             .stderr(GuestOutput::stderr(tags.clone()))
@@ -166,7 +197,7 @@ impl App {
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store
+        Ok(store)
     }
 
     fn engine(&self) -> &wasmtime::Engine {
@@ -186,7 +217,7 @@ impl App {
             request,
             response: GuestResponse::default(),
         };
-        let mut store = self.new_store(call.request.request_id.clone(), Some(call));
+        let mut store = self.new_store(call.request.request_id.clone(), Some(call))?;
         let handler = pre
             .instantiate_async(&mut store)
             .await
@@ -214,7 +245,7 @@ impl App {
         let Entry::WasiHttp(pre) = &self.entry else {
             return Err(HandleError::WrongWorld(self.world()));
         };
-        let mut store = self.new_store(request_id.clone(), None);
+        let mut store = self.new_store(request_id.clone(), None)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -242,13 +273,14 @@ impl App {
             Ok(Ok(response)) => {
                 // The guest may still fail while it streams the body; the
                 // client then sees the connection cut, the log says why.
-                let (app, id) = (self.name.clone(), request_id);
+                let (app, id, secrets) = (self.name.clone(), request_id, self.secrets.clone());
                 tokio::spawn(async move {
                     if let Ok(Err(error)) = task.await {
+                        let message = secrets.redact(&error.to_string()).into_owned();
                         tracing::error!(
                             app = &*app,
                             request_id = &*id,
-                            "request failed after its response started: {error}"
+                            "request failed after its response started: {message}"
                         );
                     }
                 });

@@ -23,6 +23,7 @@ mod stdio;
 
 pub use app::{App, HandleError};
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
+pub use guest_log::Secrets;
 pub use host::outbound_tcp::TcpSettings;
 pub use load::{LoadError, LoadProblem};
 pub use request::IncomingRequest;

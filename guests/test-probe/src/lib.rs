@@ -14,6 +14,8 @@
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
 //! * `std-bind` (`addr`): tries to listen through `std::net` (`wasi:sockets`).
 //! * `files`: lists `/` through `std::fs` (`wasi:filesystem`).
+//! * `read` (`path`): reads a file through `std::fs`, answers its text.
+//! * `write` (`path`): writes `written` to a file through `std::fs`.
 //! * `status` (`code`, `reason`): sets the status line, answers with the result.
 //! * `header` (`name`, `value`): sets a header, answers with the result.
 //! * `params`: answers with the route parameters, one `name=value` per line.
@@ -101,6 +103,14 @@ impl Handler for Probe {
             },
             "files" => match std::fs::read_dir("/") {
                 Ok(entries) => answer(&format!("listed {} entries", entries.count())),
+                Err(error) => answer(&format!("error: {:?}", error.kind())),
+            },
+            "read" => match std::fs::read_to_string(query("path")) {
+                Ok(text) => answer(&text),
+                Err(error) => answer(&format!("error: {:?}", error.kind())),
+            },
+            "write" => match std::fs::write(query("path"), "written") {
+                Ok(()) => answer("written"),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
             },
             "status" => {
