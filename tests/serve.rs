@@ -20,6 +20,10 @@ async fn bundled_samples_answer_their_routes() {
         "ANY     /echo",
         "ANY     /echo/*",
         "GET     /env",
+        "GET     /counter",
+        "POST    /tcp-echo",
+        "GET     /http-hello/:name",
+        "GET     /static/*",
     ] {
         assert!(
             stdout.contains(route),
@@ -62,6 +66,20 @@ async fn bundled_samples_answer_their_routes() {
     assert_eq!(echo.header("x-echo-route"), Some("/echo"));
     assert_eq!(echo.header("x-echo-header-x-custom"), Some("value"));
     assert_eq!(echo.header("content-type"), Some("text/plain"));
+
+    let http_hello = get(&host.url("/http-hello/Grace")).await;
+    assert_eq!(http_hello.text(), "Hello from wasi:http, Grace!\n");
+    let page = get(&host.url("/static/")).await;
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.text().contains("Served by a WebAssembly handler"));
+    assert_eq!(
+        get(&host.url("/static/hello.txt")).await.text(),
+        "Hello from a mounted file.\n"
+    );
+    assert_eq!(get(&host.url("/static/nope")).await.status, 404);
 
     let rest = get(&host.url("/echo/a%20b/c")).await;
     assert_eq!(rest.header("x-echo-route"), Some("/echo/*"));

@@ -85,7 +85,10 @@ impl LineWriter {
     fn emit_pending(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
         let line = line.strip_suffix('\r').unwrap_or(&line);
-        self.tags.emit(self.level, self.source, line);
+        // Blank lines carry nothing but noise in a tagged log.
+        if !line.trim().is_empty() {
+            self.tags.emit(self.level, self.source, line);
+        }
         self.pending.clear();
     }
 }

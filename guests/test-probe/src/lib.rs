@@ -14,6 +14,8 @@
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
 //! * `std-bind` (`addr`): tries to listen through `std::net` (`wasi:sockets`).
 //! * `files`: lists `/` through `std::fs` (`wasi:filesystem`).
+//! * `print-env` (`name`): prints `NAME is VALUE` on stdout.
+//! * `panic-env` (`name`): panics with the variable's value in the message.
 //! * `read` (`path`): reads a file through `std::fs`, answers its text.
 //! * `write` (`path`): writes `written` to a file through `std::fs`.
 //! * `status` (`code`, `reason`): sets the status line, answers with the result.
@@ -105,6 +107,15 @@ impl Handler for Probe {
                 Ok(entries) => answer(&format!("listed {} entries", entries.count())),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
             },
+            "print-env" => {
+                let name = query("name");
+                println!("{name} is {}", std::env::var(&name).unwrap_or_default());
+                answer("printed");
+            }
+            "panic-env" => {
+                let name = query("name");
+                panic!("failed with {}", std::env::var(&name).unwrap_or_default());
+            }
             "read" => match std::fs::read_to_string(query("path")) {
                 Ok(text) => answer(&text),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
