@@ -7,12 +7,15 @@
 //! [`TcpAllowlist`] then decides, for the name and for every address the
 //! host resolves it to, whether the connection may go ahead; loopback,
 //! link-local, unspecified and cloud metadata addresses need an IP rule
-//! that names them.
+//! that names them. `--allow-http` rules ([`HttpRule`]) add a scheme and
+//! are checked by the same engine.
 
 mod allowlist;
 mod destination;
+mod http;
 mod special;
 
 pub use allowlist::{AllowlistError, Decision, TcpAllowlist, TcpRule};
 pub use destination::{Destination, DestinationError, DestinationHost};
+pub use http::{HttpAllowlist, HttpRule, HttpRuleError};
 pub use special::special_use;
