@@ -241,7 +241,7 @@ async fn app_entries_narrow_the_operator_flags() {
     ));
     let host = Host::start(Some(&config.path()), &["--allow-tcp", "127.0.0.0/8:*"]);
     assert!(host.stdout().contains(&format!(
-        "app probe narrows it to: 127.0.0.1:{}",
+        "app probe narrows TCP to: 127.0.0.1:{}",
         first.address.port()
     )));
     assert_eq!(

@@ -257,3 +257,191 @@ fn components_of_neither_world_or_the_wrong_declared_world_stop_startup() {
         );
     }
 }
+
+fn fetch_config(url: &str, extra: &str) -> ConfigDir {
+    ConfigDir::new(&format!(
+        r#"[[applications]]
+name = "fetch"
+file_path = {fetch:?}
+method = "GET"
+url_path = "/http-fetch"
+env = {{ FETCH_URL = "{url}" }}
+{extra}
+
+[[applications]]
+name = "probe"
+file_path = {probe:?}
+method = "ANY"
+url_path = "/http-probe/:action"
+"#,
+        fetch = guest_artifacts::HTTP_FETCH_PATH,
+        probe = guest_artifacts::TEST_HTTP_PROBE_PATH,
+    ))
+}
+
+async fn probe_fetch(host: &Host, url: &str) -> String {
+    let encoded: String = form_urlencoded::byte_serialize(url.as_bytes()).collect();
+    get(&host.url(&format!("/http-probe/fetch?url={encoded}")))
+        .await
+        .text()
+}
+
+#[tokio::test]
+async fn outbound_http_is_denied_without_a_flag() {
+    let backend = support::backends::HttpBackend::start();
+    let url = format!("http://{}/data", backend.address);
+    let host = Host::start(Some(&fetch_config(&url, "").path()), &[]);
+    assert!(
+        host.stdout()
+            .contains("outbound HTTP: denied (no --allow-http rules)")
+    );
+    let reply = get(&host.url("/http-fetch")).await;
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains("HttpRequestDenied"),
+        "{}",
+        reply.text()
+    );
+    host.wait_for_log(&[
+        "refused outbound HTTP request",
+        &url,
+        reply.header("x-request-id").unwrap(),
+    ]);
+    assert_eq!(backend.connections(), 0);
+}
+
+#[tokio::test]
+async fn the_fetch_sample_relays_an_allowed_backend_over_one_pooled_connection() {
+    let backend = support::backends::HttpBackend::start();
+    let url = format!("http://{}/data", backend.address);
+    let rule = format!("http://{}", backend.address);
+    let host = Host::start(
+        Some(&fetch_config(&url, "").path()),
+        &["--allow-http", &rule],
+    );
+    for _ in 0..5 {
+        let reply = get(&host.url("/http-fetch")).await;
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (200, "backend saw /data")
+        );
+        assert_eq!(reply.header("content-type"), Some("text/plain"));
+    }
+    assert_eq!(
+        backend.connections(),
+        1,
+        "requests from separate instances reuse one connection"
+    );
+}
+
+#[tokio::test]
+async fn allow_http_rules_match_scheme_host_and_port() {
+    let first = support::backends::HttpBackend::start();
+    let second = support::backends::HttpBackend::start();
+    let v6 = support::backends::HttpBackend::start_on("[::1]:0");
+    let low = first.address.port().min(second.address.port());
+    let high = first.address.port().max(second.address.port());
+    let host = Host::start(
+        Some(&fetch_config("http://unused", "").path()),
+        &[
+            "--allow-http",
+            &format!("http://127.0.0.1:{low}-{high}"),
+            "--allow-http",
+            &format!("*://[::1]:{}", v6.address.port()),
+            "--allow-http",
+            &format!("http://localhost:{}", high + 1),
+        ],
+    );
+    for backend in [&first, &second] {
+        let url = format!("http://127.0.0.1:{}/x", backend.address.port());
+        assert_eq!(probe_fetch(&host, &url).await, "200 backend saw /x");
+    }
+    assert_eq!(
+        probe_fetch(&host, &format!("http://[::1]:{}/v6", v6.address.port())).await,
+        "200 backend saw /v6"
+    );
+    for refused in [
+        format!("http://127.0.0.1:{}/", low - 1),
+        format!("https://127.0.0.1:{low}/"),
+        format!("http://127.1:{}/", low - 1),
+        // A name rule alone never reaches loopback.
+        format!("http://localhost:{}/", high + 1),
+        format!("http://[::ffff:127.0.0.1]:{}/", high + 1),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        let answer = probe_fetch(&host, &refused).await;
+        assert_eq!(answer, "error: ErrorCode::HttpRequestDenied", "{refused}");
+    }
+    host.wait_for_log(&[
+        "refused outbound HTTP request to http://localhost",
+        "is a loopback address",
+    ]);
+}
+
+#[test]
+fn malformed_http_flags_and_uncovered_app_entries_stop_startup() {
+    let output = std::process::Command::new(support::HOST_BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-http",
+            "example.com:80",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the rule has no scheme")
+            && stderr.contains("accepted forms: `http://127.0.0.1:8080`"),
+        "{stderr}"
+    );
+
+    let config = fetch_config("http://x", "allowed_http = [\"https://api.example.com\"]");
+    let output = std::process::Command::new(support::HOST_BIN)
+        .args([
+            "serve",
+            config.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--allow-http", "http://127.0.0.1:8080"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(":7:17: app `fetch` (")
+            && stderr.contains("allowed_http entry `https://api.example.com` is not covered by the operator's rules (the operator's --allow-http rules are http://127.0.0.1:8080)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn app_entries_narrow_the_http_flags() {
+    let first = support::backends::HttpBackend::start();
+    let second = support::backends::HttpBackend::start();
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\nallowed_http = [\"http://{}\"]\n",
+        guest_artifacts::TEST_HTTP_PROBE_PATH,
+        first.address
+    ));
+    let host = Host::start(
+        Some(&config.path()),
+        &["--allow-http", "http://127.0.0.0/8:*"],
+    );
+    assert!(host.stdout().contains(&format!(
+        "app probe narrows HTTP to: http://{}",
+        first.address
+    )));
+    assert_eq!(
+        probe_fetch(&host, &format!("http://{}/a", first.address)).await,
+        "200 backend saw /a"
+    );
+    assert_eq!(
+        probe_fetch(&host, &format!("http://{}/b", second.address)).await,
+        "error: ErrorCode::HttpRequestDenied"
+    );
+    assert_eq!(second.connections(), 0);
+}

@@ -54,6 +54,13 @@ pub(crate) struct ServeArgs {
     #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
     pub(crate) allow_tcp: Vec<serverless_outbound::TcpRule>,
 
+    /// Allows outbound HTTP from wasi:http components to a destination,
+    /// repeatable. Without any, they cannot send requests. Forms:
+    /// `http://127.0.0.1:8080`, `https://api.example.com`,
+    /// `https://*.example.com:443`, `*://backend.internal:*`.
+    #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
+    pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
+
     /// How many handler instances may run at once across all apps.
     #[arg(long, value_name = "COUNT", default_value_t = 1000)]
     pub(crate) max_instances: u32,
@@ -64,6 +71,12 @@ pub(crate) struct ServeArgs {
 fn parse_tcp_rule(text: &str) -> Result<serverless_outbound::TcpRule, String> {
     text.parse()
         .map_err(|e: serverless_outbound::AllowlistError| e.to_string())
+}
+
+/// Parses one `--allow-http` value.
+fn parse_http_rule(text: &str) -> Result<serverless_outbound::HttpRule, String> {
+    text.parse()
+        .map_err(|e: serverless_outbound::HttpRuleError| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serverless_config::Config;
-use serverless_outbound::TcpAllowlist;
+use serverless_outbound::{HttpAllowlist, TcpAllowlist};
+use serverless_runtime::OperatorRules;
 use serverless_runtime::{Runtime, RuntimeSettings};
 use tokio::net::TcpListener;
 
@@ -32,7 +33,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_instances: args.max_instances,
         ..RuntimeSettings::default()
     })?;
-    let operator_rules = TcpAllowlist::new(args.allow_tcp);
+    let operator_rules = OperatorRules {
+        tcp: TcpAllowlist::new(args.allow_tcp),
+        http: HttpAllowlist::new(args.allow_http),
+    };
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
     let address = args.listen.unwrap_or(config.listen_address);
 
@@ -64,7 +68,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// read the bound address from the `listening on` line.
 fn print_banner(
     routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>,
-    operator_rules: &TcpAllowlist,
+    operator_rules: &OperatorRules,
     bound: std::net::SocketAddr,
 ) {
     let mut out = std::io::stdout().lock();
@@ -85,24 +89,26 @@ fn print_banner(
             app.component()
         );
     }
-    if operator_rules.is_empty() {
+    let tcp = &operator_rules.tcp;
+    if tcp.is_empty() {
         let _ = writeln!(out, "outbound TCP: denied (no --allow-tcp rules)");
     } else {
-        let _ = writeln!(
-            out,
-            "outbound TCP allowed to: {}",
-            operator_rules.describe()
-        );
-        for (_, _, app) in routes.routes() {
-            let rules = app.tcp_allowlist();
-            if rules.rules() != operator_rules.rules() {
-                let _ = writeln!(
-                    out,
-                    "  app {} narrows it to: {}",
-                    app.name(),
-                    rules.describe()
-                );
-            }
+        let _ = writeln!(out, "outbound TCP allowed to: {}", tcp.describe());
+    }
+    let http = &operator_rules.http;
+    if http.is_empty() {
+        let _ = writeln!(out, "outbound HTTP: denied (no --allow-http rules)");
+    } else {
+        let _ = writeln!(out, "outbound HTTP allowed to: {}", http.describe());
+    }
+    for (_, _, app) in routes.routes() {
+        if app.tcp_allowlist().rules() != tcp.rules() {
+            let rules = app.tcp_allowlist().describe();
+            let _ = writeln!(out, "  app {} narrows TCP to: {rules}", app.name());
+        }
+        if app.http_allowlist().rules() != http.rules() {
+            let rules = app.http_allowlist().describe();
+            let _ = writeln!(out, "  app {} narrows HTTP to: {rules}", app.name());
         }
     }
     let _ = writeln!(out, "listening on http://{bound}");

@@ -192,3 +192,69 @@ impl SilentServer {
         SilentServer { address }
     }
 }
+
+/// A plain HTTP/1.1 backend with keep-alive that answers
+/// `backend saw PATH` and counts the connections it accepts.
+pub struct HttpBackend {
+    pub address: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl HttpBackend {
+    /// A backend on `127.0.0.1` (or `bind`), on a free port.
+    pub fn start() -> HttpBackend {
+        HttpBackend::start_on("127.0.0.1:0")
+    }
+
+    /// A backend on the given address.
+    pub fn start_on(bind: &str) -> HttpBackend {
+        HttpBackend::serve(TcpListener::bind(bind).unwrap())
+    }
+
+    /// Serves an already bound listener.
+    pub fn serve(listener: TcpListener) -> HttpBackend {
+        let address = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(
+                            |request: http::Request<hyper::body::Incoming>| async move {
+                                let body = format!("backend saw {}", request.uri().path());
+                                let response = http::Response::builder()
+                                    .header("content-type", "text/plain")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                    .unwrap();
+                                Ok::<_, std::convert::Infallible>(response)
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        HttpBackend {
+            address,
+            connections,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}

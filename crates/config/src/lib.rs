@@ -11,6 +11,7 @@
 //! url_path = "/hello/:name"           # `:param` segments, trailing `*`
 //! env = { GREETING = "Hello" }        # environment of the component
 //! allowed_tcp = ["redis.internal:6379"]  # narrows the operator's --allow-tcp
+//! allowed_http = ["https://api.example.com"]  # narrows --allow-http
 //! ```
 //!
 //! Parsing validates everything it can while it deserialises, so every
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Location};
-pub use serverless_outbound::TcpRule;
+pub use serverless_outbound::{HttpRule, TcpRule};
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
 
 /// Where the default listener binds when neither the file nor the command
@@ -116,6 +117,8 @@ pub struct OutboundConfig {
     /// The app's `allowed_tcp` entries with where each is written; `None`
     /// when the app takes the operator's `--allow-tcp` rules as they are.
     pub allowed_tcp: Option<Vec<(TcpRule, Location)>>,
+    /// The app's `allowed_http` entries, likewise for `--allow-http`.
+    pub allowed_http: Option<Vec<(HttpRule, Location)>>,
     /// Limit on resolving and connecting, together.
     pub connect_timeout: Duration,
     /// Limit on each read or write.
@@ -128,6 +131,7 @@ impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
             allowed_tcp: None,
+            allowed_http: None,
             connect_timeout: DEFAULT_TCP_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_TCP_IO_TIMEOUT,
             max_connections: DEFAULT_MAX_TCP_CONNECTIONS,

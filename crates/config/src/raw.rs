@@ -38,6 +38,7 @@ struct RawApp {
     files: Option<BTreeMap<Spanned<String>, Spanned<MountValue>>>,
     max_request_body: Option<ByteSize>,
     allowed_tcp: Option<Vec<Spanned<String>>>,
+    allowed_http: Option<Vec<Spanned<String>>>,
     tcp_connect_timeout: Option<Timeout>,
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
@@ -103,6 +104,7 @@ pub(crate) fn parse(
         }
     }
 
+    let locate_in = |offset: usize| locate(path, source, offset);
     let defaults = OutboundConfig::default();
     let mut routes = RouteTable::new();
     let mut route_lines = Vec::new();
@@ -152,22 +154,8 @@ pub(crate) fn parse(
                 .map_or(global_body_limit, |size| size.0),
             location: Some(locate(path, source, file_span.start)),
             outbound: OutboundConfig {
-                allowed_tcp: app
-                    .allowed_tcp
-                    .map(|entries| {
-                        entries
-                            .into_iter()
-                            .map(|entry| {
-                                let rule = entry.get_ref().parse().map_err(
-                                    |e: serverless_outbound::AllowlistError| {
-                                        at(entry.span(), format!("invalid allowed_tcp entry {e}"))
-                                    },
-                                )?;
-                                Ok((rule, locate(path, source, entry.span().start)))
-                            })
-                            .collect::<Result<Vec<_>, ConfigError>>()
-                    })
-                    .transpose()?,
+                allowed_tcp: parse_rules(app.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
+                allowed_http: parse_rules(app.allowed_http, "allowed_http", &at, &locate_in)?,
                 connect_timeout: app
                     .tcp_connect_timeout
                     .map_or(defaults.connect_timeout, |t| t.0),
@@ -193,6 +181,34 @@ pub(crate) fn parse(
         listen_address,
         routes,
     })
+}
+
+/// Parses an app's `allowed_tcp` or `allowed_http` entries, each with
+/// where it is written; an entry that does not parse is an error at it.
+fn parse_rules<R>(
+    entries: Option<Vec<Spanned<String>>>,
+    key: &str,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    locate_in: &dyn Fn(usize) -> crate::Location,
+) -> Result<Option<Vec<(R, crate::Location)>>, ConfigError>
+where
+    R: std::str::FromStr,
+    R::Err: std::fmt::Display,
+{
+    let Some(entries) = entries else {
+        return Ok(None);
+    };
+    entries
+        .into_iter()
+        .map(|entry| {
+            let rule = entry
+                .get_ref()
+                .parse::<R>()
+                .map_err(|e| at(entry.span(), format!("invalid {key} entry {e}")))?;
+            Ok((rule, locate_in(entry.span().start)))
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()
+        .map(Some)
 }
 
 /// Validates an app's `files` table: guest mount points and host folders.

@@ -45,24 +45,32 @@ impl FromStr for HttpRule {
             rule: text.to_owned(),
             reason,
         };
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| fail("the rule has no scheme; start it with `http://`, `https://` or `*://`".into()))?;
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+            fail("the rule has no scheme; start it with `http://`, `https://` or `*://`".into())
+        })?;
         let schemes = match scheme.to_ascii_lowercase().as_str() {
             "http" => Schemes::Http,
             "https" => Schemes::Https,
             "*" => Schemes::Both,
-            other => return Err(fail(format!("`{other}` is not a scheme; use http, https or *"))),
+            other => {
+                return Err(fail(format!(
+                    "`{other}` is not a scheme; use http, https or *"
+                )));
+            }
         };
         let (host, port) = match rest.strip_prefix('[') {
             Some(bracketed) => {
-                let (inside, after) = bracketed
-                    .split_once(']')
-                    .ok_or_else(|| fail("an IPv6 address opened with `[` is not closed with `]`".into()))?;
+                let (inside, after) = bracketed.split_once(']').ok_or_else(|| {
+                    fail("an IPv6 address opened with `[` is not closed with `]`".into())
+                })?;
                 match after.strip_prefix(':') {
                     Some(port) => (format!("[{inside}]"), Some(port)),
                     None if after.is_empty() => (format!("[{inside}]"), None),
-                    None => return Err(fail("a rule names a scheme, host and port only; remove the path".into())),
+                    None => {
+                        return Err(fail(
+                            "a rule names a scheme, host and port only; remove the path".into(),
+                        ));
+                    }
                 }
             }
             None => match rest.rsplit_once(':') {
@@ -72,19 +80,23 @@ impl FromStr for HttpRule {
         };
         // A `/` may only introduce a CIDR prefix length; anything else is a
         // path, which rules do not take.
-        let cidr_only = host
-            .split_once('/')
-            .is_none_or(|(_, prefix)| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()));
+        let cidr_only = host.split_once('/').is_none_or(|(_, prefix)| {
+            !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit())
+        });
         let clean = |text: &str| !text.contains(['?', '#']);
         if !cidr_only || !clean(&host) || port.is_some_and(|p| p.contains(['/', '?', '#'])) {
-            return Err(fail("a rule names a scheme, host and port only; remove the path".into()));
+            return Err(fail(
+                "a rule names a scheme, host and port only; remove the path".into(),
+            ));
         }
         let authority = match (port, schemes) {
             (Some(port), _) => format!("{host}:{port}"),
             (None, Schemes::Http) => format!("{host}:80"),
             (None, Schemes::Https) => format!("{host}:443"),
             (None, Schemes::Both) => {
-                return Err(fail("`*://` needs a port, such as `*://backend.internal:8080` or `:*`".into()));
+                return Err(fail(
+                    "`*://` needs a port, such as `*://backend.internal:8080` or `:*`".into(),
+                ));
             }
         };
         let destination = authority.parse::<TcpRule>().map_err(|e| fail(e.reason))?;
@@ -205,46 +217,123 @@ mod tests {
         ] {
             rule(text);
         }
-        let list = HttpAllowlist::new(vec![rule("https://api.example.com"), rule("http://web.internal")]);
-        assert!(list.for_scheme(true).name_rule("api.example.com", 443).is_some());
-        assert!(list.for_scheme(true).name_rule("api.example.com", 80).is_none());
-        assert!(list.for_scheme(false).name_rule("api.example.com", 443).is_none());
-        assert!(list.for_scheme(false).name_rule("web.internal", 80).is_some());
+        let list = HttpAllowlist::new(vec![
+            rule("https://api.example.com"),
+            rule("http://web.internal"),
+        ]);
+        assert!(
+            list.for_scheme(true)
+                .name_rule("api.example.com", 443)
+                .is_some()
+        );
+        assert!(
+            list.for_scheme(true)
+                .name_rule("api.example.com", 80)
+                .is_none()
+        );
+        assert!(
+            list.for_scheme(false)
+                .name_rule("api.example.com", 443)
+                .is_none()
+        );
+        assert!(
+            list.for_scheme(false)
+                .name_rule("web.internal", 80)
+                .is_some()
+        );
     }
 
     #[test]
     fn malformed_rules_say_what_is_wrong() {
-        assert_eq!(reason("api.example.com:443"), "the rule has no scheme; start it with `http://`, `https://` or `*://`");
-        assert_eq!(reason("ftp://x:21"), "`ftp` is not a scheme; use http, https or *");
-        assert_eq!(reason("*://x"), "`*://` needs a port, such as `*://backend.internal:8080` or `:*`");
-        assert_eq!(reason("http://x:80/path"), "a rule names a scheme, host and port only; remove the path");
-        assert_eq!(reason("https://x/path"), "a rule names a scheme, host and port only; remove the path");
-        assert_eq!(reason("http://[::1]/p"), "a rule names a scheme, host and port only; remove the path");
+        assert_eq!(
+            reason("api.example.com:443"),
+            "the rule has no scheme; start it with `http://`, `https://` or `*://`"
+        );
+        assert_eq!(
+            reason("ftp://x:21"),
+            "`ftp` is not a scheme; use http, https or *"
+        );
+        assert_eq!(
+            reason("*://x"),
+            "`*://` needs a port, such as `*://backend.internal:8080` or `:*`"
+        );
+        assert_eq!(
+            reason("http://x:80/path"),
+            "a rule names a scheme, host and port only; remove the path"
+        );
+        assert_eq!(
+            reason("https://x/path"),
+            "a rule names a scheme, host and port only; remove the path"
+        );
+        assert_eq!(
+            reason("http://[::1]/p"),
+            "a rule names a scheme, host and port only; remove the path"
+        );
         assert_eq!(rule("http://10.0.0.0/8").to_string(), "http://10.0.0.0/8");
         assert_eq!(reason("http://x:0"), "`0` is not a port from 1 to 65535");
-        assert_eq!(reason("http://127.1:80"), "`127.1` is not an IPv4 address in dotted-quad form; write all four parts in decimal, as in `127.0.0.1`");
+        assert_eq!(
+            reason("http://127.1:80"),
+            "`127.1` is not an IPv4 address in dotted-quad form; write all four parts in decimal, as in `127.0.0.1`"
+        );
         let message = "nope".parse::<HttpRule>().unwrap_err().to_string();
-        assert!(message.contains("accepted forms: `http://127.0.0.1:8080`"), "{message}");
+        assert!(
+            message.contains("accepted forms: `http://127.0.0.1:8080`"),
+            "{message}"
+        );
     }
 
     #[test]
     fn wildcard_schemes_hosts_and_ports_match() {
-        let list = HttpAllowlist::new(vec![rule("*://*.internal:*"), rule("http://10.0.0.0/8:8000-8999")]);
+        let list = HttpAllowlist::new(vec![
+            rule("*://*.internal:*"),
+            rule("http://10.0.0.0/8:8000-8999"),
+        ]);
         for https in [false, true] {
-            assert!(list.for_scheme(https).name_rule("api.internal", 1234).is_some());
+            assert!(
+                list.for_scheme(https)
+                    .name_rule("api.internal", 1234)
+                    .is_some()
+            );
         }
         let http = list.for_scheme(false);
-        assert!(matches!(http.check_address(ip("10.9.9.9"), 8080, None), Decision::Allowed(_)));
-        assert!(matches!(list.for_scheme(true).check_address(ip("10.9.9.9"), 8080, None), Decision::Denied(_)));
-        assert!(matches!(http.check_address(ip("127.0.0.1"), 8080, None), Decision::Denied(_)));
+        assert!(matches!(
+            http.check_address(ip("10.9.9.9"), 8080, None),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            list.for_scheme(true)
+                .check_address(ip("10.9.9.9"), 8080, None),
+            Decision::Denied(_)
+        ));
+        assert!(matches!(
+            http.check_address(ip("127.0.0.1"), 8080, None),
+            Decision::Denied(_)
+        ));
     }
 
     #[test]
     fn app_entries_must_narrow_the_operator_rules() {
-        let operator = HttpAllowlist::new(vec![rule("*://*.example.com:*"), rule("http://127.0.0.1:8080")]);
-        assert!(operator.narrow(vec![rule("https://api.example.com"), rule("http://127.0.0.1:8080")]).is_ok());
-        for wider in ["https://example.com", "http://127.0.0.1:*", "*://api.other.com:443"] {
-            assert_eq!(operator.narrow(vec![rule(wider)]).unwrap_err().to_string(), wider);
+        let operator = HttpAllowlist::new(vec![
+            rule("*://*.example.com:*"),
+            rule("http://127.0.0.1:8080"),
+        ]);
+        assert!(
+            operator
+                .narrow(vec![
+                    rule("https://api.example.com"),
+                    rule("http://127.0.0.1:8080")
+                ])
+                .is_ok()
+        );
+        for wider in [
+            "https://example.com",
+            "http://127.0.0.1:*",
+            "*://api.other.com:443",
+        ] {
+            assert_eq!(
+                operator.narrow(vec![rule(wider)]).unwrap_err().to_string(),
+                wider
+            );
         }
         let http_only = HttpAllowlist::new(vec![rule("http://a.test")]);
         assert!(http_only.narrow(vec![rule("https://a.test:80")]).is_err());

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
-use crate::host::outbound_http::OutboundHttp;
+use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
@@ -38,6 +38,7 @@ pub struct App {
     files: Vec<Mount>,
     max_request_body: u64,
     tcp: TcpSettings,
+    http: Arc<HttpClient>,
     entry: Entry,
 }
 
@@ -100,7 +101,12 @@ fn describe_trap(error: &wasmtime::Error) -> String {
 }
 
 impl App {
-    pub(crate) fn new(config: AppConfig, tcp: TcpSettings, entry: Entry) -> App {
+    pub(crate) fn new(
+        config: AppConfig,
+        tcp: TcpSettings,
+        http: Arc<HttpClient>,
+        entry: Entry,
+    ) -> App {
         App {
             name: config.name.into(),
             component: config.component.to_string(),
@@ -109,6 +115,7 @@ impl App {
             files: config.files,
             max_request_body: config.max_request_body,
             tcp,
+            http,
             entry,
         }
     }
@@ -134,6 +141,11 @@ impl App {
     /// The largest request body this app accepts, in bytes.
     pub fn max_request_body(&self) -> u64 {
         self.max_request_body
+    }
+
+    /// The outbound HTTP rules this app runs with.
+    pub fn http_allowlist(&self) -> &serverless_outbound::HttpAllowlist {
+        self.http.rules()
     }
 
     /// The outbound TCP rules this app runs with.
@@ -189,7 +201,10 @@ impl App {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            http_outbound: OutboundHttp { tags: tags.clone() },
+            http_outbound: OutboundHttp {
+                client: self.http.clone(),
+                tags: tags.clone(),
+            },
             limits: StoreLimitsBuilder::new().trap_on_grow_failure(true).build(),
             tags,
             tcp: OutboundTcp::new(self.tcp.clone()),

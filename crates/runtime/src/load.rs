@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
-use serverless_outbound::TcpAllowlist;
+use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use wasmtime::component::Component;
 
 use crate::app::{App, Entry};
 use crate::bindings::HandlerPre;
 use crate::engine::Runtime;
+use crate::host::outbound_http::HttpClient;
 use crate::host::outbound_tcp::TcpSettings;
 use serverless_config::World;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -53,9 +54,13 @@ pub enum LoadProblem {
     /// The component exports both, and the configuration does not say
     /// which to serve.
     AmbiguousWorld,
-    /// An `allowed_tcp` entry reaches further than the operator's
-    /// `--allow-tcp` rules.
-    TcpRuleNotCovered {
+    /// An `allowed_tcp` or `allowed_http` entry reaches further than the
+    /// operator's `--allow-tcp` or `--allow-http` rules.
+    RuleNotCovered {
+        /// `allowed_tcp` or `allowed_http`.
+        key: &'static str,
+        /// `--allow-tcp` or `--allow-http`.
+        flag: &'static str,
         /// The entry as written.
         entry: String,
         /// The operator's rules, as written.
@@ -98,19 +103,41 @@ impl fmt::Display for LoadProblem {
             LoadProblem::AmbiguousWorld => f.write_str(
                 "the component exports both `handle` and `wasi:http/incoming-handler`; add world = \"handler\" or world = \"wasi-http\" to the app to say which to serve",
             ),
-            LoadProblem::TcpRuleNotCovered { entry, operator } => {
+            LoadProblem::RuleNotCovered {
+                key,
+                flag,
+                entry,
+                operator,
+            } => {
                 let given = if operator.is_empty() {
-                    "no --allow-tcp rules were given".to_owned()
+                    format!("no {flag} rules were given")
                 } else {
-                    format!("the operator's --allow-tcp rules are {}", operator.join(", "))
+                    format!("the operator's {flag} rules are {}", operator.join(", "))
                 };
                 write!(
                     f,
-                    "allowed_tcp entry `{entry}` is not covered by the operator's rules ({given}); an app may only narrow them, so remove the entry or ask the operator to allow it"
+                    "{key} entry `{entry}` is not covered by the operator's rules ({given}); an app may only narrow them, so remove the entry or ask the operator to allow it"
                 )
             }
         }
     }
+}
+
+/// Where an app's rule entry is written.
+fn location_of<R: PartialEq>(entries: &[(R, Location)], wanted: &R) -> Option<Location> {
+    entries
+        .iter()
+        .find(|(rule, _)| rule == wanted)
+        .map(|(_, location)| location.clone())
+}
+
+/// The operator's outbound rules from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorRules {
+    /// `--allow-tcp`.
+    pub tcp: TcpAllowlist,
+    /// `--allow-http`.
+    pub http: HttpAllowlist,
 }
 
 /// Tells the world of a component from its exports.
@@ -147,15 +174,20 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 impl Runtime {
     /// Compiles every app's component (once per distinct file) and
     /// pre-instantiates it, so that requests only instantiate. `operator`
-    /// holds the `--allow-tcp` rules; an app's `allowed_tcp` may only
-    /// narrow them.
+    /// holds the `--allow-tcp` and `--allow-http` rules, which an app's
+    /// `allowed_tcp` and `allowed_http` may only narrow.
     pub fn load_routes(
         &self,
         routes: RouteTable<AppConfig>,
-        operator: &TcpAllowlist,
+        operator: &OperatorRules,
     ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
         let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
-        let operator_rules = Arc::new(operator.clone());
+        let operator_tcp = Arc::new(operator.tcp.clone());
+        // Apps without their own `allowed_http` share one pooled client.
+        let operator_http = Arc::new(HttpClient::new(
+            operator.http.clone(),
+            serverless_config::DEFAULT_TCP_CONNECT_TIMEOUT,
+        ));
         routes.try_map(|config| {
             let fail = |problem| LoadError {
                 app: config.name.clone(),
@@ -164,24 +196,53 @@ impl Runtime {
                 problem,
             };
             let fail_boxed = |problem| Box::new(fail(problem));
+            // An app's own entries must each lie within an operator rule.
+            let not_covered =
+                |key, flag, entry: String, location: Option<Location>, operator: Vec<String>| {
+                    Box::new(LoadError {
+                        location: location.or_else(|| config.location.clone()),
+                        ..fail(LoadProblem::RuleNotCovered {
+                            key,
+                            flag,
+                            entry,
+                            operator,
+                        })
+                    })
+                };
             let allowlist = match &config.outbound.allowed_tcp {
-                None => operator_rules.clone(),
+                None => operator_tcp.clone(),
                 Some(entries) => {
                     let rules = entries.iter().map(|(rule, _)| rule.clone()).collect();
-                    let narrowed = operator.narrow(rules).map_err(|uncovered| {
-                        let location = entries
-                            .iter()
-                            .find(|(rule, _)| *rule == uncovered)
-                            .map(|(_, location)| location.clone());
-                        Box::new(LoadError {
-                            location: location.or_else(|| config.location.clone()),
-                            ..fail(LoadProblem::TcpRuleNotCovered {
-                                entry: uncovered.to_string(),
-                                operator: operator.rules().iter().map(|r| r.to_string()).collect(),
-                            })
-                        })
+                    Arc::new(operator.tcp.narrow(rules).map_err(|uncovered| {
+                        not_covered(
+                            "allowed_tcp",
+                            "--allow-tcp",
+                            uncovered.to_string(),
+                            location_of(entries, &uncovered),
+                            operator.tcp.rules().iter().map(|r| r.to_string()).collect(),
+                        )
+                    })?)
+                }
+            };
+            let http_client = match &config.outbound.allowed_http {
+                None => operator_http.clone(),
+                Some(entries) => {
+                    let rules = entries.iter().map(|(rule, _)| rule.clone()).collect();
+                    let narrowed = operator.http.narrow(rules).map_err(|uncovered| {
+                        not_covered(
+                            "allowed_http",
+                            "--allow-http",
+                            uncovered.to_string(),
+                            location_of(entries, &uncovered),
+                            operator
+                                .http
+                                .rules()
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect(),
+                        )
                     })?;
-                    Arc::new(narrowed)
+                    Arc::new(HttpClient::new(narrowed, config.outbound.connect_timeout))
                 }
             };
             let tcp = TcpSettings {
@@ -221,7 +282,7 @@ impl Runtime {
                     Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?)
                 }
             };
-            Ok(Arc::new(App::new(config, tcp, entry)))
+            Ok(Arc::new(App::new(config, tcp, http_client, entry)))
         })
     }
 

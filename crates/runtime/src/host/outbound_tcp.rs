@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serverless_outbound::{Decision, Destination, DestinationHost, TcpAllowlist};
+use serverless_outbound::{Destination, TcpAllowlist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Level;
 use wasmtime::component::Resource;
 
 use crate::bindings::outbound_tcp::{Error, Host, HostConnection};
+use crate::resolve::{self, Refusal};
 use crate::state::InstanceState;
 
 /// The most a single `read` returns, whatever the guest asks for, so that
@@ -88,49 +89,18 @@ impl InstanceState {
         Error::NotAllowed(destination.to_owned())
     }
 
-    /// The addresses a destination may be reached at, in resolver order, or
-    /// the error for the guest.
+    /// The addresses a destination may be reached at, or the error for the
+    /// guest (refusals are logged).
     async fn allowed_addresses(
         &mut self,
         destination: &Destination,
     ) -> Result<Vec<SocketAddr>, Error> {
         let allowlist = self.tcp.settings.allowlist.clone();
-        let shown = destination.to_string();
-        let port = destination.port;
-        let (candidates, via) = match &destination.host {
-            DestinationHost::Ip(ip) => (vec![*ip], None),
-            DestinationHost::Name(name) => {
-                // Resolve only when some rule could allow the result, so
-                // that a refused name does not even reach the resolver.
-                if !allowlist.worth_resolving(name, port) {
-                    let why = format!("no rule allows {shown} (rules: {})", allowlist.describe());
-                    return Err(self.refuse(&shown, &why));
-                }
-                let resolved = match tokio::net::lookup_host((name.as_str(), port)).await {
-                    Ok(addresses) => addresses.map(|a| a.ip()).collect::<Vec<_>>(),
-                    Err(error) => return Err(Error::DnsFailure(format!("{name}: {error}"))),
-                };
-                if resolved.is_empty() {
-                    return Err(Error::DnsFailure(format!("{name}: no addresses")));
-                }
-                (resolved, allowlist.name_rule(name, port).cloned())
-            }
-        };
-        let mut allowed = Vec::new();
-        let mut first_denial = None;
-        for ip in candidates {
-            match allowlist.check_address(ip, port, via.as_ref()) {
-                Decision::Allowed(_) => allowed.push(SocketAddr::new(ip, port)),
-                Decision::Denied(why) => {
-                    first_denial.get_or_insert(why);
-                }
-            }
+        match resolve::allowed_addresses(&allowlist, destination).await {
+            Ok(addresses) => Ok(addresses),
+            Err(Refusal::Dns(message)) => Err(Error::DnsFailure(message)),
+            Err(Refusal::NotAllowed(why)) => Err(self.refuse(&destination.to_string(), &why)),
         }
-        if allowed.is_empty() {
-            let why = first_denial.unwrap_or_else(|| "no address allowed".to_owned());
-            return Err(self.refuse(&shown, &why));
-        }
-        Ok(allowed)
     }
 
     async fn open(&mut self, address: &str) -> Result<Connection, Error> {
