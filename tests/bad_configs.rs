@@ -33,6 +33,7 @@ fn bad_configs_print_their_golden_error() {
                 "127.0.0.1:0",
             ])
             .env_remove("RUST_LOG")
+            .env_remove("SERVERLESS_WASM_GOLDEN_TEST_UNSET")
             .output()
             .unwrap();
         let stderr = String::from_utf8(output.stderr).unwrap();

@@ -445,3 +445,31 @@ async fn app_entries_narrow_the_http_flags() {
     );
     assert_eq!(second.connections(), 0);
 }
+
+// Multi-threaded: the body is read on this task while the host drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_streaming_response_finish() {
+    const SIZE: u64 = 50 * 1024 * 1024;
+    let mut host = Host::start(Some(&http_config("").path()), &["--drain-timeout", "30"]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Generated>();
+    let response = client
+        .request(
+            http::Request::get(host.url(&format!("/http-probe/bytes?n={SIZE}")))
+                .body(Generated { left: 0 })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The guest is now blocked writing a body this test has not read.
+    host.signal(libc::SIGTERM);
+    host.wait_for_log(&["stopped accepting connections"]);
+    assert_eq!(
+        drain(response.into_body()).await,
+        SIZE,
+        "the response completes"
+    );
+    let status = host.wait(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+}
