@@ -219,3 +219,18 @@ fn a_missing_host_variable_stops_startup_naming_app_and_variable() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn wasi_http_components_get_the_same_mounts() {
+    let config = site_config(&format!(
+        "[[applications]]\nname = \"http-probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\n[applications.files]\n\"/site\" = \"site\"\n",
+        guest_artifacts::TEST_HTTP_PROBE_PATH
+    ));
+    let host = Host::start(Some(&config.path()), &[]);
+    let read = |path: &str| host.url(&format!("/http-probe/read?path={path}"));
+    assert_eq!(get(&read("/site/docs/guide.txt")).await.text(), "read me");
+    for escape in ["/site/../secret.txt", "/site/escape.txt", "/etc/passwd"] {
+        let answer = get(&read(escape)).await.text();
+        assert!(answer.starts_with("error: "), "{escape}: {answer}");
+    }
+}

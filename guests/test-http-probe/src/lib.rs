@@ -7,6 +7,7 @@
 //! * `meta`: answers the method, path and the headers the host adds.
 //! * `fetch` (`url`): GETs `url` and answers its status and body, or the
 //!   error code.
+//! * `read` (`path`): reads a file through `std::fs` (`wasi:filesystem`).
 //! * `trap`: executes `unreachable` before answering.
 //! * `silent`: returns without setting a response.
 
@@ -185,6 +186,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     &format!("{status} {}", String::from_utf8_lossy(&body)),
                 ),
                 Err(error) => answer(out, 200, &format!("error: {error}")),
+            },
+            "read" => match std::fs::read_to_string(decode(&query(&request, "path"))) {
+                Ok(text) => answer(out, 200, &text),
+                Err(error) => answer(out, 200, &format!("error: {:?}", error.kind())),
             },
             "trap" => core::arch::wasm32::unreachable(),
             "silent" => {}
