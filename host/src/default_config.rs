@@ -180,6 +180,7 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             location: None,
             outbound: OutboundConfig::default(),
+            limits: serverless_config::AppLimits::default(),
             world: None,
             secrets: Vec::new(),
             files: if sample.mounts_site {

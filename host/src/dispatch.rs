@@ -2,17 +2,22 @@
 //! run the app in the world it implements, and turn the outcome into a
 //! response.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::header::{
+    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
 use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, ResponseBody, World};
+
+use crate::admission::{self, Admitted, Gate};
 
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
@@ -26,9 +31,12 @@ pub(crate) const ROUTE_HEADER: &str = "x-serverless-route";
 /// component.
 pub(crate) const PARAMS_HEADER: &str = "x-serverless-params";
 
-/// Routes requests to apps.
+/// Routes requests to apps and admits them under the concurrency caps.
 pub(crate) struct Dispatcher {
     routes: RouteTable<Arc<App>>,
+    global: Gate,
+    per_app: HashMap<Arc<str>, Gate>,
+    queue_timeout: Duration,
 }
 
 /// What went wrong before or around the handler, with the status the client
@@ -40,6 +48,8 @@ enum Refusal {
     TooLarge,
     BodyRead,
     HandlerFailed,
+    TimedOut,
+    Busy,
 }
 
 /// A whole body in the type every response uses.
@@ -68,6 +78,11 @@ impl Refusal {
             Refusal::HandlerFailed => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
+            Refusal::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
+            Refusal::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: too many requests in flight, retry shortly\n",
+            ),
         };
         let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
@@ -75,10 +90,15 @@ impl Refusal {
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if let Refusal::MethodNotAllowed(allow) = self
-            && let Ok(value) = HeaderValue::from_str(&allow)
+        if let Refusal::MethodNotAllowed(allow) = &self
+            && let Ok(value) = HeaderValue::from_str(allow)
         {
             response.headers_mut().insert(ALLOW, value);
+        }
+        if let Refusal::Busy = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -89,8 +109,26 @@ impl Refusal {
 type Outcome = Result<(Response<ResponseBody>, Arc<str>), (Refusal, Option<Arc<str>>)>;
 
 impl Dispatcher {
-    pub(crate) fn new(routes: RouteTable<Arc<App>>) -> Dispatcher {
-        Dispatcher { routes }
+    /// `max_instances` caps running requests across all apps; a request
+    /// past a cap waits up to `queue_timeout` for a slot.
+    pub(crate) fn new(
+        routes: RouteTable<Arc<App>>,
+        max_instances: u32,
+        queue_timeout: Duration,
+    ) -> Dispatcher {
+        let per_app = routes
+            .routes()
+            .filter_map(|(_, _, app)| {
+                let cap = app.limits().max_concurrency?;
+                Some((app.name().clone(), Gate::new(cap)))
+            })
+            .collect();
+        Dispatcher {
+            routes,
+            global: Gate::new(max_instances),
+            per_app,
+            queue_timeout,
+        }
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
@@ -143,9 +181,24 @@ impl Dispatcher {
             log_too_large(&name, request_id, limit);
             return Err((Refusal::TooLarge, Some(name)));
         }
+        let mut gates: Vec<&Gate> = Vec::with_capacity(2);
+        gates.extend(self.per_app.get(&name));
+        gates.push(&self.global);
+        let Some(admitted) = admission::admit(&gates, self.queue_timeout).await else {
+            tracing::warn!(
+                app = &*name,
+                request_id = &**request_id,
+                "refused: too many requests in flight"
+            );
+            return Err((Refusal::Busy, Some(name)));
+        };
         let result = match app.world() {
-            World::Handler => run_handler(&app, request, found, request_id).await,
-            World::WasiHttp => run_wasi_http(&app, request, found, request_id).await,
+            World::Handler => {
+                let result = run_handler(&app, request, found, request_id).await;
+                drop(admitted);
+                result
+            }
+            World::WasiHttp => run_wasi_http(&app, request, found, request_id, admitted).await,
         };
         result
             .map(|response| (response, name.clone()))
@@ -162,10 +215,22 @@ fn log_too_large(app: &str, request_id: &str, limit: u64) {
     );
 }
 
-fn log_failure(app: &App, request_id: &str, error: &serverless_runtime::HandleError) {
+/// Logs why a request failed and picks what the client sees: `504` when
+/// it ran out of time, `500` otherwise.
+fn failed(app: &App, request_id: &str, error: &serverless_runtime::HandleError) -> Refusal {
     let message = error.to_string();
     let message = app.redact(&message);
-    tracing::error!(app = &**app.name(), request_id, "request failed: {message}");
+    tracing::error!(
+        app = &**app.name(),
+        request_id,
+        kind = error.kind(),
+        "request failed: {message}"
+    );
+    if error.is_deadline() {
+        Refusal::TimedOut
+    } else {
+        Refusal::HandlerFailed
+    }
 }
 
 /// Handler world: read the whole body, run `handle`, send what it built.
@@ -207,10 +272,7 @@ async fn run_handler(
     };
     match app.handle(incoming).await {
         Ok(guest) => Ok(into_http(guest)),
-        Err(error) => {
-            log_failure(app, request_id, &error);
-            Err(Refusal::HandlerFailed)
-        }
+        Err(error) => Err(failed(app, request_id, &error)),
     }
 }
 
@@ -235,6 +297,7 @@ async fn run_wasi_http(
     request: Request<Incoming>,
     found: RouteMatch<'_, Arc<App>>,
     request_id: &Arc<str>,
+    admitted: Admitted,
 ) -> Result<Response<ResponseBody>, Refusal> {
     let limit = app.max_request_body();
     let (mut parts, body) = request.into_parts();
@@ -269,13 +332,14 @@ async fn run_wasi_http(
             }
         });
     match app
-        .serve_http(request_id.clone(), Request::from_parts(parts, body))
+        .serve_http(
+            request_id.clone(),
+            Request::from_parts(parts, body),
+            admitted,
+        )
         .await
     {
         Ok(response) => Ok(response),
-        Err(error) => {
-            log_failure(app, request_id, &error);
-            Err(Refusal::HandlerFailed)
-        }
+        Err(error) => Err(failed(app, request_id, &error)),
     }
 }

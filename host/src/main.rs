@@ -4,6 +4,7 @@
 //! -> `dispatch` (routes, reads the body) -> `serverless_runtime::App`
 //! (one fresh instance) -> the host interfaces in `crates/runtime/src/host/`.
 
+mod admission;
 mod default_config;
 mod dispatch;
 mod serve;
@@ -61,9 +62,15 @@ pub(crate) struct ServeArgs {
     #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
     pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
 
-    /// How many handler instances may run at once across all apps.
+    /// How many requests may run at once across all apps (each runs in an
+    /// instance of the pool, which is sized to this).
     #[arg(long, value_name = "COUNT", default_value_t = 1000)]
     pub(crate) max_instances: u32,
+
+    /// How long a request past a concurrency cap may wait for a slot
+    /// before it gets `503`, in milliseconds.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
+    pub(crate) queue_timeout: u64,
 }
 
 /// Parses one `--allow-tcp` value; clap reports the error before anything

@@ -29,10 +29,20 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             (samples.config, Some(samples.site))
         }
     };
+    // The pool is sized for the most demanding app.
+    let apps: Vec<&serverless_config::AppConfig> =
+        config.routes.routes().map(|(_, _, app)| app).collect();
+    let max_memory = apps
+        .iter()
+        .map(|app| app.limits.max_memory)
+        .max()
+        .unwrap_or(0);
     let runtime = Runtime::new(RuntimeSettings {
         max_instances: args.max_instances,
-        ..RuntimeSettings::default()
+        max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
+        fuel: apps.iter().any(|app| app.limits.fuel.is_some()),
     })?;
+    let pool = pool_summary(&runtime, args.max_instances, max_memory);
     let operator_rules = OperatorRules {
         tcp: TcpAllowlist::new(args.allow_tcp),
         http: HttpAllowlist::new(args.allow_http),
@@ -51,8 +61,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        print_banner(&routes, &operator_rules, bound);
-        let dispatcher = Arc::new(Dispatcher::new(routes));
+        print_banner(&routes, &operator_rules, &pool, bound);
+        let dispatcher = Arc::new(Dispatcher::new(
+            routes,
+            args.max_instances,
+            Duration::from_millis(args.queue_timeout),
+        ));
         server::serve(
             listener,
             dispatcher,
@@ -69,6 +83,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn print_banner(
     routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>,
     operator_rules: &OperatorRules,
+    pool: &str,
     bound: std::net::SocketAddr,
 ) {
     let mut out = std::io::stdout().lock();
@@ -111,8 +126,22 @@ fn print_banner(
             let _ = writeln!(out, "  app {} narrows HTTP to: {rules}", app.name());
         }
     }
+    let _ = writeln!(out, "{pool}");
     let _ = writeln!(out, "listening on http://{bound}");
     let _ = out.flush();
+}
+
+/// What the instance pool costs, in words for the operator.
+fn pool_summary(runtime: &Runtime, instances: u32, max_memory: u64) -> String {
+    let footprint = runtime.footprint();
+    format!(
+        "instance pool: {instances} instances of up to {} MiB linear memory each; \
+         reserves {} GiB of virtual address space (not memory) up front; \
+         about {} MiB resident per busy instance",
+        max_memory >> 20,
+        footprint.reserved_bytes >> 30,
+        footprint.resident_per_busy_instance >> 20,
+    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

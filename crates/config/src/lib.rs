@@ -71,6 +71,8 @@ pub struct AppConfig {
     pub files: Vec<Mount>,
     /// Larger request bodies are refused with `413`.
     pub max_request_body: u64,
+    /// Time, memory, size and concurrency limits of each request.
+    pub limits: AppLimits,
     /// Where the entry's `file_path` is written, for errors found later
     /// (for example when the component does not compile).
     pub location: Option<Location>,
@@ -97,6 +99,43 @@ impl std::fmt::Display for World {
             World::Handler => "handler",
             World::WasiHttp => "wasi-http",
         })
+    }
+}
+
+/// How long a request may run by default, guest and host calls together.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much linear memory an instance may use by default: 128 MiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 128 * 1024 * 1024;
+
+/// How large a response body may be by default: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
+
+/// The limits one request of an app runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppLimits {
+    /// Past this the guest is stopped and the client gets `504`.
+    pub timeout: Duration,
+    /// Linear memory (each memory) an instance may grow to, in bytes.
+    pub max_memory: u64,
+    /// A larger response fails: the guest gets an error, the client `500`.
+    pub max_response_body: u64,
+    /// How many requests of this app may run at once; `None` for only the
+    /// host's global cap.
+    pub max_concurrency: Option<u32>,
+    /// An instruction budget per request, for deterministic limits.
+    pub fuel: Option<u64>,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        AppLimits {
+            timeout: DEFAULT_TIMEOUT,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            max_concurrency: None,
+            fuel: None,
+        }
     }
 }
 

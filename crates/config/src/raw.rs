@@ -16,12 +16,16 @@ use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
     DEFAULT_MAX_REQUEST_BODY, OutboundConfig,
 };
+use crate::{AppLimits, DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen_address: Option<ListenAddress>,
     max_request_body: Option<ByteSize>,
+    timeout: Option<Timeout>,
+    max_memory: Option<ByteSize>,
+    max_response_body: Option<ByteSize>,
     #[serde(default)]
     applications: Vec<RawApp>,
 }
@@ -43,6 +47,11 @@ struct RawApp {
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
     world: Option<WorldField>,
+    timeout: Option<Timeout>,
+    max_memory: Option<ByteSize>,
+    max_response_body: Option<ByteSize>,
+    max_concurrency: Option<Spanned<u32>>,
+    fuel: Option<Spanned<u64>>,
 }
 
 /// Parses and validates configuration text; see [`Config::parse`].
@@ -82,6 +91,14 @@ pub(crate) fn parse(
         .max_request_body
         .map_or(DEFAULT_MAX_REQUEST_BODY, |size| size.0);
     let base = path.parent().unwrap_or(Path::new(""));
+    let global_limits = AppLimits {
+        timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+        max_memory: raw.max_memory.map_or(DEFAULT_MAX_MEMORY, |s| s.0),
+        max_response_body: raw
+            .max_response_body
+            .map_or(DEFAULT_MAX_RESPONSE_BODY, |s| s.0),
+        ..AppLimits::default()
+    };
 
     // Explicit names first, so that a default name never takes one that an
     // app asked for.
@@ -143,7 +160,33 @@ pub(crate) fn parse(
             None => Vec::new(),
             Some(files) => mounts(base, files).map_err(|(span, message)| at(span, message))?,
         };
+        for (value, what) in [
+            (
+                app.max_concurrency
+                    .as_ref()
+                    .map(|v| (u64::from(*v.get_ref()), v.span())),
+                "max_concurrency",
+            ),
+            (app.fuel.as_ref().map(|v| (*v.get_ref(), v.span())), "fuel"),
+        ] {
+            if let Some((0, span)) = value {
+                return Err(at(
+                    span,
+                    format!("{what} must be at least 1; remove it for no limit of its own"),
+                ));
+            }
+        }
+        let limits = AppLimits {
+            timeout: app.timeout.map_or(global_limits.timeout, |t| t.0),
+            max_memory: app.max_memory.map_or(global_limits.max_memory, |s| s.0),
+            max_response_body: app
+                .max_response_body
+                .map_or(global_limits.max_response_body, |s| s.0),
+            max_concurrency: app.max_concurrency.map(Spanned::into_inner),
+            fuel: app.fuel.map(Spanned::into_inner),
+        };
         let config = AppConfig {
+            limits,
             name: name.clone(),
             component: ComponentSource::File(file),
             env,
@@ -373,6 +416,10 @@ method = ["GET", "POST"]
 url_path = "/users/:id"
 env = { B = "2", A = "1" }
 max_request_body = 5
+timeout = "2s"
+max_memory = "16 MiB"
+max_concurrency = 4
+fuel = 1000000
 allowed_tcp = ["10.0.0.0/8:5432", "cache.internal:6379"]
 tcp_connect_timeout = "250ms"
 tcp_io_timeout = 3
@@ -390,6 +437,16 @@ max_tcp_connections = 2
             vec![("A".into(), "1".into()), ("B".into(), "2".into())]
         );
         assert_eq!(app.max_request_body, 5);
+        assert_eq!(
+            app.limits,
+            AppLimits {
+                timeout: std::time::Duration::from_secs(2),
+                max_memory: 16 << 20,
+                max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+                max_concurrency: Some(4),
+                fuel: Some(1_000_000),
+            }
+        );
         let allowed: Vec<String> = app
             .outbound
             .allowed_tcp
@@ -398,7 +455,7 @@ max_tcp_connections = 2
             .iter()
             .map(|(r, l)| format!("{r}@{}", l.line))
             .collect();
-        assert_eq!(allowed, ["10.0.0.0/8:5432@9", "cache.internal:6379@9"]);
+        assert_eq!(allowed, ["10.0.0.0/8:5432@13", "cache.internal:6379@13"]);
         assert_eq!(
             app.outbound.connect_timeout,
             std::time::Duration::from_millis(250)

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use serverless_config::{AppConfig, Mount, World};
+use serverless_config::{AppConfig, AppLimits, Mount, World};
+use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, WasmBacktrace};
+
+use tokio::time::Instant;
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -17,11 +20,12 @@ use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
+use crate::limits::{DeadlineExceeded, InstanceLimiter, trap_kind};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 use crate::sockets;
 use crate::state::{HandlerCall, InstanceState};
-use crate::stdio::GuestOutput;
+use crate::stdio::{GuestOutput, StderrTail};
 
 /// The pre-instantiated component, by world.
 pub(crate) enum Entry {
@@ -37,6 +41,8 @@ pub struct App {
     secrets: Arc<Secrets>,
     files: Vec<Mount>,
     max_request_body: u64,
+    limits: AppLimits,
+    fuel_metered: bool,
     tcp: TcpSettings,
     http: Arc<HttpClient>,
     entry: Entry,
@@ -49,9 +55,18 @@ pub enum HandleError {
     /// No instance could be created (for example the pool is exhausted).
     #[error("cannot instantiate the component: {0:#}")]
     Instantiate(wasmtime::Error),
-    /// The guest trapped while handling the request.
-    #[error("the handler trapped: {}", describe_trap(.0))]
-    Trap(wasmtime::Error),
+    /// The guest trapped while handling the request; with the guest's
+    /// panic message when its stderr shows one.
+    #[error("the handler trapped ({kind}): {}{}", describe_trap(.error), panic.as_ref().map(|p| format!("; guest stderr: {p}")).unwrap_or_default(), kind = trap_kind(.error))]
+    Trap {
+        /// The trap, with the guest's backtrace.
+        error: wasmtime::Error,
+        /// What the guest wrote to stderr about its panic.
+        panic: Option<String>,
+    },
+    /// The request ran past the app's timeout, in a host call or waiting.
+    #[error("deadline: the request ran longer than the app's timeout of {0:?}")]
+    Deadline(Duration),
     /// A wasi:http guest answered with an error code instead of a response.
     #[error("the handler answered with the error {0:?}")]
     ErrorCode(ErrorCode),
@@ -61,6 +76,30 @@ pub enum HandleError {
     /// The request was handed to an app of the other world.
     #[error("the app serves the {0} world, not this kind of request")]
     WrongWorld(World),
+}
+
+impl HandleError {
+    /// Whether the request ran out of time, which the client sees as `504`.
+    pub fn is_deadline(&self) -> bool {
+        match self {
+            HandleError::Deadline(_) => true,
+            HandleError::Trap { error, .. } => trap_kind(error) == "deadline",
+            _ => false,
+        }
+    }
+
+    /// A short name for the failure, for logs: the trap kind, or what else
+    /// went wrong.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandleError::Instantiate(_) => "instantiate",
+            HandleError::Trap { error, .. } => trap_kind(error),
+            HandleError::Deadline(_) => "deadline",
+            HandleError::ErrorCode(_) => "error code",
+            HandleError::NoResponse => "no response",
+            HandleError::WrongWorld(_) => "wrong world",
+        }
+    }
 }
 
 /// A one-line description of a trap: its cause chain and, when available,
@@ -103,6 +142,7 @@ fn describe_trap(error: &wasmtime::Error) -> String {
 impl App {
     pub(crate) fn new(
         config: AppConfig,
+        fuel_metered: bool,
         tcp: TcpSettings,
         http: Arc<HttpClient>,
         entry: Entry,
@@ -114,6 +154,8 @@ impl App {
             secrets: Arc::new(Secrets::new(&config.secrets)),
             files: config.files,
             max_request_body: config.max_request_body,
+            limits: config.limits,
+            fuel_metered,
             tcp,
             http,
             entry,
@@ -159,11 +201,19 @@ impl App {
         self.secrets.redact(text)
     }
 
-    /// A fresh store for one request. Nothing in it outlives the request.
+    /// The limits each request of this app runs under.
+    pub fn limits(&self) -> &AppLimits {
+        &self.limits
+    }
+
+    /// A fresh store for one request, stopped at `deadline`. Nothing in it
+    /// outlives the request.
     fn new_store(
         &self,
         request_id: Arc<str>,
         call: Option<HandlerCall>,
+        deadline: Instant,
+        stderr: StderrTail,
     ) -> Result<Store<InstanceState>, HandleError> {
         let tags = LogTags {
             app: self.name.clone(),
@@ -188,7 +238,7 @@ impl App {
         let wasi = wasi
             .envs(&self.env)
             .stdout(GuestOutput::stdout(tags.clone()))
-            .stderr(GuestOutput::stderr(tags.clone()))
+            .stderr(GuestOutput::stderr(tags.clone(), stderr))
             // TCP sockets are created, then every address is checked by the
             // same allowlist as `outbound-tcp`; UDP and name lookup stay off.
             .allow_tcp(true)
@@ -205,13 +255,31 @@ impl App {
                 client: self.http.clone(),
                 tags: tags.clone(),
             },
-            limits: StoreLimitsBuilder::new().trap_on_grow_failure(true).build(),
+            limits: InstanceLimiter {
+                max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),
+            },
             tags,
             tcp: OutboundTcp::new(self.tcp.clone()),
             call,
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);
+        // Every epoch tick the guest yields to the async runtime, and past
+        // the deadline it traps.
+        let timeout = self.limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(DeadlineExceeded(timeout).into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        if self.fuel_metered {
+            store
+                .set_fuel(self.limits.fuel.unwrap_or(u64::MAX))
+                .map_err(HandleError::Instantiate)?;
+        }
         Ok(store)
     }
 
@@ -232,15 +300,31 @@ impl App {
             request,
             response: GuestResponse::default(),
         };
-        let mut store = self.new_store(call.request.request_id.clone(), Some(call))?;
-        let handler = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(HandleError::Instantiate)?;
-        handler
-            .call_handle(&mut store)
-            .await
-            .map_err(HandleError::Trap)?;
+        let deadline = Instant::now() + self.limits.timeout;
+        let stderr = StderrTail::default();
+        let mut store = self.new_store(
+            call.request.request_id.clone(),
+            Some(call),
+            deadline,
+            stderr.clone(),
+        )?;
+        let run = async {
+            let handler = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(HandleError::Instantiate)?;
+            handler
+                .call_handle(&mut store)
+                .await
+                .map_err(|error| HandleError::Trap {
+                    error,
+                    panic: stderr.panic_message(),
+                })
+        };
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(result) => result?,
+            Err(_) => return Err(HandleError::Deadline(self.limits.timeout)),
+        }
         let call = store.into_data().call;
         Ok(call.map(|c| c.response).unwrap_or_default())
     }
@@ -248,10 +332,13 @@ impl App {
     /// Runs one request through a `wasi:http` component. Both bodies
     /// stream: the response is returned as soon as the guest sets it, and
     /// the guest keeps running on its own task while it writes the body.
+    /// `hold` is kept until the guest has finished, body included: the
+    /// caller's admission slot, for example.
     pub async fn serve_http<B>(
         &self,
         request_id: Arc<str>,
         request: hyper::Request<B>,
+        hold: impl Send + 'static,
     ) -> Result<hyper::Response<HyperOutgoingBody>, HandleError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -260,7 +347,10 @@ impl App {
         let Entry::WasiHttp(pre) = &self.entry else {
             return Err(HandleError::WrongWorld(self.world()));
         };
-        let mut store = self.new_store(request_id.clone(), None)?;
+        let deadline = Instant::now() + self.limits.timeout;
+        let timeout = self.limits.timeout;
+        let stderr = StderrTail::default();
+        let mut store = self.new_store(request_id.clone(), None, deadline, stderr.clone())?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -274,15 +364,25 @@ impl App {
             .map_err(HandleError::Instantiate)?;
         let pre = pre.clone();
         let task = tokio::spawn(async move {
-            let proxy = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(HandleError::Instantiate)?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
-                .map_err(HandleError::Trap)
+            let _hold = hold;
+            let run = async {
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(HandleError::Instantiate)?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+                    .map_err(|error| HandleError::Trap {
+                        error,
+                        panic: stderr.panic_message(),
+                    })
+            };
+            match tokio::time::timeout_at(deadline, run).await {
+                Ok(result) => result,
+                Err(_) => Err(HandleError::Deadline(timeout)),
+            }
         });
         match receiver.await {
             Ok(Ok(response)) => {

@@ -4,6 +4,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
+use crate::limits::EPOCH_TICK;
 use crate::state::InstanceState;
 
 /// Sizes of the instance pool, fixed when the host starts.
@@ -12,8 +13,12 @@ pub struct RuntimeSettings {
     /// How many instances may exist at once across all apps; requests past
     /// this fail to instantiate instead of exhausting memory.
     pub max_instances: u32,
-    /// The most linear memory one instance may grow to, in bytes.
+    /// The most linear memory one instance may grow to, in bytes: the
+    /// largest of the apps' `max_memory`.
     pub max_memory_bytes: usize,
+    /// Whether some app has a fuel budget; fuel metering then applies to
+    /// every instance (the others get an unlimited budget).
+    pub fuel: bool,
 }
 
 impl Default for RuntimeSettings {
@@ -21,6 +26,7 @@ impl Default for RuntimeSettings {
         RuntimeSettings {
             max_instances: 1000,
             max_memory_bytes: 128 << 20,
+            fuel: false,
         }
     }
 }
@@ -42,6 +48,33 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<InstanceState>,
     pub(crate) settings: RuntimeSettings,
+}
+
+/// What the instance pool costs.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    /// Virtual address space reserved up front (not resident memory).
+    pub reserved_bytes: u64,
+    /// Resident memory a busy instance of a small component touches:
+    /// copy-on-write images keep untouched pages shared.
+    pub resident_per_busy_instance: u64,
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own,
+/// so that the tick comes even when every async worker is busy. The thread
+/// ends with the engine.
+fn start_epoch_ticker(engine: &Engine) -> wasmtime::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".to_owned())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
 }
 
 /// How many core instances and memories one component instance may use. A
@@ -71,8 +104,11 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .memory_init_cow(true)
+            .epoch_interruption(true)
+            .consume_fuel(settings.fuel)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
+        start_epoch_ticker(&engine).map_err(RuntimeError::Engine)?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
@@ -85,6 +121,20 @@ impl Runtime {
             linker,
             settings,
         })
+    }
+
+    /// The address space the instance pool reserves and the memory a busy
+    /// instance is expected to touch, for the startup message.
+    pub fn footprint(&self) -> Footprint {
+        let instances = u64::from(self.settings.max_instances.max(1));
+        // Each memory slot reserves its maximum size plus a guard region
+        // (4 GiB plus 32 MiB per slot on 64-bit hosts by default).
+        let slot = (4u64 << 30).max(self.settings.max_memory_bytes as u64) + (32 << 20);
+        let stacks = instances * (2 << 20);
+        Footprint {
+            reserved_bytes: instances * u64::from(MEMORIES_PER_COMPONENT) * slot + stacks,
+            resident_per_busy_instance: 2 << 20,
+        }
     }
 
     /// The settings the pool was sized with.

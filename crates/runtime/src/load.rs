@@ -282,7 +282,13 @@ impl Runtime {
                     Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?)
                 }
             };
-            Ok(Arc::new(App::new(config, tcp, http_client, entry)))
+            Ok(Arc::new(App::new(
+                config,
+                self.settings.fuel,
+                tcp,
+                http_client,
+                entry,
+            )))
         })
     }
 

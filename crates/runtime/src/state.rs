@@ -1,6 +1,5 @@
 //! What one request's `Store` holds.
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -8,6 +7,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::guest_log::LogTags;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
+use crate::limits::InstanceLimiter;
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 
@@ -20,7 +20,7 @@ pub(crate) struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_outbound: OutboundHttp,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: InstanceLimiter,
     pub(crate) tags: LogTags,
     pub(crate) tcp: OutboundTcp,
     /// The request and response of a handler-world call; `None` when the

@@ -1,7 +1,9 @@
 //! Guest stdout and stderr, written to the host log line by line.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
@@ -14,11 +16,45 @@ use crate::guest_log::LogTags;
 /// writes a newline cannot make the host buffer without bound.
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
+/// How many of the last stderr lines are kept to explain a trap.
+const STDERR_TAIL_LINES: usize = 8;
+
+/// The last lines a guest wrote to stderr, where a panic message lands,
+/// so that the log line of a trap can quote it.
+#[derive(Clone, Default)]
+pub(crate) struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    fn push(&self, line: &str) {
+        if let Ok(mut lines) = self.0.lock() {
+            if lines.len() == STDERR_TAIL_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(line.to_owned());
+        }
+    }
+
+    /// The guest's panic message, if its stderr shows one: the `panicked
+    /// at` line and what follows it.
+    pub(crate) fn panic_message(&self) -> Option<String> {
+        let lines = self.0.lock().ok()?;
+        let start = lines.iter().position(|line| line.contains("panicked at"))?;
+        let message: Vec<&str> = lines
+            .iter()
+            .skip(start)
+            .map(String::as_str)
+            .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        Some(message.join(" "))
+    }
+}
+
 /// One of the guest's output streams (`wasi:cli/stdout` or `stderr`).
 pub(crate) struct GuestOutput {
     tags: LogTags,
     source: &'static str,
     level: Level,
+    tail: Option<StderrTail>,
 }
 
 impl GuestOutput {
@@ -28,15 +64,18 @@ impl GuestOutput {
             tags,
             source: "stdout",
             level: Level::INFO,
+            tail: None,
         }
     }
 
-    /// The guest's stderr (where panics go), logged at `warn`.
-    pub(crate) fn stderr(tags: LogTags) -> GuestOutput {
+    /// The guest's stderr (where panics go), logged at `warn`; its last
+    /// lines are also kept in `tail`.
+    pub(crate) fn stderr(tags: LogTags, tail: StderrTail) -> GuestOutput {
         GuestOutput {
             tags,
             source: "stderr",
             level: Level::WARN,
+            tail: Some(tail),
         }
     }
 }
@@ -53,6 +92,7 @@ impl StdoutStream for GuestOutput {
             tags: self.tags.clone(),
             source: self.source,
             level: self.level,
+            tail: self.tail.clone(),
             pending: Vec::new(),
         })
     }
@@ -64,6 +104,7 @@ struct LineWriter {
     tags: LogTags,
     source: &'static str,
     level: Level,
+    tail: Option<StderrTail>,
     pending: Vec<u8>,
 }
 
@@ -88,6 +129,9 @@ impl LineWriter {
         // Blank lines carry nothing but noise in a tagged log.
         if !line.trim().is_empty() {
             self.tags.emit(self.level, self.source, line);
+            if let Some(tail) = &self.tail {
+                tail.push(&self.tags.secrets.redact(line));
+            }
         }
         self.pending.clear();
     }
