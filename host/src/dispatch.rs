@@ -339,7 +339,53 @@ async fn run_wasi_http(
         )
         .await
     {
-        Ok(response) => Ok(response),
+        Ok(response) => limit_response(app, request_id, response),
         Err(error) => Err(failed(app, request_id, &error)),
     }
+}
+
+/// Holds a wasi:http response to the app's size limit: a declared length
+/// past it is refused before anything is sent (`500`); a streamed body that
+/// grows past it is cut off, which the client sees as a broken response.
+fn limit_response(
+    app: &App,
+    request_id: &Arc<str>,
+    response: Response<ResponseBody>,
+) -> Result<Response<ResponseBody>, Refusal> {
+    let limit = app.limits().max_response_body;
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        tracing::error!(
+            app = &**app.name(),
+            request_id = &**request_id,
+            kind = "response too large",
+            "request failed: the response declares more than the app's limit of {limit} bytes"
+        );
+        return Err(Refusal::HandlerFailed);
+    }
+    let (app_name, id) = (app.name().clone(), request_id.clone());
+    Ok(response.map(|body| {
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .map_err(move |error| {
+                if error.is::<LengthLimitError>() {
+                    tracing::error!(
+                        app = &*app_name,
+                        request_id = &*id,
+                        kind = "response too large",
+                        "response cut off: the body grew past the app's limit of {limit} bytes"
+                    );
+                    BodyError::HttpResponseBodySize(Some(limit))
+                } else {
+                    match error.downcast::<BodyError>() {
+                        Ok(error) => *error,
+                        Err(other) => BodyError::InternalError(Some(other.to_string())),
+                    }
+                }
+            })
+            .boxed_unsync()
+    }))
 }

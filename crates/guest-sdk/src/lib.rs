@@ -57,7 +57,7 @@ pub mod response {
         set_status(status).unwrap_or_else(|error| panic!("invalid status {status}: {error}"));
         set_header("content-type", "text/plain; charset=utf-8")
             .unwrap_or_else(|error| panic!("cannot set content-type: {error}"));
-        set_body(body.as_bytes());
+        set_body(body.as_bytes()).unwrap_or_else(|error| panic!("cannot set the body: {error}"));
     }
 }
 

@@ -64,6 +64,9 @@ pub enum HandleError {
         /// What the guest wrote to stderr about its panic.
         panic: Option<String>,
     },
+    /// The guest tried to send a larger response than the app allows.
+    #[error("response too large: the handler tried to send more than the app's limit of {0} bytes")]
+    ResponseTooLarge(u64),
     /// The request ran past the app's timeout, in a host call or waiting.
     #[error("deadline: the request ran longer than the app's timeout of {0:?}")]
     Deadline(Duration),
@@ -98,6 +101,7 @@ impl HandleError {
             HandleError::ErrorCode(_) => "error code",
             HandleError::NoResponse => "no response",
             HandleError::WrongWorld(_) => "wrong world",
+            HandleError::ResponseTooLarge(_) => "response too large",
         }
     }
 }
@@ -299,6 +303,8 @@ impl App {
         let call = HandlerCall {
             request,
             response: GuestResponse::default(),
+            max_response_body: self.limits.max_response_body,
+            response_too_large: false,
         };
         let deadline = Instant::now() + self.limits.timeout;
         let stderr = StderrTail::default();
@@ -325,8 +331,13 @@ impl App {
             Ok(result) => result?,
             Err(_) => return Err(HandleError::Deadline(self.limits.timeout)),
         }
-        let call = store.into_data().call;
-        Ok(call.map(|c| c.response).unwrap_or_default())
+        match store.into_data().call {
+            Some(call) if call.response_too_large => {
+                Err(HandleError::ResponseTooLarge(call.max_response_body))
+            }
+            Some(call) => Ok(call.response),
+            None => Ok(GuestResponse::default()),
+        }
     }
 
     /// Runs one request through a `wasi:http` component. Both bodies

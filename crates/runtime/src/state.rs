@@ -32,6 +32,10 @@ pub(crate) struct InstanceState {
 pub(crate) struct HandlerCall {
     pub(crate) request: IncomingRequest,
     pub(crate) response: GuestResponse,
+    /// The app's response size limit.
+    pub(crate) max_response_body: u64,
+    /// Set once the guest tried to exceed it: the client then gets `500`.
+    pub(crate) response_too_large: bool,
 }
 
 impl InstanceState {

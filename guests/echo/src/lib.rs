@@ -54,7 +54,9 @@ impl Handler for Echo {
         let content_type = request::header("content-type")
             .unwrap_or_else(|| "application/octet-stream".to_owned());
         set("content-type", &content_type);
-        response::set_body(&request::body());
+        if let Err(error) = response::set_body(&request::body()) {
+            panic!("cannot echo the body: {error}");
+        }
     }
 }
 

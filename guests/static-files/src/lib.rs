@@ -46,7 +46,9 @@ impl Handler for StaticFiles {
             Ok(bytes) => {
                 response::set_header("content-type", content_type(&path))
                     .unwrap_or_else(|e| panic!("content-type: {e}"));
-                response::set_body(&bytes);
+                if let Err(error) = response::set_body(&bytes) {
+                    panic!("cannot send {path}: {error}");
+                }
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 response::text(404, "not found\n");

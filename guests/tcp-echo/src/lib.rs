@@ -28,7 +28,11 @@ impl Handler for TcpEcho {
             return;
         };
         match echo(&address, &request::body()) {
-            Ok(reply) => response::set_body(&reply),
+            Ok(reply) => {
+                if let Err(error) = response::set_body(&reply) {
+                    panic!("cannot send the reply: {error}");
+                }
+            }
             Err(error) => {
                 serverless_wasm_sdk::warn!("echo backend {address}: {error}");
                 response::text(

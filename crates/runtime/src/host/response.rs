@@ -101,14 +101,24 @@ impl Host for InstanceState {
         }))
     }
 
-    fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<()> {
-        self.call()?.response.body = body;
-        Ok(())
+    fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
+        let call = self.call()?;
+        if body.len() as u64 > call.max_response_body {
+            call.response_too_large = true;
+            return Ok(Err(ResponseError::TooLarge(call.max_response_body)));
+        }
+        call.response.body = body;
+        Ok(Ok(()))
     }
 
-    fn append_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<()> {
-        self.call()?.response.body.extend_from_slice(&chunk);
-        Ok(())
+    fn append_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
+        let call = self.call()?;
+        if (call.response.body.len() + chunk.len()) as u64 > call.max_response_body {
+            call.response_too_large = true;
+            return Ok(Err(ResponseError::TooLarge(call.max_response_body)));
+        }
+        call.response.body.extend_from_slice(&chunk);
+        Ok(Ok(()))
     }
 }
 
