@@ -17,11 +17,8 @@ use crate::dispatch::Dispatcher;
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many headers a request may have; more get `431`.
-const MAX_HEADERS: usize = 100;
-
 /// How large the request line and headers may be together; larger get
-/// `431`.
+/// `431`. (Hyper also refuses more than 100 headers with `431`.)
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves until `shutdown` resolves, then stops accepting and waits up to
@@ -36,8 +33,7 @@ pub(crate) async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     tokio::pin!(shutdown);
 

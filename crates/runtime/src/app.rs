@@ -27,6 +27,10 @@ use crate::sockets;
 use crate::state::{HandlerCall, InstanceState};
 use crate::stdio::{GuestOutput, StderrTail};
 
+/// How many host resources (streams, pollables, sockets, ...) one request
+/// may hold at once; past it the call that would create one traps.
+const MAX_RESOURCES: usize = 10_000;
+
 /// The pre-instantiated component, by world.
 pub(crate) enum Entry {
     Handler(HandlerPre<InstanceState>),
@@ -251,8 +255,10 @@ impl App {
                 tags.clone(),
             ))
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = InstanceState {
-            table: ResourceTable::new(),
+            table,
             wasi,
             http: WasiHttpCtx::new(),
             http_outbound: OutboundHttp {

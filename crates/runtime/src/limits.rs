@@ -69,6 +69,27 @@ impl ResourceLimiter for InstanceLimiter {
     }
 }
 
+/// Whether an out-of-bounds access came from runaway recursion: languages
+/// such as Rust and C keep a stack in linear memory, and when it overflows
+/// the access falls below address 0. The backtrace then is one function
+/// over and over, as deep as it is kept.
+fn overflowed_shadow_stack(error: &wasmtime::Error) -> bool {
+    let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = backtrace.frames();
+    if frames.len() < 16 {
+        return false;
+    }
+    // The innermost frames may be a helper (a memset, say); the rest repeat.
+    let repeated = frames[frames.len() / 2].func_index();
+    let same = frames
+        .iter()
+        .filter(|frame| frame.func_index() == repeated)
+        .count();
+    same * 4 >= frames.len() * 3
+}
+
 /// A short name for why a guest was stopped, for logs and metrics:
 /// `deadline`, `memory`, `fuel`, `unreachable`, `out of bounds`,
 /// `stack overflow`, another trap's name, or `host error`.
@@ -82,6 +103,7 @@ pub fn trap_kind(error: &wasmtime::Error) -> &'static str {
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => "fuel",
         Some(Trap::UnreachableCodeReached) => "unreachable",
+        Some(Trap::MemoryOutOfBounds) if overflowed_shadow_stack(error) => "stack overflow",
         Some(Trap::MemoryOutOfBounds | Trap::HeapMisaligned | Trap::TableOutOfBounds) => {
             "out of bounds"
         }

@@ -1,0 +1,248 @@
+//! Hostile guests: every one is contained with the right status and a log
+//! line naming the cause, and a thousand of them leave the host with the
+//! same fds, free instance slots and memory.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::backends::{EchoServer, SilentServer};
+use support::{ConfigDir, Host, client, get, send};
+
+fn hostile_config(timeout: &str, extra: &str) -> ConfigDir {
+    ConfigDir::new(&format!(
+        r#"[[applications]]
+name = "hostile"
+file_path = {hostile:?}
+method = "ANY"
+url_path = "/hostile/:action"
+timeout = "{timeout}"
+max_memory = "32 MiB"
+max_response_body = "4 MiB"
+max_tcp_connections = 8
+tcp_io_timeout = "60s"
+{extra}
+"#,
+        hostile = guest_artifacts::TEST_HOSTILE_PATH,
+    ))
+}
+
+/// Sends `path`, checks the status, and waits for the failure's log line
+/// carrying the request id and `needle`.
+async fn expect(host: &Host, path: &str, status: u16, needle: &str) -> String {
+    let reply = get(&host.url(path)).await;
+    assert_eq!(
+        reply.status,
+        status,
+        "{path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    if !needle.is_empty() {
+        host.wait_for_log(&[&id, needle]);
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_guest_is_contained_with_the_right_status_and_cause() {
+    let silent = SilentServer::start();
+    let backend = EchoServer::start();
+    let host = Host::start(
+        Some(&hostile_config("1s", "").path()),
+        &[
+            "--allow-tcp",
+            &silent.address.to_string(),
+            "--allow-tcp",
+            &backend.address.to_string(),
+        ],
+    );
+    let started = Instant::now();
+    expect(&host, "/hostile/spin", 504, "kind=\"deadline\"").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the deadline stopped the loop"
+    );
+    expect(&host, "/hostile/spin-host", 504, "kind=\"deadline\"").await;
+    expect(
+        &host,
+        &format!("/hostile/wait-host?addr={}", silent.address),
+        504,
+        "kind=\"deadline\"",
+    )
+    .await;
+    expect(&host, "/hostile/sleep", 504, "kind=\"deadline\"").await;
+    let id = expect(&host, "/hostile/memory", 500, "kind=\"memory\"").await;
+    host.wait_for_log(&[
+        &id,
+        "memory limit: the guest asked for",
+        "the app's limit is 33554432",
+    ]);
+    expect(&host, "/hostile/recurse", 500, "kind=\"stack overflow\"").await;
+    let id = expect(&host, "/hostile/panic", 500, "kind=\"unreachable\"").await;
+    host.wait_for_log(&[
+        &id,
+        "request failed",
+        "guest stderr:",
+        "hostile guest panicked on purpose",
+    ]);
+    expect(&host, "/hostile/huge", 500, "kind=\"response too large\"").await;
+    expect(&host, "/hostile/resources", 500, "kind=\"host error\"").await;
+    let nothing = get(&host.url("/hostile/nothing")).await;
+    assert_eq!((nothing.status, nothing.body.len()), (200, 0));
+    let connect = get(&host.url(&format!("/hostile/connect?addr={}", backend.address))).await;
+    assert_eq!(connect.text(), "opened 8 then Error::LimitReached");
+    // The client never sees internals.
+    for path in ["/hostile/panic", "/hostile/memory"] {
+        let reply = get(&host.url(path)).await;
+        assert_eq!(reply.text(), "internal server error\n");
+    }
+    assert_eq!(get(&host.url("/hostile/ok")).await.text(), "fine");
+}
+
+#[tokio::test]
+async fn a_fuel_budget_stops_a_spinning_guest_deterministically() {
+    let host = Host::start(Some(&hostile_config("30s", "fuel = 5000000").path()), &[]);
+    let started = Instant::now();
+    expect(&host, "/hostile/spin", 500, "kind=\"fuel\"").await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        get(&host.url("/hostile/ok")).await.text(),
+        "fine",
+        "fuel is per request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_cap_requests_wait_briefly_then_get_503() {
+    let host = Host::start(
+        Some(&hostile_config("2s", "max_concurrency = 1").path()),
+        &["--queue-timeout", "200"],
+    );
+    let url = host.url("/hostile/sleep");
+    let busy = tokio::spawn(async move { get(&url).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = get(&host.url("/hostile/ok")).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    host.wait_for_log(&[
+        "too many requests in flight",
+        refused.header("x-request-id").unwrap(),
+    ]);
+    assert_eq!(busy.await.unwrap(), 504);
+    assert_eq!(
+        get(&host.url("/hostile/ok")).await.text(),
+        "fine",
+        "the slot is free again"
+    );
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_get_431() {
+    let host = Host::start(Some(&hostile_config("1s", "").path()), &[]);
+    let many: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|i| (format!("x-h{i}"), b"v".to_vec()))
+        .collect();
+    let headers: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let reply = send(
+        &client(),
+        "GET",
+        &host.url("/hostile/ok"),
+        &headers,
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 431);
+    let big = vec![b'a'; 100 * 1024];
+    let reply = send(
+        &client(),
+        "GET",
+        &host.url("/hostile/ok"),
+        &[("x-big", &big)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 431);
+    assert_eq!(get(&host.url("/hostile/ok")).await.text(), "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_hostile_requests_leave_no_trace() {
+    let backend = EchoServer::start();
+    let host = Host::start(
+        Some(&hostile_config("200ms", "").path()),
+        &[
+            "--allow-tcp",
+            &backend.address.to_string(),
+            "--max-instances",
+            "16",
+        ],
+    );
+    let actions = [
+        "memory".to_owned(),
+        "recurse".to_owned(),
+        "panic".to_owned(),
+        "huge".to_owned(),
+        "resources".to_owned(),
+        "nothing".to_owned(),
+        format!("connect?addr={}", backend.address),
+        "spin".to_owned(),
+    ];
+    // Warm up with every action so that pools, threads and caches exist.
+    for action in &actions {
+        get(&host.url(&format!("/hostile/{action}"))).await;
+    }
+    let fds = host.open_fds();
+    let rss = host.memory("VmRSS");
+    let client = client();
+    for round in 0..125 {
+        let mut tasks = Vec::new();
+        for action in &actions {
+            let client = client.clone();
+            let url = host.url(&format!("/hostile/{action}"));
+            tasks.push(tokio::spawn(async move {
+                send(&client, "GET", &url, &[], Bytes::new()).await.status
+            }));
+        }
+        for task in tasks {
+            let status = task.await.unwrap();
+            assert!(
+                matches!(status, 200 | 500 | 504),
+                "round {round}: status {status}"
+            );
+        }
+    }
+    drop(client);
+    // All 16 instance slots are free: 16 requests at once all succeed.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let url = host.url("/hostile/ok");
+        tasks.push(tokio::spawn(async move { get(&url).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.open_fds() > fds + 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        host.open_fds() <= fds + 2,
+        "fds grew from {fds} to {}",
+        host.open_fds()
+    );
+    let growth = host.memory("VmRSS").saturating_sub(rss);
+    eprintln!(
+        "RSS grew by {} KiB over 1000 hostile requests",
+        growth / 1024
+    );
+    assert!(
+        growth < 48 * 1024 * 1024,
+        "RSS grew by {} MiB",
+        growth >> 20
+    );
+}
