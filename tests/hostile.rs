@@ -246,3 +246,67 @@ async fn a_thousand_hostile_requests_leave_no_trace() {
         growth >> 20
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_in_flight_requests_and_refuses_new_ones() {
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/probe/:action\"\n",
+        guest_artifacts::TEST_PROBE_PATH
+    ));
+    let mut host = Host::start(Some(&config.path()), &["--drain-timeout", "20"]);
+    let mut in_flight = Vec::new();
+    for _ in 0..24 {
+        let url = host.url("/probe/sleep?ms=800");
+        in_flight.push(tokio::spawn(async move { get(&url).await }));
+    }
+    // Wait until every request is running in a guest.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.stderr().matches("sleeping 800 ms").count() < 24 {
+        assert!(Instant::now() < deadline, "the requests did not all start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = Instant::now();
+    host.signal(libc::SIGTERM);
+    host.wait_for_log(&["stopped accepting connections"]);
+    assert!(
+        std::net::TcpStream::connect(host.address).is_err(),
+        "new connections are refused"
+    );
+    for request in in_flight {
+        let reply = request.await.unwrap();
+        assert_eq!((reply.status, reply.text().as_str()), (200, "slept"));
+    }
+    let status = host.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_request_does_not_hold_the_exit_past_the_drain_timeout() {
+    let mut host = Host::start(
+        Some(&hostile_config("1h", "").path()),
+        &["--drain-timeout", "1"],
+    );
+    let url = host.url("/hostile/spin");
+    let stuck = tokio::spawn(async move {
+        let _ = client()
+            .request(
+                http::Request::get(url)
+                    .body(http_body_util::Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    host.signal(libc::SIGTERM);
+    let status = host.wait(Duration::from_secs(10));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "{status}");
+    host.wait_for_log(&["drain timeout elapsed"]);
+    stuck.abort();
+}

@@ -281,7 +281,7 @@ impl TryFrom<String> for WorldField {
 pub(crate) struct Timeout(pub std::time::Duration);
 
 const DURATION_HELP: &str =
-    "write whole seconds such as 5, or a duration such as \"250ms\", \"5s\" or \"2m\"";
+    "write whole seconds such as 5, or a duration such as \"250ms\", \"5s\", \"2m\" or \"1h\"";
 
 impl<'de> Deserialize<'de> for Timeout {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -331,6 +331,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
         "ms" => std::time::Duration::from_millis(number),
         "s" => std::time::Duration::from_secs(number),
         "m" => std::time::Duration::from_secs(number.checked_mul(60)?),
+        "h" => std::time::Duration::from_secs(number.checked_mul(3600)?),
         _ => return None,
     };
     (!duration.is_zero()).then_some(duration)
@@ -429,7 +430,8 @@ mod tests {
         );
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("1h"), None);
+        assert_eq!(parse_duration("1h"), Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), None);
     }
 
     #[test]
