@@ -28,3 +28,18 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
+
+# All benchmarks; each writes its report under bench/.
+bench: bench-fairness
+
+# Fairness: a healthy route's latency alone and next to hostile guests
+# (bench/fairness.md).
+bench-fairness:
+    cargo build --release -p host -p loadgen
+    target/release/loadgen fairness --host target/release/host --out bench/fairness.md
+
+# Soak: steady load across the sample routes for SECONDS, watching errors,
+# RSS and fds (bench/soak.md).
+soak SECONDS="180":
+    cargo build --release -p host -p loadgen
+    target/release/loadgen soak --host target/release/host --seconds {{SECONDS}} --out bench/soak.md

@@ -1,0 +1,98 @@
+//! Running the host under test and reading its footprint.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+/// A running `host serve`, killed when dropped.
+pub struct RunningHost {
+    child: Child,
+    pub address: SocketAddr,
+    _config: tempfile::TempDir,
+}
+
+/// Whether the machine has a second core for the host.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Keeps the load generator on core 0 when the host gets core 1.
+pub fn pin_this_process_to_first_core() {
+    if cores() < 2 {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read and write that set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+impl RunningHost {
+    /// Starts `host serve` with `config` (TOML) on a free port, on core 1
+    /// when there is one, and waits for it to listen.
+    pub fn start(binary: &Path, config: &str, extra: &[&str]) -> anyhow::Result<RunningHost> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("serverless.toml");
+        std::fs::write(&path, config)?;
+        // A small site for configurations that mount `site`.
+        std::fs::create_dir(dir.path().join("site"))?;
+        std::fs::write(dir.path().join("site/index.html"), "<h1>soak</h1>\n")?;
+        let mut command = if cores() >= 2 && Path::new("/usr/bin/taskset").exists() {
+            let mut command = Command::new("taskset");
+            command.args(["-c", "1"]).arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        };
+        command
+            .arg("serve")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(address) = line.strip_prefix("listening on http://") {
+                return Ok(RunningHost {
+                    address: address.trim().parse()?,
+                    child,
+                    _config: dir,
+                });
+            }
+        }
+        bail!("the host exited before listening")
+    }
+
+    /// Resident memory now, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
+    /// Open file descriptors now.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

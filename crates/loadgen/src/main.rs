@@ -1,0 +1,75 @@
+//! `loadgen`: puts a real `host serve` under load and writes what it saw.
+//!
+//! * `loadgen fairness`: a healthy route alone, then the same while hostile
+//!   routes are hammered in parallel; the healthy p99 should stay within 2x.
+//! * `loadgen soak`: steady load across the sample routes for a while;
+//!   errors should be zero and RSS and fds flat.
+//!
+//! The host runs on its own core and the load on another where the machine
+//! has two or more.
+
+mod host;
+mod load;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// Load for serverless-wasm's fairness benchmark and soak.
+#[derive(Parser)]
+#[command(name = "loadgen", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Healthy latency alone and next to hostile traffic.
+    Fairness {
+        /// The `host` binary to run.
+        #[arg(long)]
+        host: PathBuf,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Steady load across the sample routes.
+    Soak {
+        /// The `host` binary to run.
+        #[arg(long)]
+        host: PathBuf,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    host::pin_this_process_to_first_core();
+    runtime.block_on(async {
+        match cli.command {
+            Command::Fairness { host, seconds, out } => {
+                report::fairness(&host, Duration::from_secs(seconds), &out).await
+            }
+            Command::Soak { host, seconds, out } => {
+                report::soak(&host, Duration::from_secs(seconds), &out).await
+            }
+        }
+    })
+}
