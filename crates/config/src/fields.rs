@@ -430,7 +430,10 @@ mod tests {
         );
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("1h"), Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(
+            parse_duration("1h"),
+            Some(std::time::Duration::from_secs(3600))
+        );
         assert_eq!(parse_duration("1d"), None);
     }
 

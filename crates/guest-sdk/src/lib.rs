@@ -45,6 +45,14 @@ pub use bindings::export_handler;
 /// parameters.
 pub mod request {
     pub use crate::bindings::serverless_wasm::platform::request::*;
+
+    /// The first value of query parameter `name`, decoded.
+    pub fn query_param(name: &str) -> Option<String> {
+        query_params()
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
 }
 
 /// Building the response: status, headers and body.

@@ -14,9 +14,12 @@ pub struct RunningHost {
     _config: tempfile::TempDir,
 }
 
-/// Whether the machine has a second core for the host.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// How many cores the machine has online (not only the ones this process
+/// may use, which pinning narrows).
+pub fn cores() -> usize {
+    // SAFETY: sysconf only reads a system setting.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
 }
 
 /// Keeps the load generator on core 0 when the host gets core 1.
@@ -58,7 +61,9 @@ impl RunningHost {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
@@ -75,7 +80,8 @@ impl RunningHost {
 
     /// Resident memory now, in bytes.
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))

@@ -22,12 +22,14 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned()))
+            info.lines().find_map(|line| {
+                line.strip_prefix("model name")
+                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::host::cores();
     format!(
         "- machine: {cores} cores, {cpu}, Linux {}\n- serverless-wasm {}; host on core 1, load on core 0 (when there are two cores)\n",
         kernel.trim(),
@@ -78,8 +80,10 @@ max_concurrency = 2
     );
     let host = RunningHost::start(binary, &config, &["--queue-timeout", "50"])?;
     let healthy = vec!["/hello/fair".to_owned()];
-    let hostile: Vec<String> = ["spin", "memory", "recurse", "huge", "panic", "sleep"]
-        .iter()
+    let actions = std::env::var("LOADGEN_HOSTILE")
+        .unwrap_or_else(|_| "spin,memory,recurse,huge,panic,sleep".to_owned());
+    let hostile: Vec<String> = actions
+        .split(',')
         .map(|action| format!("/hostile/{action}"))
         .collect();
     // Warm up.
@@ -93,8 +97,13 @@ max_concurrency = 2
     let contended = load::run(host.address, &healthy, &[200], 4, phase).await;
     let hostile_outcome = hammer.await.context("the hostile load failed")?;
 
-    let ratio = contended.quantile(0.99).as_secs_f64() / alone.quantile(0.99).as_secs_f64().max(1e-9);
-    let verdict = if ratio <= FAIRNESS_TARGET { "met" } else { "NOT met" };
+    let ratio =
+        contended.quantile(0.99).as_secs_f64() / alone.quantile(0.99).as_secs_f64().max(1e-9);
+    let verdict = if ratio <= FAIRNESS_TARGET {
+        "met"
+    } else {
+        "NOT met"
+    };
     let mut text = String::new();
     writeln!(text, "# Fairness: a healthy route next to hostile guests\n")?;
     text.push_str(&machine());
@@ -168,10 +177,16 @@ url_path = "/static/*"
         statics = guest_artifacts::STATIC_FILES_PATH,
     );
     let host = RunningHost::start(binary, &config, &[])?;
-    let paths: Vec<String> = ["/hello/soak", "/echo/a/b?x=1", "/env", "/http-hello/soak", "/static/index.html"]
-        .iter()
-        .map(|p| (*p).to_owned())
-        .collect();
+    let paths: Vec<String> = [
+        "/hello/soak",
+        "/echo/a/b?x=1",
+        "/env",
+        "/http-hello/soak",
+        "/static/index.html",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
     load::run(host.address, &paths, &[200], 16, Duration::from_secs(5)).await;
 
     let sample_every = Duration::from_secs(10).min(duration / 4);
@@ -214,14 +229,23 @@ url_path = "/static/*"
     writeln!(text, "| time | RSS | open fds |")?;
     writeln!(text, "|---|---|---|")?;
     for (at, rss, fds) in &samples {
-        writeln!(text, "| {:.0} s | {:.1} MiB | {fds} |", at.as_secs_f64(), *rss as f64 / (1 << 20) as f64)?;
+        writeln!(
+            text,
+            "| {:.0} s | {:.1} MiB | {fds} |",
+            at.as_secs_f64(),
+            *rss as f64 / (1 << 20) as f64
+        )?;
     }
     writeln!(
         text,
         "\n**Errors: {}. RSS grew by {:.1} MiB, fds from {first_fds} to {last_fds}: {}.**",
         outcome.errors,
         rss_growth as f64 / (1 << 20) as f64,
-        if outcome.errors == 0 && flat { "flat, no errors" } else { "NOT flat or with errors" }
+        if outcome.errors == 0 && flat {
+            "flat, no errors"
+        } else {
+            "NOT flat or with errors"
+        }
     )?;
     write(out, &text)
 }

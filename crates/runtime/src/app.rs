@@ -282,7 +282,12 @@ impl App {
             if Instant::now() >= deadline {
                 Err(DeadlineExceeded(timeout).into())
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // tokio's own yield puts the task at the back of the run
+                // queue; a plain self-wake would run it again at once.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         if self.fuel_metered {

@@ -7,8 +7,9 @@ use wasmtime::{ResourceLimiter, Trap};
 
 /// How often the engine's epoch advances. A running guest yields to the
 /// async runtime at every tick, so a spinning guest never holds a worker
-/// thread for longer, and its deadline is checked at every tick.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// thread for longer (which keeps other requests' latency low: see
+/// bench/fairness.md), and its deadline is checked at every tick.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The most table elements one table may grow to.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;

@@ -23,11 +23,7 @@ use serverless_wasm_sdk::{Handler, log, outbound_tcp, request, response};
 struct Hostile;
 
 fn query(name: &str) -> String {
-    request::query_params()
-        .into_iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value)
-        .unwrap_or_default()
+    request::query_param(name).unwrap_or_default()
 }
 
 #[allow(unconditional_recursion, reason = "the point of the action")]

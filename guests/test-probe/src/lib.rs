@@ -39,11 +39,7 @@ struct Probe;
 static REQUESTS_SEEN: AtomicU32 = AtomicU32::new(0);
 
 fn query(name: &str) -> String {
-    request::query_params()
-        .into_iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value)
-        .unwrap_or_default()
+    request::query_param(name).unwrap_or_default()
 }
 
 fn answer(text: &str) {

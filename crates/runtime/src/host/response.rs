@@ -52,6 +52,35 @@ fn valid_reason(reason: &str) -> bool {
     })
 }
 
+/// Whether a new header value replaces the ones already set.
+enum Replace {
+    All,
+    Nothing,
+}
+
+impl InstanceState {
+    fn add_header(
+        &mut self,
+        name: &str,
+        value: &str,
+        replace: Replace,
+    ) -> wasmtime::Result<Result<(), ResponseError>> {
+        let headers = &mut self.call()?.response.headers;
+        Ok(header_name(name).and_then(|name| {
+            let value = header_value(value)?;
+            match replace {
+                Replace::All => {
+                    headers.insert(name, value);
+                }
+                Replace::Nothing => {
+                    headers.append(name, value);
+                }
+            }
+            Ok(())
+        }))
+    }
+}
+
 impl Host for InstanceState {
     fn set_status_line(
         &mut self,
@@ -82,11 +111,7 @@ impl Host for InstanceState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
-        let headers = &mut self.call()?.response.headers;
-        Ok(header_name(&name).and_then(|name| {
-            headers.insert(name, header_value(&value)?);
-            Ok(())
-        }))
+        self.add_header(&name, &value, Replace::All)
     }
 
     fn append_header(
@@ -94,11 +119,7 @@ impl Host for InstanceState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
-        let headers = &mut self.call()?.response.headers;
-        Ok(header_name(&name).and_then(|name| {
-            headers.append(name, header_value(&value)?);
-            Ok(())
-        }))
+        self.add_header(&name, &value, Replace::Nothing)
     }
 
     fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
