@@ -111,7 +111,7 @@ async fn drain(mut body: hyper::body::Incoming) -> u64 {
 async fn large_bodies_stream_both_ways_without_growing_host_memory() {
     const SIZE: u64 = 100 * 1024 * 1024;
     let host = Host::start(
-        Some(&http_config("max_request_body = \"1 GiB\"").path()),
+        Some(&http_config("max_request_body = \"1 GiB\"\nmax_response_body = \"1 GiB\"").path()),
         &[],
     );
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -472,4 +472,42 @@ async fn sigterm_lets_a_streaming_response_finish() {
     );
     let status = host.wait(std::time::Duration::from_secs(30));
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_streamed_response_past_the_limit_is_cut_off_and_logged() {
+    let host = Host::start(
+        Some(&http_config("max_response_body = \"1 MiB\"").path()),
+        &[],
+    );
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Generated>();
+    let response = client
+        .request(
+            http::Request::get(host.url("/http-probe/bytes?n=5000000"))
+                .body(Generated { left: 0 })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut body = response.into_body();
+    let mut received = 0;
+    let mut failed = false;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => received += frame.into_data().map_or(0, |d| d.len()),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the client sees a broken response");
+    assert!(received <= 1024 * 1024, "received {received} bytes");
+    host.wait_for_log(&["response cut off", &id, "kind=\"response too large\""]);
+    assert_eq!(get(&host.url("/http-hello/ok")).await.status, 200);
 }
