@@ -323,11 +323,7 @@ impl TcpAllowlist {
 
     /// The rules joined for messages, or `(none)`.
     pub fn describe(&self) -> String {
-        if self.rules.is_empty() {
-            return "(none)".to_owned();
-        }
-        let texts: Vec<&str> = self.rules.iter().map(|r| r.text.as_str()).collect();
-        texts.join(", ")
+        describe_rules(&self.rules)
     }
 
     /// The name rule allowing `name` (lower case) on `port`, if any. Such a
@@ -384,14 +380,31 @@ impl TcpAllowlist {
     /// each of which must be covered by one of the operator's rules.
     /// Returns the first entry that is not covered.
     pub fn narrow(&self, entries: Vec<TcpRule>) -> Result<TcpAllowlist, TcpRule> {
-        if let Some(uncovered) = entries
-            .iter()
-            .find(|entry| !self.rules.iter().any(|rule| entry.is_covered_by(rule)))
-        {
+        if let Some(uncovered) = first_uncovered(&entries, &self.rules, TcpRule::is_covered_by) {
             return Err(uncovered.clone());
         }
         Ok(TcpAllowlist { rules: entries })
     }
+}
+
+/// Rules joined for messages, or `(none)`.
+pub(crate) fn describe_rules<R: fmt::Display>(rules: &[R]) -> String {
+    if rules.is_empty() {
+        return "(none)".to_owned();
+    }
+    let texts: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    texts.join(", ")
+}
+
+/// The first of an app's `entries` that no operator rule covers.
+pub(crate) fn first_uncovered<'a, R>(
+    entries: &'a [R],
+    operator: &[R],
+    is_covered_by: impl Fn(&R, &R) -> bool,
+) -> Option<&'a R> {
+    entries
+        .iter()
+        .find(|entry| !operator.iter().any(|rule| is_covered_by(entry, rule)))
 }
 
 /// `ip:port`, with brackets around IPv6 addresses.

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::allowlist::{TcpAllowlist, TcpRule};
+use crate::allowlist::{TcpAllowlist, TcpRule, describe_rules, first_uncovered};
 
 /// The forms an HTTP rule may take, shown with every parse error.
 pub const ACCEPTED_HTTP_FORMS: &str = "accepted forms: `http://127.0.0.1:8080`, `https://api.example.com`, \
@@ -153,11 +153,7 @@ impl HttpAllowlist {
 
     /// The rules joined for messages, or `(none)`.
     pub fn describe(&self) -> String {
-        if self.rules.is_empty() {
-            return "(none)".to_owned();
-        }
-        let texts: Vec<&str> = self.rules.iter().map(|r| r.text.as_str()).collect();
-        texts.join(", ")
+        describe_rules(&self.rules)
     }
 
     /// The destinations allowed for one scheme, as a TCP allowlist: the
@@ -176,10 +172,7 @@ impl HttpAllowlist {
     /// which must be covered by one operator rule; returns the first entry
     /// that is not.
     pub fn narrow(&self, entries: Vec<HttpRule>) -> Result<HttpAllowlist, HttpRule> {
-        if let Some(uncovered) = entries
-            .iter()
-            .find(|entry| !self.rules.iter().any(|rule| entry.is_covered_by(rule)))
-        {
+        if let Some(uncovered) = first_uncovered(&entries, &self.rules, HttpRule::is_covered_by) {
             return Err(uncovered.clone());
         }
         Ok(HttpAllowlist { rules: entries })

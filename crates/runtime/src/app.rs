@@ -20,7 +20,7 @@ use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
-use crate::limits::{DeadlineExceeded, InstanceLimiter, trap_kind};
+use crate::limits::{Contention, DeadlineExceeded, InstanceLimiter, trap_kind};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 use crate::sockets;
@@ -47,6 +47,7 @@ pub struct App {
     max_request_body: u64,
     limits: AppLimits,
     fuel_metered: bool,
+    contention: Arc<Contention>,
     tcp: TcpSettings,
     http: Arc<HttpClient>,
     entry: Entry,
@@ -151,6 +152,7 @@ impl App {
     pub(crate) fn new(
         config: AppConfig,
         fuel_metered: bool,
+        contention: Arc<Contention>,
         tcp: TcpSettings,
         http: Arc<HttpClient>,
         entry: Entry,
@@ -164,6 +166,7 @@ impl App {
             max_request_body: config.max_request_body,
             limits: config.limits,
             fuel_metered,
+            contention,
             tcp,
             http,
             entry,
@@ -271,6 +274,7 @@ impl App {
             tags,
             tcp: OutboundTcp::new(self.tcp.clone()),
             call,
+            _running: self.contention.enter(),
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -278,17 +282,14 @@ impl App {
         // the deadline it traps.
         let timeout = self.limits.timeout;
         store.set_epoch_deadline(1);
+        let contention = self.contention.clone();
+        let mut slices = 0u32;
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                Err(DeadlineExceeded(timeout).into())
-            } else {
-                // tokio's own yield puts the task at the back of the run
-                // queue; a plain self-wake would run it again at once.
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
+                return Err(DeadlineExceeded(timeout).into());
             }
+            slices = slices.saturating_add(1);
+            Ok(UpdateDeadline::YieldCustom(1, contention.pause(slices)))
         });
         if self.fuel_metered {
             store

@@ -4,8 +4,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
-use crate::limits::EPOCH_TICK;
+use crate::limits::{Contention, EPOCH_TICK};
 use crate::state::InstanceState;
+use std::sync::Arc;
 
 /// Sizes of the instance pool, fixed when the host starts.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,7 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<InstanceState>,
     pub(crate) settings: RuntimeSettings,
+    pub(crate) contention: Arc<Contention>,
 }
 
 /// What the instance pool costs.
@@ -120,6 +122,7 @@ impl Runtime {
             engine,
             linker,
             settings,
+            contention: Contention::new(),
         })
     }
 

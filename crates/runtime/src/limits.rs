@@ -1,6 +1,10 @@
 //! What bounds one request: the deadline, linear memory and tables, and
 //! optionally fuel; and how a trap caused by any of them is named.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, Trap};
@@ -10,6 +14,57 @@ use wasmtime::{ResourceLimiter, Trap};
 /// thread for longer (which keeps other requests' latency low: see
 /// bench/fairness.md), and its deadline is checked at every tick.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// After this many slices of CPU a request counts as long-running.
+const LONG_RUNNING_SLICES: u32 = 4;
+
+/// How many instances are running, shared by all of them, to tell when the
+/// CPU is contended.
+pub(crate) struct Contention {
+    running: AtomicUsize,
+    cores: usize,
+}
+
+/// One running instance; dropping it (with the store) ends it.
+pub(crate) struct Running(Arc<Contention>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Contention {
+    pub(crate) fn new() -> Arc<Contention> {
+        Arc::new(Contention {
+            running: AtomicUsize::new(0),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    /// Counts an instance as running until the guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> Running {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        Running(self.clone())
+    }
+
+    /// How a guest pauses at the end of its `slices`-th slice. Normally it
+    /// goes to the back of the run queue. When more instances run than
+    /// there are cores, a guest that has already used several slices also
+    /// sleeps for one tick, so that short requests are served before long
+    /// ones and a spinning guest cannot take a core's worth of time from
+    /// them.
+    pub(crate) fn pause(&self, slices: u32) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let contended = self.running.load(Ordering::Relaxed) > self.cores;
+        if contended && slices > LONG_RUNNING_SLICES {
+            Box::pin(tokio::time::sleep(EPOCH_TICK))
+        } else {
+            // tokio's own yield puts the task at the back of the run queue;
+            // a plain self-wake would run it again at once.
+            Box::pin(tokio::task::yield_now())
+        }
+    }
+}
 
 /// The most table elements one table may grow to.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;

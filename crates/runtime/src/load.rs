@@ -285,6 +285,7 @@ impl Runtime {
             Ok(Arc::new(App::new(
                 config,
                 self.settings.fuel,
+                self.contention.clone(),
                 tcp,
                 http_client,
                 entry,

@@ -7,7 +7,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::guest_log::LogTags;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
-use crate::limits::InstanceLimiter;
+use crate::limits::{InstanceLimiter, Running};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 
@@ -26,6 +26,8 @@ pub(crate) struct InstanceState {
     /// The request and response of a handler-world call; `None` when the
     /// component serves `wasi:http/incoming-handler` instead.
     pub(crate) call: Option<HandlerCall>,
+    /// Counts this instance as running while the store lives.
+    pub(crate) _running: Running,
 }
 
 /// A handler-world call in progress.
