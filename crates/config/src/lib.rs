@@ -18,6 +18,8 @@
 //! error carries the file, line and column of the offending value and says
 //! how to fix it.
 
+#![warn(missing_docs)]
+
 mod error;
 mod fields;
 mod raw;

@@ -9,6 +9,8 @@
 //! * `host/` holds one file per WIT interface of the handler world;
 //!   `sockets.rs` applies the same outbound policy to `wasi:sockets`.
 
+#![warn(missing_docs)]
+
 mod app;
 mod bindings;
 mod engine;
