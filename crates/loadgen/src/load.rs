@@ -63,9 +63,12 @@ pub async fn run(
             while Instant::now() < end {
                 let path = &paths[next % paths.len()];
                 next += 1;
-                let request = http::Request::get(format!("http://{address}{path}"))
+                let Ok(request) = http::Request::get(format!("http://{address}{path}"))
                     .body(Full::new(Bytes::new()))
-                    .expect("a valid request");
+                else {
+                    outcome.errors += 1;
+                    continue;
+                };
                 let sent = Instant::now();
                 let status = match client.request(request).await {
                     Ok(response) => {
