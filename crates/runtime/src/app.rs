@@ -111,6 +111,20 @@ impl HandleError {
     }
 }
 
+/// Above this much linear memory, a finished store is dropped on a
+/// blocking thread.
+const RETIRE_ELSEWHERE_BYTES: usize = 8 << 20;
+
+/// Drops a finished request's store. Resetting a large instance's pool slot
+/// (unmapping or zeroing its memory) is system-call work that would stall
+/// every request queued on this async worker, so large stores are dropped
+/// on a blocking thread; small ones, the common case, right here.
+fn retire(store: Store<InstanceState>) {
+    if store.data().limits.peak_memory > RETIRE_ELSEWHERE_BYTES {
+        tokio::task::spawn_blocking(move || drop(store));
+    }
+}
+
 /// A one-line description of a trap: its cause chain and, when available,
 /// the guest's backtrace as `frame <- frame <- ...`.
 fn describe_trap(error: &wasmtime::Error) -> String {
@@ -270,6 +284,7 @@ impl App {
             },
             limits: InstanceLimiter {
                 max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),
+                peak_memory: 0,
             },
             tags,
             tcp: OutboundTcp::new(self.tcp.clone()),
@@ -339,11 +354,14 @@ impl App {
                     panic: stderr.panic_message(),
                 })
         };
-        match tokio::time::timeout_at(deadline, run).await {
-            Ok(result) => result?,
-            Err(_) => return Err(HandleError::Deadline(self.limits.timeout)),
-        }
-        match store.into_data().call {
+        let outcome = match tokio::time::timeout_at(deadline, run).await {
+            Ok(result) => result,
+            Err(_) => Err(HandleError::Deadline(self.limits.timeout)),
+        };
+        let call = store.data_mut().call.take();
+        retire(store);
+        outcome?;
+        match call {
             Some(call) if call.response_too_large => {
                 Err(HandleError::ResponseTooLarge(call.max_response_body))
             }
@@ -402,10 +420,12 @@ impl App {
                         panic: stderr.panic_message(),
                     })
             };
-            match tokio::time::timeout_at(deadline, run).await {
+            let outcome = match tokio::time::timeout_at(deadline, run).await {
                 Ok(result) => result,
                 Err(_) => Err(HandleError::Deadline(timeout)),
-            }
+            };
+            retire(store);
+            outcome
         });
         match receiver.await {
             Ok(Ok(response)) => {

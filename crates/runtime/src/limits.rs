@@ -87,6 +87,8 @@ pub struct MemoryLimitExceeded {
 /// says so, instead of a failed `memory.grow` the guest may misreport.
 pub(crate) struct InstanceLimiter {
     pub(crate) max_memory: usize,
+    /// The largest linear memory any of the instance's memories grew to.
+    pub(crate) peak_memory: usize,
 }
 
 impl ResourceLimiter for InstanceLimiter {
@@ -104,6 +106,7 @@ impl ResourceLimiter for InstanceLimiter {
             }
             .into());
         }
+        self.peak_memory = self.peak_memory.max(desired);
         Ok(true)
     }
 
