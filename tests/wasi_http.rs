@@ -107,6 +107,26 @@ async fn drain(mut body: hyper::body::Incoming) -> u64 {
     total
 }
 
+/// Sends a request whose body of `upload` bytes is generated as it goes,
+/// and returns the response with its body not yet read.
+async fn stream(
+    host: &Host,
+    method: &str,
+    path: &str,
+    upload: u64,
+) -> hyper::Response<hyper::body::Incoming> {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(host.url(path))
+        .body(Generated { left: upload })
+        .unwrap();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Generated>()
+        .request(request)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn large_bodies_stream_both_ways_without_growing_host_memory() {
     const SIZE: u64 = 100 * 1024 * 1024;
@@ -114,28 +134,12 @@ async fn large_bodies_stream_both_ways_without_growing_host_memory() {
         Some(&http_config("max_request_body = \"1 GiB\"\nmax_response_body = \"1 GiB\"").path()),
         &[],
     );
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Generated>();
     // Warm up so that pools and threads exist before measuring.
-    let warm = client
-        .request(
-            http::Request::post(host.url("/http-probe/echo"))
-                .body(Generated { left: 1024 * 1024 })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let warm = stream(&host, "POST", "/http-probe/echo", 1024 * 1024).await;
     assert_eq!(drain(warm.into_body()).await, 1024 * 1024);
     let before = host.memory("VmHWM");
 
-    let upload = client
-        .request(
-            http::Request::post(host.url("/http-probe/echo"))
-                .body(Generated { left: SIZE })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let upload = stream(&host, "POST", "/http-probe/echo", SIZE).await;
     assert_eq!(upload.status(), 200);
     assert_eq!(
         drain(upload.into_body()).await,
@@ -143,14 +147,7 @@ async fn large_bodies_stream_both_ways_without_growing_host_memory() {
         "the echo returns every byte"
     );
 
-    let download = client
-        .request(
-            http::Request::get(host.url(&format!("/http-probe/bytes?n={SIZE}")))
-                .body(Generated { left: 0 })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let download = stream(&host, "GET", &format!("/http-probe/bytes?n={SIZE}"), 0).await;
     assert_eq!(drain(download.into_body()).await, SIZE);
 
     let growth = host.memory("VmHWM").saturating_sub(before);
@@ -451,16 +448,7 @@ async fn app_entries_narrow_the_http_flags() {
 async fn sigterm_lets_a_streaming_response_finish() {
     const SIZE: u64 = 50 * 1024 * 1024;
     let mut host = Host::start(Some(&http_config("").path()), &["--drain-timeout", "30"]);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Generated>();
-    let response = client
-        .request(
-            http::Request::get(host.url(&format!("/http-probe/bytes?n={SIZE}")))
-                .body(Generated { left: 0 })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = stream(&host, "GET", &format!("/http-probe/bytes?n={SIZE}"), 0).await;
     assert_eq!(response.status(), 200);
     // The guest is now blocked writing a body this test has not read.
     host.signal(libc::SIGTERM);
@@ -480,16 +468,7 @@ async fn a_streamed_response_past_the_limit_is_cut_off_and_logged() {
         Some(&http_config("max_response_body = \"1 MiB\"").path()),
         &[],
     );
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Generated>();
-    let response = client
-        .request(
-            http::Request::get(host.url("/http-probe/bytes?n=5000000"))
-                .body(Generated { left: 0 })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = stream(&host, "GET", "/http-probe/bytes?n=5000000", 0).await;
     let id = response.headers()["x-request-id"]
         .to_str()
         .unwrap()

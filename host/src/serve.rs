@@ -133,14 +133,14 @@ fn print_banner(
 
 /// What the instance pool costs, in words for the operator.
 fn pool_summary(runtime: &Runtime, instances: u32, max_memory: u64) -> String {
-    let footprint = runtime.footprint();
     format!(
         "instance pool: {instances} instances of up to {} MiB linear memory each; \
          reserves {} GiB of virtual address space (not memory) up front; \
-         about {} MiB resident per busy instance",
+         a busy instance keeps resident only the pages it touches (copy-on-write \
+         images share the rest), at most {} MiB",
         max_memory >> 20,
-        footprint.reserved_bytes >> 30,
-        footprint.resident_per_busy_instance >> 20,
+        runtime.reserved_address_space() >> 30,
+        max_memory >> 20,
     )
 }
 

@@ -111,6 +111,26 @@ impl HandleError {
     }
 }
 
+/// Runs a guest call until it ends or `deadline` passes, whichever comes
+/// first; time spent waiting in host calls counts too.
+async fn within(
+    deadline: Instant,
+    timeout: Duration,
+    call: impl Future<Output = Result<(), HandleError>>,
+) -> Result<(), HandleError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or(Err(HandleError::Deadline(timeout)))
+}
+
+/// A trap, with the guest's panic message when its stderr shows one.
+fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleError {
+    HandleError::Trap {
+        error,
+        panic: stderr.panic_message(),
+    }
+}
+
 /// Above this much linear memory, a finished store is dropped on a
 /// blocking thread.
 const RETIRE_ELSEWHERE_BYTES: usize = 8 << 20;
@@ -341,7 +361,7 @@ impl App {
             deadline,
             stderr.clone(),
         )?;
-        let run = async {
+        let outcome = within(deadline, self.limits.timeout, async {
             let handler = pre
                 .instantiate_async(&mut store)
                 .await
@@ -349,15 +369,9 @@ impl App {
             handler
                 .call_handle(&mut store)
                 .await
-                .map_err(|error| HandleError::Trap {
-                    error,
-                    panic: stderr.panic_message(),
-                })
-        };
-        let outcome = match tokio::time::timeout_at(deadline, run).await {
-            Ok(result) => result,
-            Err(_) => Err(HandleError::Deadline(self.limits.timeout)),
-        };
+                .map_err(|error| trapped(error, &stderr))
+        })
+        .await;
         let call = store.data_mut().call.take();
         retire(store);
         outcome?;
@@ -406,7 +420,7 @@ impl App {
         let pre = pre.clone();
         let task = tokio::spawn(async move {
             let _hold = hold;
-            let run = async {
+            let outcome = within(deadline, timeout, async {
                 let proxy = pre
                     .instantiate_async(&mut store)
                     .await
@@ -415,15 +429,9 @@ impl App {
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
                     .await
-                    .map_err(|error| HandleError::Trap {
-                        error,
-                        panic: stderr.panic_message(),
-                    })
-            };
-            let outcome = match tokio::time::timeout_at(deadline, run).await {
-                Ok(result) => result,
-                Err(_) => Err(HandleError::Deadline(timeout)),
-            };
+                    .map_err(|error| trapped(error, &stderr))
+            })
+            .await;
             retire(store);
             outcome
         });

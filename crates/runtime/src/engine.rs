@@ -52,16 +52,6 @@ pub struct Runtime {
     pub(crate) contention: Arc<Contention>,
 }
 
-/// What the instance pool costs.
-#[derive(Debug, Clone, Copy)]
-pub struct Footprint {
-    /// Virtual address space reserved up front (not resident memory).
-    pub reserved_bytes: u64,
-    /// Resident memory a busy instance of a small component touches:
-    /// copy-on-write images keep untouched pages shared.
-    pub resident_per_busy_instance: u64,
-}
-
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own,
 /// so that the tick comes even when every async worker is busy. The thread
 /// ends with the engine.
@@ -126,18 +116,14 @@ impl Runtime {
         })
     }
 
-    /// The address space the instance pool reserves and the memory a busy
-    /// instance is expected to touch, for the startup message.
-    pub fn footprint(&self) -> Footprint {
+    /// The virtual address space the instance pool reserves up front,
+    /// for the startup message: each memory slot spans its maximum size
+    /// (at least 4 GiB on 64-bit hosts, so bounds checks can be elided)
+    /// plus a 32 MiB guard, and each instance has a 2 MiB async stack.
+    pub fn reserved_address_space(&self) -> u64 {
         let instances = u64::from(self.settings.max_instances.max(1));
-        // Each memory slot reserves its maximum size plus a guard region
-        // (4 GiB plus 32 MiB per slot on 64-bit hosts by default).
         let slot = (4u64 << 30).max(self.settings.max_memory_bytes as u64) + (32 << 20);
-        let stacks = instances * (2 << 20);
-        Footprint {
-            reserved_bytes: instances * u64::from(MEMORIES_PER_COMPONENT) * slot + stacks,
-            resident_per_busy_instance: 2 << 20,
-        }
+        instances * u64::from(MEMORIES_PER_COMPONENT) * slot + instances * (2 << 20)
     }
 
     /// The settings the pool was sized with.

@@ -44,8 +44,6 @@ pub(crate) struct OutboundTcp {
     pub(crate) settings: TcpSettings,
     /// Connections opened so far during this request.
     pub(crate) opened: u32,
-    /// Connection attempts refused by policy during this request.
-    pub(crate) denied: u32,
 }
 
 impl OutboundTcp {
@@ -53,7 +51,6 @@ impl OutboundTcp {
         OutboundTcp {
             settings,
             opened: 0,
-            denied: 0,
         }
     }
 }
@@ -80,7 +77,6 @@ fn io_error(error: &std::io::Error) -> Error {
 impl InstanceState {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
-        self.tcp.denied += 1;
         self.tags.emit(
             Level::WARN,
             "outbound-tcp",
