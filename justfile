@@ -1,7 +1,10 @@
 # serverless-wasm recipes. `just --list` shows them.
 
-# Every guest package under guests/.
-guest_packages := `ls -d guests/*/ | xargs -n1 basename | tr '\n' ' '`
+# Every Rust guest package under guests/rust/.
+guest_packages := `ls -d guests/rust/*/ | xargs -n1 basename | tr '\n' ' '`
+
+# The other guest languages; each has guests/<language>/build.
+guest_languages := "c cpp python javascript go zig"
 
 # Run the whole test suite.
 default: test
@@ -14,14 +17,47 @@ serve *ARGS:
 test *ARGS:
     tests/run {{ARGS}}
 
-# Build every guest with cargo-component, as a handler author would.
+# Build every Rust guest with cargo-component, as a handler author would.
 guests:
     #!/usr/bin/env bash
     set -euo pipefail
     for guest in {{guest_packages}}; do
-        echo "cargo component build: guests/$guest"
-        (cd "guests/$guest" && cargo component build --release)
+        echo "cargo component build: guests/rust/$guest"
+        (cd "guests/rust/$guest" && cargo component build --release)
     done
+
+# Build every language's samples from source, installing missing toolchains.
+guests-all: guests
+    guests/tools/install {{guest_languages}}
+    for language in {{guest_languages}}; do guests/$language/build; done
+
+# Install the toolchains of the given languages (all when none is given).
+guest-tools *LANGUAGES:
+    guests/tools/install {{LANGUAGES}}
+
+# The samples in C (clang, wit-bindgen c).
+guests-c: (guest-tools "c")
+    guests/c/build
+
+# The samples in C++ (clang++, wit-bindgen cpp).
+guests-cpp: (guest-tools "cpp")
+    guests/cpp/build
+
+# The samples in Python (componentize-py).
+guests-python: (guest-tools "python")
+    guests/python/build
+
+# The samples in JavaScript (componentize-js).
+guests-javascript: (guest-tools "javascript")
+    guests/javascript/build
+
+# The samples in Go (wit-bindgen go, Go's wasip1 port and the WASI adapter).
+guests-go: (guest-tools "go")
+    guests/go/build
+
+# The samples in Zig (zig with the wit-bindgen C glue).
+guests-zig: (guest-tools "zig")
+    guests/zig/build
 
 # Formatting and clippy, for the host crates and for the guests.
 lint:

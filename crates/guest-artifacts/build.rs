@@ -1,4 +1,4 @@
-//! Builds every guest under `guests/` for wasm32-wasip2 with a nested cargo,
+//! Builds every guest under `guests/rust/` for wasm32-wasip2 with a nested cargo,
 //! and writes `guests.rs` with a path and a byte constant for each.
 
 use std::env;
@@ -23,7 +23,7 @@ fn var(name: &str) -> Result<String, String> {
 fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(var("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(var("OUT_DIR")?);
-    let guests_dir = manifest_dir.join("../../guests");
+    let guests_dir = manifest_dir.join("../../guests/rust");
     println!("cargo:rerun-if-changed={}", guests_dir.display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -73,9 +73,9 @@ fn run() -> Result<(), String> {
         watch_dependencies(&release_dir.join(format!("{file_stem}.d")))?;
         let constant = guest.to_uppercase().replace('-', "_");
         let path = wasm.display().to_string();
-        writeln!(code, "/// The `guests/{guest}` component's file.").ok();
+        writeln!(code, "/// The `guests/rust/{guest}` component's file.").ok();
         writeln!(code, "pub const {constant}_PATH: &str = {path:?};").ok();
-        writeln!(code, "/// The `guests/{guest}` component's bytes.").ok();
+        writeln!(code, "/// The `guests/rust/{guest}` component's bytes.").ok();
         writeln!(
             code,
             "pub const {constant}: &[u8] = include_bytes!({path:?});"
@@ -85,7 +85,7 @@ fn run() -> Result<(), String> {
     fs::write(out_dir.join("guests.rs"), code).map_err(|e| format!("cannot write guests.rs: {e}"))
 }
 
-/// The package names of the guests: every folder under `guests/` with a
+/// The package names of the guests: every folder under `guests/rust/` with a
 /// `Cargo.toml`, whose folder name must be its package name.
 fn guest_packages(guests_dir: &Path) -> Result<Vec<String>, String> {
     let entries = fs::read_dir(guests_dir)

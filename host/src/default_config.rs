@@ -20,20 +20,20 @@ struct Sample {
     mounts_site: bool,
 }
 
-/// The files of `guests/static-files/site`, compiled in so that an
+/// The files of `guests/rust/static-files/site`, compiled in so that an
 /// installed binary can serve them.
 const SITE: &[(&str, &[u8])] = &[
     (
         "index.html",
-        include_bytes!("../../guests/static-files/site/index.html"),
+        include_bytes!("../../guests/rust/static-files/site/index.html"),
     ),
     (
         "style.css",
-        include_bytes!("../../guests/static-files/site/style.css"),
+        include_bytes!("../../guests/rust/static-files/site/style.css"),
     ),
     (
         "hello.txt",
-        include_bytes!("../../guests/static-files/site/hello.txt"),
+        include_bytes!("../../guests/rust/static-files/site/hello.txt"),
     ),
 ];
 

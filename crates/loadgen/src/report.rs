@@ -115,7 +115,7 @@ max_concurrency = 2
     )?;
     writeln!(
         text,
-        "- healthy: `GET /hello/:name` (guests/hello), 4 closed-loop clients\n- hostile: `/hostile/{{spin,memory,recurse,huge,panic,sleep}}` (guests/test-hostile), 8 closed-loop clients; app limits: timeout 200ms, max_memory 32 MiB, max_response_body 4 MiB, max_concurrency 2\n"
+        "- healthy: `GET /hello/:name` (guests/rust/hello), 4 closed-loop clients\n- hostile: `/hostile/{{spin,memory,recurse,huge,panic,sleep}}` (guests/rust/test-hostile), 8 closed-loop clients; app limits: timeout 200ms, max_memory 32 MiB, max_response_body 4 MiB, max_concurrency 2\n"
     )?;
     writeln!(text, "| phase | healthy req/s | p50 | p99 | errors |")?;
     writeln!(text, "|---|---|---|---|---|")?;
