@@ -65,14 +65,20 @@ lint:
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
 
-# All benchmarks; each writes its report under bench/.
-bench: bench-fairness
+# All benchmarks; each writes its report (bench/, guests/README.md).
+bench: bench-fairness bench-languages
 
 # Fairness: a healthy route's latency alone and next to hostile guests
 # (bench/fairness.md).
 bench-fairness:
     cargo build --release -p host -p loadgen
     target/release/loadgen fairness --host target/release/host --out bench/fairness.md
+
+# Every guest language: component sizes, clean build time, first-request
+# and steady-state latency of hello (the table in guests/README.md).
+bench-languages: guest-tools
+    cargo build --release -p host -p loadgen
+    target/release/loadgen languages --host target/release/host --out guests/README.md
 
 # Soak: steady load across the sample routes for SECONDS, watching errors,
 # RSS and fds (bench/soak.md).

@@ -98,3 +98,18 @@ pub async fn run(
     total.elapsed = started.elapsed();
     total
 }
+
+/// One `GET` on a new connection: how long until the whole `200` response
+/// arrived.
+pub async fn once(address: SocketAddr, path: &str) -> anyhow::Result<Duration> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request =
+        http::Request::get(format!("http://{address}{path}")).body(Full::new(Bytes::new()))?;
+    let sent = Instant::now();
+    let response = client.request(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    let took = sent.elapsed();
+    anyhow::ensure!(status == 200, "GET {path} answered {status}");
+    Ok(took)
+}

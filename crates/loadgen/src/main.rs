@@ -4,11 +4,14 @@
 //!   routes are hammered in parallel; the healthy p99 should stay within 2x.
 //! * `loadgen soak`: steady load across the sample routes for a while;
 //!   errors should be zero and RSS and fds flat.
+//! * `loadgen languages`: size, build time and latency of the samples in
+//!   every guest language.
 //!
 //! The host runs on its own core and the load on another where the machine
 //! has two or more.
 
 mod host;
+mod languages;
 mod load;
 mod report;
 
@@ -52,6 +55,18 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Size, build time and latency of every guest language's samples.
+    Languages {
+        /// The `host` binary to run.
+        #[arg(long)]
+        host: PathBuf,
+        /// Seconds of steady load per language.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The Markdown file whose marked table is replaced.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +84,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Soak { host, seconds, out } => {
                 report::soak(&host, Duration::from_secs(seconds), &out).await
+            }
+            Command::Languages { host, seconds, out } => {
+                languages::languages(&host, Duration::from_secs(seconds), &out).await
             }
         }
     })

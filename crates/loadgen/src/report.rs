@@ -13,12 +13,12 @@ use crate::load::{self, Outcome};
 /// its value alone.
 const FAIRNESS_TARGET: f64 = 2.0;
 
-fn micros(duration: Duration) -> String {
+pub(crate) fn micros(duration: Duration) -> String {
     format!("{:.0} µs", duration.as_secs_f64() * 1e6)
 }
 
 /// The machine and versions, for the top of a report.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
