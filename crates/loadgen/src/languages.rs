@@ -177,7 +177,7 @@ pub async fn languages(binary: &Path, seconds: Duration, out: &Path) -> anyhow::
         )?;
     }
     write!(table, "{TABLE_END}")?;
-    print!("{table}\n");
+    println!("{table}");
 
     let text =
         std::fs::read_to_string(out).with_context(|| format!("cannot read {}", out.display()))?;
