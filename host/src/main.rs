@@ -29,6 +29,36 @@ enum Command {
     /// Serves the apps of a configuration file, or the bundled samples when
     /// no file is given.
     Serve(ServeArgs),
+    /// Compiles every component of a configuration into the compile cache,
+    /// so that `host serve` starts without compiling.
+    Compile(CompileArgs),
+}
+
+/// Where compiled components are kept between starts.
+#[derive(clap::Args)]
+pub(crate) struct CacheArgs {
+    /// The compile cache folder. Entries are keyed by the component's
+    /// content and the engine's settings, and checked before use. Default:
+    /// `$XDG_CACHE_HOME/serverless-wasm/compiled`, or
+    /// `~/.cache/serverless-wasm/compiled`.
+    #[arg(long, value_name = "DIR", env = "SERVERLESS_WASM_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Compiles every component at startup without reading or writing the
+    /// compile cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub(crate) no_cache: bool,
+}
+
+/// Arguments of `host compile`.
+#[derive(clap::Args)]
+pub(crate) struct CompileArgs {
+    /// The TOML file whose components to compile. Without it, the bundled
+    /// samples are compiled.
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
 }
 
 /// Arguments of `host serve`.
@@ -71,6 +101,9 @@ pub(crate) struct ServeArgs {
     /// before it gets `503`, in milliseconds.
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
     pub(crate) queue_timeout: u64,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
 }
 
 /// Parses one `--allow-tcp` value; clap reports the error before anything
@@ -91,6 +124,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Compile(args) => serve::compile(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

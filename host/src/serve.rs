@@ -2,46 +2,30 @@
 //! serve until SIGINT or SIGTERM.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serverless_config::Config;
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use serverless_runtime::OperatorRules;
-use serverless_runtime::{Runtime, RuntimeSettings};
+use serverless_runtime::{CompileCache, Runtime, RuntimeSettings};
 use tokio::net::TcpListener;
 
-use crate::ServeArgs;
 use crate::default_config;
 use crate::dispatch::Dispatcher;
 use crate::server;
+use crate::{CacheArgs, CompileArgs, ServeArgs};
 
 /// Runs `host serve` to completion.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
     // The samples' site folder must outlive the server.
-    let (config, _sample_site) = match &args.config {
-        Some(path) => (Config::load(path)?, None),
-        None => {
-            let samples = default_config::samples()?;
-            (samples.config, Some(samples.site))
-        }
-    };
-    // The pool is sized for the most demanding app.
-    let apps: Vec<&serverless_config::AppConfig> =
-        config.routes.routes().map(|(_, _, app)| app).collect();
-    let max_memory = apps
-        .iter()
-        .map(|app| app.limits.max_memory)
-        .max()
-        .unwrap_or(0);
-    let runtime = Runtime::new(RuntimeSettings {
-        max_instances: args.max_instances,
-        max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
-        fuel: apps.iter().any(|app| app.limits.fuel.is_some()),
-    })?;
+    let (config, _sample_site) = load_config(args.config.as_deref())?;
+    let runtime = prepare_runtime(&config, args.max_instances, &args.cache)?;
+    let max_memory = max_memory(&config);
     let pool = pool_summary(&runtime, args.max_instances, max_memory);
     let operator_rules = OperatorRules {
         tcp: TcpAllowlist::new(args.allow_tcp),
@@ -76,6 +60,97 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await;
         Ok(())
     })
+}
+
+/// The configuration file, or the bundled samples with the folder holding
+/// their site (which must outlive the server).
+fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Option<tempfile::TempDir>)> {
+    // Configuration errors are complete messages with file, line and
+    // column; they are reported as they are.
+    Ok(match path {
+        Some(path) => (Config::load(path)?, None),
+        None => {
+            let samples = default_config::samples()?;
+            (samples.config, Some(samples.site))
+        }
+    })
+}
+
+/// The largest `max_memory` of the apps: the pool is sized for the most
+/// demanding one.
+fn max_memory(config: &Config) -> u64 {
+    config
+        .routes
+        .routes()
+        .map(|(_, _, app)| app.limits.max_memory)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The engine for `config`, with the compile cache unless `--no-cache`.
+/// `host compile` and `host serve` build it the same way, so that the
+/// cache entries one writes are the ones the other finds.
+fn prepare_runtime(
+    config: &Config,
+    max_instances: u32,
+    cache: &CacheArgs,
+) -> anyhow::Result<Runtime> {
+    let max_memory = max_memory(config);
+    let mut runtime = Runtime::new(RuntimeSettings {
+        max_instances,
+        max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
+        fuel: config
+            .routes
+            .routes()
+            .any(|(_, _, app)| app.limits.fuel.is_some()),
+    })?;
+    if !cache.no_cache {
+        match cache_dir(cache) {
+            Some(dir) => runtime.use_compile_cache(CompileCache::open(dir)?),
+            None => tracing::warn!(
+                "no compile cache: neither XDG_CACHE_HOME nor HOME is set; pass --cache-dir to keep compiled components"
+            ),
+        }
+    }
+    Ok(runtime)
+}
+
+fn cache_dir(cache: &CacheArgs) -> Option<PathBuf> {
+    if let Some(dir) = &cache.cache_dir {
+        return Some(dir.clone());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("serverless-wasm/compiled"))
+}
+
+/// Runs `host compile`: every distinct component of the configuration into
+/// the compile cache, each checked against its world as `host serve` checks
+/// it at startup.
+pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
+    let (config, _sample_site) = load_config(args.config.as_deref())?;
+    let runtime = prepare_runtime(&config, 1, &args.cache)?;
+    let mut seen = std::collections::HashSet::new();
+    for (_, _, app) in config.routes.routes() {
+        if !seen.insert(app.component.to_string()) {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = runtime
+            .precompile(&app.component, app.world)
+            .map_err(|problem| {
+                anyhow::anyhow!("app `{}` ({}): {problem}", app.name, app.component)
+            })?;
+        println!(
+            "{}: {outcome} ({} ms)",
+            app.component,
+            started.elapsed().as_millis()
+        );
+    }
+    println!("{} components ready", seen.len());
+    Ok(())
 }
 
 /// Prints the route table and the URL on stdout, where scripts and tests

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioExecutor;
 pub const HOST_BIN: &str = env!("CARGO_BIN_EXE_host");
 
 /// How long the host may take to start (it compiles every component).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A running `host serve`. Dropping it kills the process; if the test is
 /// failing, the host's stdout and stderr are printed to help diagnose it.
@@ -62,6 +62,20 @@ impl Host {
         command.arg("serve");
         if let Some(config) = config {
             command.arg(config);
+        }
+        // Hosts share one compile cache, so that only the first start
+        // compiles a component; tests of the cache pass their own flags.
+        let own_cache = extra
+            .iter()
+            .any(|arg| arg.starts_with("--cache-dir") || *arg == "--no-cache")
+            || command
+                .get_envs()
+                .any(|(name, _)| name == "SERVERLESS_WASM_CACHE_DIR");
+        if !own_cache {
+            command.env(
+                "SERVERLESS_WASM_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+            );
         }
         command
             .args(["--listen", "127.0.0.1:0"])

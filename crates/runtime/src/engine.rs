@@ -4,6 +4,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
+use crate::cache::CompileCache;
 use crate::limits::{Contention, EPOCH_TICK};
 use crate::state::InstanceState;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<InstanceState>,
     pub(crate) settings: RuntimeSettings,
     pub(crate) contention: Arc<Contention>,
+    pub(crate) cache: Option<CompileCache>,
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own,
@@ -113,6 +115,7 @@ impl Runtime {
             linker,
             settings,
             contention: Contention::new(),
+            cache: None,
         })
     }
 
@@ -124,6 +127,12 @@ impl Runtime {
         let instances = u64::from(self.settings.max_instances.max(1));
         let slot = (4u64 << 30).max(self.settings.max_memory_bytes as u64) + (32 << 20);
         instances * u64::from(MEMORIES_PER_COMPONENT) * slot + instances * (2 << 20)
+    }
+
+    /// Keeps compiled components in `cache`, so that later starts load
+    /// them instead of compiling.
+    pub fn use_compile_cache(&mut self, cache: CompileCache) {
+        self.cache = Some(cache);
     }
 
     /// The settings the pool was sized with.

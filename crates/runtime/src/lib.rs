@@ -13,6 +13,7 @@
 
 mod app;
 mod bindings;
+mod cache;
 mod engine;
 mod guest_log;
 mod host;
@@ -26,6 +27,7 @@ mod state;
 mod stdio;
 
 pub use app::{App, HandleError};
+pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
 pub use guest_log::Secrets;
 pub use host::outbound_tcp::TcpSettings;

@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 
 use crate::app::{App, Entry};
 use crate::bindings::HandlerPre;
+use crate::cache::CacheOutcome;
 use crate::engine::Runtime;
 use crate::host::outbound_http::HttpClient;
 use crate::host::outbound_tcp::TcpSettings;
@@ -260,7 +261,7 @@ impl Runtime {
             let component = match compiled.get(&key) {
                 Some(component) => component.clone(),
                 None => {
-                    let component = self.compile(&config.component).map_err(fail_boxed)?;
+                    let (component, _) = self.compile(&config.component).map_err(fail_boxed)?;
                     compiled.insert(key, component.clone());
                     component
                 }
@@ -293,7 +294,32 @@ impl Runtime {
         })
     }
 
-    fn compile(&self, source: &ComponentSource) -> Result<Component, LoadProblem> {
+    /// Compiles one component into the compile cache (or finds it there),
+    /// for `host compile`, and checks that it fits its world (`world`, or
+    /// the one its exports name) as `load_routes` would.
+    pub fn precompile(
+        &self,
+        source: &ComponentSource,
+        world: Option<World>,
+    ) -> Result<CacheOutcome, LoadProblem> {
+        let (component, outcome) = self.compile(source)?;
+        let world = match world {
+            Some(world) => world,
+            None => detect_world(&self.engine, &component)?,
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
+        match world {
+            World::Handler => HandlerPre::new(instance_pre).map(drop),
+            World::WasiHttp => ProxyPre::new(instance_pre).map(drop),
+        }
+        .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
+        Ok(outcome)
+    }
+
+    fn compile(&self, source: &ComponentSource) -> Result<(Component, CacheOutcome), LoadProblem> {
         let owned;
         let bytes: &[u8] = match source {
             ComponentSource::File(path) => {
@@ -311,6 +337,21 @@ impl Runtime {
             }
             _ => return Err(LoadProblem::NotWasm),
         }
-        Component::new(&self.engine, bytes).map_err(LoadProblem::Compile)
+        let started = std::time::Instant::now();
+        let (component, outcome) = match &self.cache {
+            Some(cache) => cache
+                .load_or_compile(&self.engine, bytes)
+                .map_err(LoadProblem::Compile)?,
+            None => (
+                Component::new(&self.engine, bytes).map_err(LoadProblem::Compile)?,
+                CacheOutcome::Uncached,
+            ),
+        };
+        tracing::info!(
+            component = %source,
+            took_ms = started.elapsed().as_millis() as u64,
+            "{outcome}"
+        );
+        Ok((component, outcome))
     }
 }
