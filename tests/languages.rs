@@ -89,7 +89,9 @@ fn samples(language: &str) -> Option<Samples> {
         echo: out.join("echo.wasm"),
         tcp: out.join("tcp.wasm"),
     };
-    let problem = unusable(language, &samples)?;
+    let Some(problem) = unusable(language, &samples) else {
+        return Some(samples);
+    };
     let advice = format!(
         "{problem}; build the {language} samples with `just guests-{language}` \
          (or `guests/tools/install {language} && guests/{language}/build`)"
