@@ -16,7 +16,11 @@ TOOLS=${SERVERLESS_WASM_TOOLS:-$GUESTS_REPO/.tools}
 # Built components of every language land here, one folder per language.
 GUESTS_OUT=${SERVERLESS_WASM_GUESTS_OUT:-$GUESTS_REPO/target/guests}
 ADAPTER=$TOOLS/crates/wasi-preview1-component-adapter-provider-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm
-export PATH="$TOOLS/bin:$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:$PATH"
+export PATH="$TOOLS/bin:$TOOLS/venv/bin:$PATH"
+# componentize-js and its companions (among them binaryen's wasm-opt, which
+# clang would otherwise pick up at link time) stay off PATH except in the
+# JavaScript build.
+NPM_BIN=$TOOLS/npm/node_modules/.bin
 
 # Fails with the command that installs the missing tool.
 require() {
