@@ -66,13 +66,25 @@ lint:
     cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
 
 # All benchmarks; each writes its report (bench/, guests/README.md).
-bench: bench-fairness bench-languages
+bench: bench-speed bench-startup bench-fairness bench-languages
 
 # Fairness: a healthy route's latency alone and next to hostile guests
 # (bench/fairness.md).
 bench-fairness:
     cargo build --release -p host -p loadgen
     target/release/loadgen fairness --host target/release/host --out bench/fairness.md
+
+# Speed next to native hyper and `wasmtime serve`, loaded by wrk
+# (bench/results.md).
+bench-speed: (guest-tools "bench")
+    cargo build --release -p host -p loadgen -p native-hello
+    target/release/loadgen compare --host target/release/host --native target/release/native-hello --wasmtime .tools/bin/wasmtime --out bench/results.md
+
+# Start to first response with 50 routes (cold and warm compile cache),
+# RSS idle and per in-flight instance (bench/startup.md).
+bench-startup:
+    cargo build --release -p host -p loadgen
+    target/release/loadgen startup --host target/release/host --routes 50 --out bench/startup.md
 
 # Every guest language: component sizes, clean build time, first-request
 # and steady-state latency of hello (the table in guests/README.md).

@@ -6,14 +6,20 @@
 //!   errors should be zero and RSS and fds flat.
 //! * `loadgen languages`: size, build time and latency of the samples in
 //!   every guest language.
+//! * `loadgen compare`: the speed benchmark against native hyper and
+//!   `wasmtime serve`, loaded by wrk.
+//! * `loadgen startup`: start-to-first-response with many routes, cold and
+//!   warm compile cache, and memory idle and per in-flight instance.
 //!
 //! The host runs on its own core and the load on another where the machine
 //! has two or more.
 
+mod compare;
 mod host;
 mod languages;
 mod load;
 mod report;
+mod startup;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +61,39 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Throughput and latency next to native hyper and `wasmtime serve`.
+    Compare {
+        /// The `host` binary to run (a release build).
+        #[arg(long)]
+        host: PathBuf,
+        /// The `native-hello` binary (a release build).
+        #[arg(long)]
+        native: PathBuf,
+        /// The `wasmtime` CLI.
+        #[arg(long)]
+        wasmtime: PathBuf,
+        /// How many times every server takes its turn.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds of load per server, concurrency and round.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Startup time with many routes, and memory idle and per instance.
+    Startup {
+        /// The `host` binary to run (a release build).
+        #[arg(long)]
+        host: PathBuf,
+        /// How many routes, each with its own component file.
+        #[arg(long, default_value_t = 50)]
+        routes: usize,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Size, build time and latency of every guest language's samples.
     Languages {
         /// The `host` binary to run.
@@ -85,6 +124,24 @@ fn main() -> anyhow::Result<()> {
             Command::Soak { host, seconds, out } => {
                 report::soak(&host, Duration::from_secs(seconds), &out).await
             }
+            Command::Compare {
+                host,
+                native,
+                wasmtime,
+                rounds,
+                seconds,
+                out,
+            } => compare::compare(
+                &compare::Binaries {
+                    host,
+                    native,
+                    wasmtime,
+                },
+                rounds,
+                seconds,
+                &out,
+            ),
+            Command::Startup { host, routes, out } => startup::startup(&host, routes, &out).await,
             Command::Languages { host, seconds, out } => {
                 languages::languages(&host, Duration::from_secs(seconds), &out).await
             }

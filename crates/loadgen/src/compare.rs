@@ -1,0 +1,434 @@
+//! `loadgen compare`: the speed benchmark. The same hello, served by a
+//! native hyper server, by `host serve` in our world and as wasi:http, and
+//! by `wasmtime serve`, each loaded by `wrk` at concurrency 1 and 32. The
+//! servers take turns, round after round, so that drift on the machine
+//! spreads over all of them; every figure is the median over the rounds.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::host::cores;
+use crate::report::machine;
+
+/// The concurrencies measured.
+const CONCURRENCIES: [u32; 2] = [1, 32];
+
+/// What `compare` needs to find.
+pub struct Binaries {
+    /// `host`, built with `--release`.
+    pub host: PathBuf,
+    /// `native-hello`, built with `--release`.
+    pub native: PathBuf,
+    /// The `wasmtime` CLI.
+    pub wasmtime: PathBuf,
+}
+
+/// One of the servers under comparison.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Native,
+    HostHandler,
+    HostWasiHttp,
+    WasmtimeServe,
+}
+
+impl Server {
+    const ALL: [Server; 4] = [
+        Server::Native,
+        Server::HostHandler,
+        Server::HostWasiHttp,
+        Server::WasmtimeServe,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Server::Native => "native hyper",
+            Server::HostHandler => "host serve, handler world (hello)",
+            Server::HostWasiHttp => "host serve, wasi:http (http-hello)",
+            Server::WasmtimeServe => "wasmtime serve, wasi:http (http-hello)",
+        }
+    }
+}
+
+/// A server process pinned to the last core, killed when dropped.
+struct Running {
+    child: Child,
+    address: SocketAddr,
+    _config: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// The peak resident memory of the process so far (`VmHWM`).
+    fn peak_rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+}
+
+fn free_address() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The command line for `server` on `address`, shown in the report.
+fn command_line(server: Server, binaries: &Binaries, config: &Path, address: &str) -> Vec<String> {
+    let text = |path: &Path| path.display().to_string();
+    match server {
+        Server::Native => vec![text(&binaries.native), address.to_owned()],
+        Server::HostHandler | Server::HostWasiHttp => vec![
+            text(&binaries.host),
+            "serve".to_owned(),
+            text(config),
+            "--listen".to_owned(),
+            address.to_owned(),
+        ],
+        Server::WasmtimeServe => vec![
+            text(&binaries.wasmtime),
+            "serve".to_owned(),
+            "-O".to_owned(),
+            "pooling-allocator=y".to_owned(),
+            "-S".to_owned(),
+            "cli=y".to_owned(),
+            "--addr".to_owned(),
+            address.to_owned(),
+            guest_artifacts::HTTP_HELLO_PATH.to_owned(),
+        ],
+    }
+}
+
+fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("serverless.toml");
+    let component = match server {
+        Server::HostWasiHttp => guest_artifacts::HTTP_HELLO_PATH,
+        _ => guest_artifacts::HELLO_PATH,
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[[applications]]\nname = \"hello\"\nfile_path = {component:?}\nmethod = \"GET\"\nurl_path = \"/hello/:name\"\n"
+        ),
+    )?;
+    let address = free_address()?;
+    let line = command_line(server, binaries, &config, &address.to_string());
+    let mut command = if cores() >= 2 {
+        let mut command = Command::new("taskset");
+        command.args(["-c", &(cores() - 1).to_string()]);
+        command.args(&line);
+        command
+    } else {
+        let mut command = Command::new(&line[0]);
+        command.args(&line[1..]);
+        command
+    };
+    let child = command
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", line.join(" ")))?;
+    let running = Running {
+        child,
+        address,
+        _config: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while TcpStream::connect(address).is_err() {
+        if Instant::now() > deadline {
+            bail!("{} did not listen on {address} in time", server.label());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(running)
+}
+
+/// What one wrk run measured.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "us" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// Reads requests/s and the 50th and 99th percentiles from `wrk --latency`.
+fn parse_wrk(output: &str) -> anyhow::Result<Sample> {
+    let mut sample = Sample::default();
+    let mut found = 0;
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["Requests/sec:", value] => {
+                sample.per_second = value.parse()?;
+                found += 1;
+            }
+            ["50%", value] => {
+                sample.p50 = parse_duration(value).context("a 50% latency")?;
+                found += 1;
+            }
+            ["99%", value] => {
+                sample.p99 = parse_duration(value).context("a 99% latency")?;
+                found += 1;
+            }
+            ["Non-2xx", ..] | ["Socket", "errors:", ..] => {
+                bail!("wrk saw failed requests:\n{output}")
+            }
+            _ => {}
+        }
+    }
+    if found != 3 {
+        bail!("unexpected wrk output:\n{output}");
+    }
+    Ok(sample)
+}
+
+/// wrk on core 0 against `address` for `seconds`.
+fn wrk(address: SocketAddr, connections: u32, seconds: u64) -> anyhow::Result<Sample> {
+    let url = format!("http://{address}/hello/bench");
+    let output = Command::new("taskset")
+        .args(["-c", "0", "wrk", "-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg(&url)
+        .output()
+        .context("cannot run wrk (apt install wrk)")?;
+    if !output.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// The figures of one server at one concurrency, over every round.
+#[derive(Default)]
+struct Figures {
+    samples: Vec<Sample>,
+    peak_rss: u64,
+}
+
+impl Figures {
+    fn per_second(&self) -> f64 {
+        median(
+            &mut self
+                .samples
+                .iter()
+                .map(|s| s.per_second)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn p50(&self) -> Duration {
+        Duration::from_secs_f64(median(
+            &mut self
+                .samples
+                .iter()
+                .map(|s| s.p50.as_secs_f64())
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn p99(&self) -> Duration {
+        Duration::from_secs_f64(median(
+            &mut self
+                .samples
+                .iter()
+                .map(|s| s.p99.as_secs_f64())
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.0} µs", duration.as_secs_f64() * 1e6)
+}
+
+fn version_of(program: &Path) -> String {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Runs the comparison and writes the report to `out`.
+pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> anyhow::Result<()> {
+    // figures[server][concurrency]
+    let mut figures: Vec<Vec<Figures>> = Server::ALL
+        .iter()
+        .map(|_| CONCURRENCIES.iter().map(|_| Figures::default()).collect())
+        .collect();
+    for round in 1..=rounds {
+        for (index, server) in Server::ALL.iter().enumerate() {
+            eprintln!("round {round}/{rounds}: {}", server.label());
+            let running = start(*server, binaries)?;
+            wrk(running.address, 32, 2)?; // warm-up
+            for (slot, connections) in CONCURRENCIES.iter().enumerate() {
+                let sample = wrk(running.address, *connections, seconds)?;
+                figures[index][slot].samples.push(sample);
+            }
+            let peak = running.peak_rss();
+            for figure in &mut figures[index] {
+                figure.peak_rss = figure.peak_rss.max(peak);
+            }
+        }
+    }
+
+    let native = 0;
+    let wasmtime = 3;
+    let mut text = String::new();
+    writeln!(
+        text,
+        "# Speed: serverless-wasm next to native hyper and `wasmtime serve`\n"
+    )?;
+    text.push_str(&machine());
+    writeln!(
+        text,
+        "- versions: {}; {}; {}\n- load: `taskset -c 0 wrk -t1 -cN -d{seconds}s --latency http://ADDR/hello/bench`, N = 1 and 32, after 2 s of warm-up; servers pinned to core {} with `taskset`\n- rounds: {rounds}, the servers taking turns in each; every figure is the median over the rounds, peak RSS the largest `VmHWM`\n- command: `just bench-speed` (= `loadgen compare --rounds {rounds} --seconds {seconds} --out {}`)\n",
+        version_of(&binaries.host),
+        version_of(&binaries.wasmtime),
+        String::from_utf8_lossy(
+            &Command::new("wrk")
+                .arg("--version")
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        )
+        .lines()
+        .next()
+        .unwrap_or("wrk")
+        .trim(),
+        cores().saturating_sub(1),
+        out.display()
+    )?;
+    writeln!(text, "Server command lines:\n")?;
+    for server in Server::ALL {
+        let example = command_line(
+            server,
+            binaries,
+            Path::new("serverless.toml"),
+            "127.0.0.1:PORT",
+        );
+        writeln!(text, "- {}: `{}`", server.label(), example.join(" "))?;
+    }
+    writeln!(text)?;
+    for (slot, connections) in CONCURRENCIES.iter().enumerate() {
+        writeln!(text, "## Concurrency {connections}\n")?;
+        writeln!(
+            text,
+            "| server | req/s | p50 | p99 | peak RSS | throughput vs native | vs wasmtime serve |"
+        )?;
+        writeln!(text, "|---|---|---|---|---|---|---|")?;
+        for (index, server) in Server::ALL.iter().enumerate() {
+            let figure = &figures[index][slot];
+            writeln!(
+                text,
+                "| {} | {:.0} | {} | {} | {:.1} MiB | {:.0}% | {:.2}x |",
+                server.label(),
+                figure.per_second(),
+                micros(figure.p50()),
+                micros(figure.p99()),
+                figure.peak_rss as f64 / (1024.0 * 1024.0),
+                100.0 * figure.per_second() / figures[native][slot].per_second(),
+                figure.per_second() / figures[wasmtime][slot].per_second(),
+            )?;
+        }
+        writeln!(text)?;
+    }
+    let c32 = 1;
+    let handler = &figures[1][c32];
+    let wasi_http = &figures[2][c32];
+    let share = handler.per_second() / figures[native][c32].per_second();
+    let over_wasmtime = handler.per_second() / figures[wasmtime][c32].per_second();
+    let http_over_wasmtime = wasi_http.per_second() / figures[wasmtime][c32].per_second();
+    let added = figures[1][0].p50().as_secs_f64() - figures[native][0].p50().as_secs_f64();
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    writeln!(text, "## Targets\n")?;
+    writeln!(
+        text,
+        "- concurrency 32, handler world: {:.0}% of native (target at least 50%: {}), {over_wasmtime:.2}x `wasmtime serve` (target at least 3x: {})",
+        share * 100.0,
+        verdict(share >= 0.5),
+        verdict(over_wasmtime >= 3.0)
+    )?;
+    writeln!(
+        text,
+        "- concurrency 32, wasi:http: {http_over_wasmtime:.2}x `wasmtime serve` (target at least 2x: {})",
+        verdict(http_over_wasmtime >= 2.0)
+    )?;
+    writeln!(
+        text,
+        "- concurrency 1, handler world p50: native + {:.0} µs (target at most native + 30 µs: {})",
+        added * 1e6,
+        verdict(added <= 30e-6)
+    )?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let previous = std::fs::read_to_string(out).unwrap_or_default();
+    // Findings written by hand below the marker survive a new run.
+    let marker = "<!-- findings: kept across runs -->";
+    if let Some(at) = previous.find(marker) {
+        writeln!(text)?;
+        text.push_str(&previous[at..]);
+    } else {
+        writeln!(text, "\n{marker}")?;
+    }
+    std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+    print!("{text}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_latency_output() {
+        let output = "Running 5s test @ http://127.0.0.1:1/hello/x\n  1 threads and 1 connections\n  Latency Distribution\n     50%  151.00us\n     75%  200.00us\n     90%    1.20ms\n     99%    4.31ms\n  30600 requests in 5.00s, 3.3MB read\nRequests/sec:   6120.23\nTransfer/sec:    680.00KB\n";
+        let sample = parse_wrk(output).unwrap();
+        assert_eq!(sample.p50, Duration::from_micros(151));
+        assert_eq!(sample.p99, Duration::from_micros(4310));
+        assert!((sample.per_second - 6120.23).abs() < 1e-6);
+    }
+
+    #[test]
+    fn failed_requests_fail_the_run() {
+        let output = "     50%  1.00ms\n     99%  2.00ms\n  Non-2xx or 3xx responses: 12\nRequests/sec: 10.0\n";
+        assert!(parse_wrk(output).is_err());
+        assert!(parse_wrk("garbage").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Micro-benchmark of the per-request work, in process and without HTTP:
+//! a fresh instance of the hello component from the pool, `handle`, and the
+//! finished response. A regression in per-request overhead shows here
+//! without a load generator: `cargo bench -p serverless-runtime`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serverless_config::Config;
+use serverless_runtime::{App, IncomingRequest, OperatorRules, Runtime, RuntimeSettings};
+
+/// The hello sample, loaded as `host serve` loads it.
+fn hello_app() -> Arc<App> {
+    let config = Config::parse(
+        &format!(
+            "[[applications]]\nname = \"hello\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/hello/:name\"\n",
+            guest_artifacts::HELLO_PATH
+        ),
+        Path::new("bench.toml"),
+    )
+    .expect("a valid configuration");
+    let runtime = Runtime::new(RuntimeSettings::default()).expect("an engine");
+    let routes = runtime
+        .load_routes(
+            config.routes,
+            &OperatorRules {
+                tcp: serverless_outbound::TcpAllowlist::new(Vec::new()),
+                http: serverless_outbound::HttpAllowlist::new(Vec::new()),
+            },
+        )
+        .expect("the hello app loads");
+    let (_, _, app) = routes.routes().next().expect("one route");
+    app.clone()
+}
+
+fn per_request(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let app = tokio.block_on(async { hello_app() });
+    let request = IncomingRequest {
+        request_id: "bench".into(),
+        method: http::Method::GET,
+        path: "/hello/bench".to_owned(),
+        query: String::new(),
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::new(),
+        route: "/hello/:name".into(),
+        params: vec![("name".to_owned(), "bench".to_owned())],
+    };
+    c.bench_function("hello: instantiate, handle, respond", |b| {
+        b.to_async(&tokio).iter(|| {
+            let (app, request) = (app.clone(), request.clone());
+            async move {
+                let response = app.handle(request).await.expect("hello answers");
+                assert_eq!(response.status, http::StatusCode::OK);
+                response
+            }
+        })
+    });
+}
+
+criterion_group!(benches, per_request);
+criterion_main!(benches);
