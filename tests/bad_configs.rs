@@ -10,6 +10,17 @@ use std::process::Command;
 
 const HOST_BIN: &str = env!("CARGO_BIN_EXE_host");
 
+/// The host binary, with the compile cache the other tests share (a config
+/// that gets as far as compiling must not write to the user's cache).
+fn host_command() -> Command {
+    let mut command = Command::new(HOST_BIN);
+    command.env(
+        "SERVERLESS_WASM_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+    );
+    command
+}
+
 #[test]
 fn bad_configs_print_their_golden_error() {
     let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
@@ -24,7 +35,7 @@ fn bad_configs_print_their_golden_error() {
     let mut failures = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_str().unwrap();
-        let output = Command::new(HOST_BIN)
+        let output = host_command()
             .current_dir(&tests_dir)
             .args([
                 "serve",
@@ -65,7 +76,7 @@ fn bad_configs_print_their_golden_error() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let output = Command::new(HOST_BIN)
+    let output = host_command()
         .args(["serve", "/nonexistent/serverless.toml"])
         .output()
         .unwrap();

@@ -150,7 +150,7 @@ env = {{ MODE = "literal", DB_PASSWORD = {{ from_env = "SERVERLESS_TEST_DB_PASSW
     let secret = "pa55-w0rd-from-the-host";
     let host = Host::start_with(
         {
-            let mut command = std::process::Command::new(support::HOST_BIN);
+            let mut command = support::host_command();
             command.env("SERVERLESS_TEST_DB_PASSWORD", secret);
             command
         },
@@ -184,7 +184,7 @@ env = {{ TOKEN = {{ from_env = "SERVERLESS_TEST_TOKEN" }} }}
         probe = guest_artifacts::TEST_PROBE_PATH,
     ));
     let secret = "tok-3f9a2c71";
-    let mut command = std::process::Command::new(support::HOST_BIN);
+    let mut command = support::host_command();
     command.env("SERVERLESS_TEST_TOKEN", secret);
     let host = Host::start_with(command, Some(&config.path()), &[]);
     let reply = get(&host.url("/probe/print-env?name=TOKEN")).await;
@@ -207,7 +207,7 @@ fn a_missing_host_variable_stops_startup_naming_app_and_variable() {
         "[[applications]]\nname = \"billing\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/b\"\nenv = {{ KEY = {{ from_env = \"SERVERLESS_TEST_UNSET_VARIABLE\" }} }}\n",
         guest_artifacts::ENV_PATH
     ));
-    let output = std::process::Command::new(support::HOST_BIN)
+    let output = support::host_command()
         .args(["serve", config.path().to_str().unwrap()])
         .env_remove("SERVERLESS_TEST_UNSET_VARIABLE")
         .output()

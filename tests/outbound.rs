@@ -256,7 +256,7 @@ async fn app_entries_narrow_the_operator_flags() {
 #[test]
 fn app_entries_beyond_the_flags_stop_startup_naming_both() {
     let config = probe_config("allowed_tcp = [\"10.0.0.0/8:5432\"]");
-    let output = std::process::Command::new(support::HOST_BIN)
+    let output = support::host_command()
         .args([
             "serve",
             config.path().to_str().unwrap(),
@@ -291,7 +291,7 @@ fn malformed_flags_are_rejected_before_binding() {
         ("10.0.0.1/8:80", "write the network as `10.0.0.0/8`"),
         ("*:80", "`*` alone would allow every host"),
     ] {
-        let output = std::process::Command::new(support::HOST_BIN)
+        let output = support::host_command()
             .args(["serve", "--listen", "127.0.0.1:0", "--allow-tcp", flag])
             .output()
             .unwrap();

@@ -519,13 +519,18 @@ fn startup_errors_name_the_problem_and_exit_1() {
             format!("[[applications]]\nname = \"broken\"\nfile_path = \"{file}\"\nmethod = \"GET\"\nurl_path = \"/x\"\n"),
         )
         .unwrap();
-        let output = std::process::Command::new(support::HOST_BIN)
+        let output = support::host_command()
             .args(["serve", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
-        let first = stderr.lines().next().unwrap_or_default();
+        // Log lines about components compiled before the failure come
+        // first; the error is one line.
+        let first = stderr
+            .lines()
+            .find(|line| line.starts_with("error: "))
+            .unwrap_or_default();
         assert!(first.starts_with("error: "), "{file}: {stderr}");
         assert!(
             first.contains(":3:13: app `broken`"),

@@ -237,7 +237,7 @@ fn components_of_neither_world_or_the_wrong_declared_world_stop_startup() {
         let config = ConfigDir::new(&format!(
             "[[applications]]\nname = \"x\"\n{entry}\nmethod = \"GET\"\nurl_path = \"/x\"\n"
         ));
-        let output = std::process::Command::new(support::HOST_BIN)
+        let output = support::host_command()
             .args([
                 "serve",
                 config.path().to_str().unwrap(),
@@ -377,7 +377,7 @@ async fn allow_http_rules_match_scheme_host_and_port() {
 
 #[test]
 fn malformed_http_flags_and_uncovered_app_entries_stop_startup() {
-    let output = std::process::Command::new(support::HOST_BIN)
+    let output = support::host_command()
         .args([
             "serve",
             "--listen",
@@ -396,7 +396,7 @@ fn malformed_http_flags_and_uncovered_app_entries_stop_startup() {
     );
 
     let config = fetch_config("http://x", "allowed_http = [\"https://api.example.com\"]");
-    let output = std::process::Command::new(support::HOST_BIN)
+    let output = support::host_command()
         .args([
             "serve",
             config.path().to_str().unwrap(),

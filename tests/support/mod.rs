@@ -49,6 +49,20 @@ fn collect(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
     });
 }
 
+/// The compile cache every host in the tests shares, so that only the
+/// first start compiles a component.
+pub fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+/// A `host` command using the shared compile cache, for tests that run
+/// the binary without [`Host`].
+pub fn host_command() -> Command {
+    let mut command = Command::new(HOST_BIN);
+    command.env("SERVERLESS_WASM_CACHE_DIR", shared_cache_dir());
+    command
+}
+
 impl Host {
     /// Starts `host serve [config] --listen 127.0.0.1:0 [extra...]` and
     /// waits for the `listening on` line.
@@ -72,10 +86,7 @@ impl Host {
                 .get_envs()
                 .any(|(name, _)| name == "SERVERLESS_WASM_CACHE_DIR");
         if !own_cache {
-            command.env(
-                "SERVERLESS_WASM_CACHE_DIR",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
-            );
+            command.env("SERVERLESS_WASM_CACHE_DIR", shared_cache_dir());
         }
         command
             .args(["--listen", "127.0.0.1:0"])

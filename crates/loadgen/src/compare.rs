@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::host::cores;
-use crate::report::machine;
+use crate::report::{machine, write};
 
 /// The concurrencies measured.
 const CONCURRENCIES: [u32; 2] = [1, 32];
@@ -241,34 +241,21 @@ struct Figures {
 }
 
 impl Figures {
+    /// The median over the rounds of one figure of the samples.
+    fn median_of(&self, figure: impl Fn(&Sample) -> f64) -> f64 {
+        median(&mut self.samples.iter().map(figure).collect::<Vec<_>>())
+    }
+
     fn per_second(&self) -> f64 {
-        median(
-            &mut self
-                .samples
-                .iter()
-                .map(|s| s.per_second)
-                .collect::<Vec<_>>(),
-        )
+        self.median_of(|s| s.per_second)
     }
 
     fn p50(&self) -> Duration {
-        Duration::from_secs_f64(median(
-            &mut self
-                .samples
-                .iter()
-                .map(|s| s.p50.as_secs_f64())
-                .collect::<Vec<_>>(),
-        ))
+        Duration::from_secs_f64(self.median_of(|s| s.p50.as_secs_f64()))
     }
 
     fn p99(&self) -> Duration {
-        Duration::from_secs_f64(median(
-            &mut self
-                .samples
-                .iter()
-                .map(|s| s.p99.as_secs_f64())
-                .collect::<Vec<_>>(),
-        ))
+        Duration::from_secs_f64(self.median_of(|s| s.p99.as_secs_f64()))
     }
 }
 
@@ -395,9 +382,6 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         added * 1e6,
         verdict(added <= 30e-6)
     )?;
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let previous = std::fs::read_to_string(out).unwrap_or_default();
     // Findings written by hand below the marker survive a new run.
     let marker = "<!-- findings: kept across runs -->";
@@ -407,9 +391,7 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
     } else {
         writeln!(text, "\n{marker}")?;
     }
-    std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
-    print!("{text}");
-    Ok(())
+    write(out, &text)
 }
 
 #[cfg(test)]

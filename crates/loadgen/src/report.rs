@@ -37,7 +37,8 @@ pub(crate) fn machine() -> String {
     )
 }
 
-fn write(out: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes a report to `out` (creating its folder) and prints it.
+pub(crate) fn write(out: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::host::RunningHost;
-use crate::report::machine;
+use crate::report::{machine, write};
 
 /// How many requests are held in flight to measure memory per instance.
 const IN_FLIGHT: usize = 100;
@@ -160,12 +160,7 @@ pub async fn startup(binary: &Path, routes: usize, out: &Path) -> anyhow::Result
         "| RSS per in-flight instance | {:.0} KiB |",
         per_instance as f64 / 1024.0
     )?;
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
-    print!("{text}");
-    Ok(())
+    write(out, &text)
 }
 
 #[cfg(test)]
