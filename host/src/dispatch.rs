@@ -12,7 +12,6 @@ use http::header::{
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
 use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, ResponseBody, World};
@@ -22,6 +21,22 @@ use crate::admission::{self, Admitted, Gate};
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A request body the dispatcher can read: hyper's `Incoming` from the
+/// server, or a whole body from `host run`.
+pub(crate) trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
 
 /// The route pattern that matched, on the request to a wasi:http
 /// component.
@@ -132,7 +147,10 @@ impl Dispatcher {
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
-    pub(crate) async fn dispatch(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(crate) async fn dispatch<B: RequestBody>(
+        &self,
+        request: Request<B>,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let request_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let method = request.method().clone();
@@ -157,7 +175,11 @@ impl Dispatcher {
         response
     }
 
-    async fn route_and_run(&self, request: Request<Incoming>, request_id: &Arc<str>) -> Outcome {
+    async fn route_and_run<B: RequestBody>(
+        &self,
+        request: Request<B>,
+        request_id: &Arc<str>,
+    ) -> Outcome {
         let found = match self
             .routes
             .lookup(request.method().as_str(), request.uri().path())
@@ -234,9 +256,9 @@ fn failed(app: &App, request_id: &str, error: &serverless_runtime::HandleError) 
 }
 
 /// Handler world: read the whole body, run `handle`, send what it built.
-async fn run_handler(
+async fn run_handler<B: RequestBody>(
     app: &App,
-    request: Request<Incoming>,
+    request: Request<B>,
     found: RouteMatch<'_, Arc<App>>,
     request_id: &Arc<str>,
 ) -> Result<Response<ResponseBody>, Refusal> {
@@ -292,9 +314,9 @@ fn into_http(guest: GuestResponse) -> Response<ResponseBody> {
 /// wasi:http world: hand the request over with its body still streaming,
 /// plus the request id, route and parameters in headers that the host sets
 /// (a client cannot forge them: its own are removed).
-async fn run_wasi_http(
+async fn run_wasi_http<B: RequestBody>(
     app: &App,
-    request: Request<Incoming>,
+    request: Request<B>,
     found: RouteMatch<'_, Arc<App>>,
     request_id: &Arc<str>,
     admitted: Admitted,

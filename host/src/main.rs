@@ -7,6 +7,7 @@
 mod admission;
 mod default_config;
 mod dispatch;
+mod run;
 mod serve;
 mod server;
 
@@ -32,6 +33,62 @@ enum Command {
     /// Compiles every component of a configuration into the compile cache,
     /// so that `host serve` starts without compiling.
     Compile(CompileArgs),
+    /// Sends one request to a component without a server, as `host serve`
+    /// would run it, and prints the response; the guest's logs go to
+    /// stderr. Exits 1 when the answer is 500 or above.
+    Run(RunArgs),
+}
+
+/// Arguments of `host run`.
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// The component: our handler world or `wasi:http/proxy`.
+    pub(crate) component: PathBuf,
+
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    pub(crate) method: String,
+
+    /// The request path, with a query string if any.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+
+    /// The route pattern the request matches, for route parameters (for
+    /// example `/hello/:name`). Default: the path itself.
+    #[arg(long)]
+    pub(crate) route: Option<String>,
+
+    /// A request header, `name: value`; repeatable.
+    #[arg(long, value_name = "HEADER")]
+    pub(crate) header: Vec<String>,
+
+    /// The request body, as text.
+    #[arg(long, conflicts_with = "body_file")]
+    pub(crate) body: Option<String>,
+
+    /// The request body, read from a file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) body_file: Option<PathBuf>,
+
+    /// An environment variable for the component, `NAME=value`;
+    /// repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
+
+    /// The request's time limit in seconds (default 30, as `serve`).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) timeout: Option<f64>,
+
+    /// Allows outbound TCP to a destination, as for `host serve`.
+    #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
+    pub(crate) allow_tcp: Vec<serverless_outbound::TcpRule>,
+
+    /// Allows outbound HTTP to a destination, as for `host serve`.
+    #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
+    pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
 }
 
 /// Where compiled components are kept between starts.
@@ -125,6 +182,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Compile(args) => serve::compile(args),
+        Command::Run(args) => match run::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

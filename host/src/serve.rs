@@ -90,7 +90,7 @@ fn max_memory(config: &Config) -> u64 {
 /// The engine for `config`, with the compile cache unless `--no-cache`.
 /// `host compile` and `host serve` build it the same way, so that the
 /// cache entries one writes are the ones the other finds.
-fn prepare_runtime(
+pub(crate) fn prepare_runtime(
     config: &Config,
     max_instances: u32,
     cache: &CacheArgs,

@@ -1,0 +1,184 @@
+//! `host run COMPONENT`: one request through one component, without a
+//! listener. The request takes the path a served request takes (the same
+//! dispatcher, runtime, limits and outbound policy), so what a handler does
+//! here is what it does behind `host serve`. The response goes to stdout
+//! as HTTP/1.1 text; the guest's log lines go to stderr.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Request;
+use serverless_config::{
+    AppConfig, ComponentSource, Config, DEFAULT_MAX_REQUEST_BODY, MethodFilter, OutboundConfig,
+    RoutePattern, RouteTable,
+};
+use serverless_outbound::{HttpAllowlist, TcpAllowlist};
+use serverless_runtime::OperatorRules;
+
+use crate::RunArgs;
+use crate::dispatch::Dispatcher;
+use crate::serve::prepare_runtime;
+
+/// Splits a `--header` value written `name: value`.
+fn parse_header(
+    text: &str,
+) -> anyhow::Result<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
+    let Some((name, value)) = text.split_once(':') else {
+        bail!("--header {text:?}: write it as `name: value`");
+    };
+    let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
+        .with_context(|| format!("--header {text:?}: {:?} is not a header name", name.trim()))?;
+    let value = hyper::header::HeaderValue::from_str(value.trim())
+        .with_context(|| format!("--header {text:?}: the value has a control character"))?;
+    Ok((name, value))
+}
+
+/// Splits an `--env` value written `NAME=value`.
+fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => bail!("--env {text:?}: write it as `NAME=value`"),
+    }
+}
+
+/// The one-app configuration `host run` serves: `--route` (by default the
+/// request's own path) for any method, with the component and flags given.
+fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let path = args.path.split('?').next().unwrap_or("/");
+    let route_text = args.route.as_deref().unwrap_or(path);
+    let route: RoutePattern = route_text
+        .parse()
+        .with_context(|| format!("--route {route_text:?} is not a route pattern"))?;
+    let mut env = args
+        .env
+        .iter()
+        .map(|text| parse_env(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    env.sort();
+    let name = args
+        .component
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("component")
+        .to_owned();
+    let mut limits = serverless_config::AppLimits::default();
+    if let Some(seconds) = args.timeout {
+        limits.timeout = Duration::from_secs_f64(seconds);
+    }
+    let app = AppConfig {
+        name,
+        component: ComponentSource::File(args.component.clone()),
+        env,
+        secrets: Vec::new(),
+        files: Vec::new(),
+        max_request_body: DEFAULT_MAX_REQUEST_BODY,
+        limits,
+        location: None,
+        outbound: OutboundConfig::default(),
+        world: None,
+    };
+    let mut routes = RouteTable::new();
+    routes.insert(route, MethodFilter::from_names(["ANY"])?, app)?;
+    Ok(Config {
+        listen_address: serverless_config::DEFAULT_LISTEN_ADDRESS.parse()?,
+        routes,
+    })
+}
+
+/// Runs `host run` and returns whether the handler answered below 500.
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<bool> {
+    if !args.component.is_file() {
+        bail!("{}: no such component file", args.component.display());
+    }
+    let config = one_app_config(&args)?;
+    let runtime = prepare_runtime(&config, 1, &args.cache)?;
+    let operator = OperatorRules {
+        tcp: TcpAllowlist::new(args.allow_tcp.clone()),
+        http: HttpAllowlist::new(args.allow_http.clone()),
+    };
+    let routes = runtime.load_routes(config.routes, &operator)?;
+    let body = match (&args.body, &args.body_file) {
+        (Some(text), None) => Bytes::from(text.clone()),
+        (None, Some(file)) => Bytes::from(
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+        _ => Bytes::new(),
+    };
+    let mut request = Request::builder()
+        .method(args.method.as_str())
+        .uri(&args.path)
+        .header(hyper::header::HOST, "localhost");
+    for header in &args.header {
+        let (name, value) = parse_header(header)?;
+        request = request.header(name, value);
+    }
+    if !body.is_empty() {
+        request = request.header(hyper::header::CONTENT_LENGTH, body.len());
+    }
+    let request = request
+        .body(Full::new(body))
+        .with_context(|| format!("--method {:?} --path {:?}", args.method, args.path))?;
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async move {
+        let dispatcher = Arc::new(Dispatcher::new(routes, 1, Duration::from_secs(1)));
+        let response = dispatcher.dispatch(request).await;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|error| anyhow::anyhow!("the response body failed: {error:?}"))?
+            .to_bytes();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "HTTP/1.1 {} {}",
+            parts.status.as_u16(),
+            parts.status.canonical_reason().unwrap_or("")
+        )?;
+        for (name, value) in &parts.headers {
+            out.write_all(name.as_str().as_bytes())?;
+            out.write_all(b": ")?;
+            out.write_all(value.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        if !parts.headers.contains_key(hyper::header::CONTENT_LENGTH) {
+            writeln!(out, "content-length: {}", body.len())?;
+        }
+        writeln!(out)?;
+        out.write_all(&body)?;
+        out.flush()?;
+        Ok(parts.status.as_u16() < 500)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_and_env_entries_must_have_their_separator() {
+        let (name, value) = parse_header("x-a:  b c ").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-a", "b c"));
+        assert!(
+            parse_header("no separator")
+                .unwrap_err()
+                .to_string()
+                .contains("name: value")
+        );
+        assert!(parse_header("bad name: x").is_err());
+        assert_eq!(
+            parse_env("A=b=c").unwrap(),
+            ("A".to_owned(), "b=c".to_owned())
+        );
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("NOVALUE").is_err());
+    }
+}

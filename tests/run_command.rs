@@ -1,0 +1,179 @@
+//! `host run`: one request through one component without a server, for
+//! both worlds, printed as HTTP/1.1 text with the guest's logs on stderr.
+
+mod support;
+
+use std::process::Output;
+
+use support::backends::EchoServer;
+use support::host_command;
+
+fn run(component: &str, args: &[&str]) -> Output {
+    host_command()
+        .arg("run")
+        .arg(component)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run host run")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_handler_world_component_answers_with_route_parameters_and_logs() {
+    let output = run(
+        guest_artifacts::HELLO_PATH,
+        &["--path", "/hello/Ada", "--route", "/hello/:name"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("HTTP/1.1 200 OK\n"), "{text}");
+    assert!(
+        text.contains("content-type: text/plain; charset=utf-8\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\n\nHello, Ada!\n"), "{text}");
+    let id = text
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("a request id");
+    let log = stderr(&output);
+    assert!(
+        log.lines()
+            .any(|line| line.contains("greeting Ada") && line.contains(id)),
+        "the guest's log line carries the request id:\n{log}"
+    );
+}
+
+#[test]
+fn a_wasi_http_component_answers_too() {
+    let output = run(
+        guest_artifacts::HTTP_HELLO_PATH,
+        &[
+            "--path",
+            "/http-hello/Grace",
+            "--route",
+            "/http-hello/:name",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).ends_with("\n\nHello from wasi:http, Grace!\n"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn method_query_headers_and_body_reach_the_handler() {
+    let output = run(
+        guest_artifacts::ECHO_PATH,
+        &[
+            "--method",
+            "PUT",
+            "--path",
+            "/echo?x=1",
+            "--header",
+            "x-custom: a value",
+            "--header",
+            "content-type: text/plain",
+            "--body",
+            "ping",
+        ],
+    );
+    let text = stdout(&output);
+    for expected in [
+        "x-echo-method: PUT\n",
+        "x-echo-query: x=1\n",
+        "x-echo-header-x-custom: a value\n",
+        "content-type: text/plain\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+    assert!(text.ends_with("\n\nping"), "{text}");
+}
+
+#[test]
+fn outbound_policy_flags_apply_as_in_serve() {
+    let echo = EchoServer::start();
+    let env = format!("ECHO_ADDRESS={}", echo.address);
+    let denied = run(
+        guest_artifacts::TCP_ECHO_PATH,
+        &[
+            "--method",
+            "POST",
+            "--path",
+            "/tcp-echo",
+            "--env",
+            &env,
+            "--body",
+            "hi",
+        ],
+    );
+    assert_eq!(
+        denied.status.code(),
+        Some(1),
+        "a 5xx answer exits 1: {}",
+        stdout(&denied)
+    );
+    assert!(
+        stdout(&denied).starts_with("HTTP/1.1 502"),
+        "{}",
+        stdout(&denied)
+    );
+    let rule = echo.address.to_string();
+    let allowed = run(
+        guest_artifacts::TCP_ECHO_PATH,
+        &[
+            "--method",
+            "POST",
+            "--path",
+            "/tcp-echo",
+            "--env",
+            &env,
+            "--body",
+            "hi",
+            "--allow-tcp",
+            &rule,
+        ],
+    );
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    assert!(stdout(&allowed).ends_with("\n\nhi"), "{}", stdout(&allowed));
+}
+
+#[test]
+fn a_trap_exits_1_with_the_cause_in_the_log() {
+    let output = run(
+        guest_artifacts::TEST_HOSTILE_PATH,
+        &["--path", "/hostile/panic", "--route", "/hostile/:action"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("HTTP/1.1 500"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stderr(&output).contains("panic"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let missing = run("/no/such/component.wasm", &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("/no/such/component.wasm: no such component file"));
+    let header = run(guest_artifacts::HELLO_PATH, &["--header", "no separator"]);
+    assert!(
+        stderr(&header).contains("write it as `name: value`"),
+        "{}",
+        stderr(&header)
+    );
+    let env = run(guest_artifacts::HELLO_PATH, &["--env", "NOVALUE"]);
+    assert!(stderr(&env).contains("NAME=value"), "{}", stderr(&env));
+}
