@@ -543,3 +543,49 @@ fn startup_errors_name_the_problem_and_exit_1() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_well_formed_incoming_request_id_is_kept_and_others_are_replaced() {
+    let host = Host::start(None, &[]);
+    let kept = send(
+        &client(),
+        "GET",
+        &host.url("/hello/Kept"),
+        &[("x-request-id", b"trace-42:abc")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(kept.header("x-request-id"), Some("trace-42:abc"));
+    host.wait_for_log(&["greeting Kept", "trace-42:abc"]);
+
+    let replaced = send(
+        &client(),
+        "GET",
+        &host.url("/hello/Other"),
+        &[("x-request-id", b"no spaces allowed")],
+        Bytes::new(),
+    )
+    .await;
+    let id = replaced.header("x-request-id").unwrap();
+    assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_the_request_fields() {
+    let host = Host::start(None, &["--log-format", "json"]);
+    let reply = get(&host.url("/hello/Json")).await;
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    let line = host.wait_for_log(&["greeting Json"]);
+    let object: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(object["message"], "greeting Json", "{line}");
+    assert_eq!(object["request_id"], id.as_str(), "{line}");
+    assert_eq!(object["app"], "hello-name", "{line}");
+    assert_eq!(object["level"], "INFO", "{line}");
+    let access = host.wait_for_log(&["\"target\":\"access\"", &id]);
+    let access: serde_json::Value = serde_json::from_str(&access).expect("JSON");
+    assert_eq!(access["status"], 200, "{access}");
+    for line in host.stderr().lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+    }
+}

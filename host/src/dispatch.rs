@@ -22,6 +22,16 @@ use crate::admission::{self, Admitted, Gate};
 /// request to a wasi:http component.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Whether an incoming `x-request-id` may be used as this request's id: 1
+/// to 128 characters of letters, digits and `-_.:`, so that it is safe in
+/// log lines and headers. Others are replaced by a fresh UUID.
+pub(crate) fn is_well_formed_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// A request body the dispatcher can read: hyper's `Incoming` from the
 /// server, or a whole body from `host run`.
 pub(crate) trait RequestBody:
@@ -152,7 +162,14 @@ impl Dispatcher {
         request: Request<B>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
-        let request_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let request_id: Arc<str> = match request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+        {
+            Some(given) if is_well_formed_request_id(given) => given.into(),
+            _ => uuid::Uuid::new_v4().to_string().into(),
+        };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let (mut response, app) = match self.route_and_run(request, &request_id).await {
@@ -410,4 +427,26 @@ fn limit_response(
             })
             .boxed_unsync()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_bounded_request_ids_are_taken_from_the_client() {
+        for good in ["abc", "0f8e-11:trace.1_x", &"a".repeat(128)] {
+            assert!(is_well_formed_request_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "has space",
+            "new\nline",
+            "quote\"",
+            "ünïcode",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_well_formed_request_id(bad), "{bad}");
+        }
+    }
 }
