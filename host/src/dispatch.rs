@@ -16,6 +16,7 @@ use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
 use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, ResponseBody, World};
 
+use crate::admin::Metrics;
 use crate::admission::{self, Admitted, Gate};
 
 /// The header that carries the request id on every response, and on the
@@ -62,6 +63,7 @@ pub(crate) struct Dispatcher {
     global: Gate,
     per_app: HashMap<Arc<str>, Gate>,
     queue_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// What went wrong before or around the handler, with the status the client
@@ -72,7 +74,8 @@ enum Refusal {
     BadPath,
     TooLarge,
     BodyRead,
-    HandlerFailed,
+    /// The guest failed; the kind (for metrics) as `trap_kind` names it.
+    HandlerFailed(&'static str),
     TimedOut,
     Busy,
 }
@@ -100,7 +103,7 @@ impl Refusal {
                 StatusCode::BAD_REQUEST,
                 "bad request: the body could not be read\n",
             ),
-            Refusal::HandlerFailed => {
+            Refusal::HandlerFailed(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
             Refusal::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
@@ -140,6 +143,7 @@ impl Dispatcher {
         routes: RouteTable<Arc<App>>,
         max_instances: u32,
         queue_timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Dispatcher {
         let per_app = routes
             .routes()
@@ -153,6 +157,7 @@ impl Dispatcher {
             global: Gate::new(max_instances),
             per_app,
             queue_timeout,
+            metrics,
         }
     }
 
@@ -174,8 +179,23 @@ impl Dispatcher {
         let path = request.uri().path().to_owned();
         let (mut response, app) = match self.route_and_run(request, &request_id).await {
             Ok((response, app)) => (response, Some(app)),
-            Err((refusal, app)) => (refusal.into_response(), app),
+            Err((refusal, app)) => {
+                let kind = match &refusal {
+                    Refusal::HandlerFailed(kind) => Some(*kind),
+                    Refusal::TimedOut => Some("deadline"),
+                    _ => None,
+                };
+                if let (Some(kind), Some(app)) = (kind, &app) {
+                    self.metrics.record_failure(app, kind);
+                }
+                (refusal.into_response(), app)
+            }
         };
+        self.metrics.record(
+            app.as_deref(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -231,6 +251,7 @@ impl Dispatcher {
             );
             return Err((Refusal::Busy, Some(name)));
         };
+        let _running = self.metrics.in_flight();
         let result = match app.world() {
             World::Handler => {
                 let result = run_handler(&app, request, found, request_id).await;
@@ -268,7 +289,7 @@ fn failed(app: &App, request_id: &str, error: &serverless_runtime::HandleError) 
     if error.is_deadline() {
         Refusal::TimedOut
     } else {
-        Refusal::HandlerFailed
+        Refusal::HandlerFailed(error.kind())
     }
 }
 
@@ -404,7 +425,7 @@ fn limit_response(
             kind = "response too large",
             "request failed: the response declares more than the app's limit of {limit} bytes"
         );
-        return Err(Refusal::HandlerFailed);
+        return Err(Refusal::HandlerFailed("response too large"));
     }
     let (app_name, id) = (app.name().clone(), request_id.clone());
     Ok(response.map(|body| {

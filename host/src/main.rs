@@ -4,6 +4,7 @@
 //! -> `dispatch` (routes, reads the body) -> `serverless_runtime::App`
 //! (one fresh instance) -> the host interfaces in `crates/runtime/src/host/`.
 
+mod admin;
 mod admission;
 mod default_config;
 mod dispatch;
@@ -172,8 +173,27 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
     pub(crate) queue_timeout: u64,
 
+    /// Where the admin endpoints listen (`/healthz`, `/readyz`,
+    /// `/metrics`, `/routes`): keep it on loopback or a private network.
+    /// `off` disables them; port 0 picks a free port, printed at startup.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464", value_parser = parse_admin_listen)]
+    pub(crate) admin_listen: AdminListen,
+
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
+}
+
+/// The value of `--admin-listen`.
+#[derive(Clone, Copy)]
+pub(crate) struct AdminListen(pub(crate) Option<std::net::SocketAddr>);
+
+fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
+    if text == "off" {
+        return Ok(AdminListen(None));
+    }
+    text.parse()
+        .map(|address| AdminListen(Some(address)))
+        .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9464, or `off`"))
 }
 
 /// Parses one `--allow-tcp` value; clap reports the error before anything

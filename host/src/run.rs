@@ -20,6 +20,7 @@ use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use serverless_runtime::OperatorRules;
 
 use crate::RunArgs;
+use crate::admin::Metrics;
 use crate::dispatch::Dispatcher;
 use crate::serve::prepare_runtime;
 
@@ -128,7 +129,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<bool> {
         .build()
         .context("cannot start the async runtime")?;
     tokio.block_on(async move {
-        let dispatcher = Arc::new(Dispatcher::new(routes, 1, Duration::from_secs(1)));
+        let dispatcher = Arc::new(Dispatcher::new(
+            routes,
+            1,
+            Duration::from_secs(1),
+            Arc::new(Metrics::new(1)),
+        ));
         let response = dispatcher.dispatch(request).await;
         let (parts, body) = response.into_parts();
         let body = body

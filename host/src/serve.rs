@@ -13,6 +13,7 @@ use serverless_runtime::OperatorRules;
 use serverless_runtime::{CompileCache, Runtime, RuntimeSettings};
 use tokio::net::TcpListener;
 
+use crate::admin::{Admin, Metrics};
 use crate::default_config;
 use crate::dispatch::Dispatcher;
 use crate::server;
@@ -45,16 +46,43 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        print_banner(&routes, &operator_rules, &pool, bound);
+        let metrics = Arc::new(Metrics::new(args.max_instances));
+        let admin = Arc::new(Admin::new(metrics.clone(), &routes));
+        let admin_address = match args.admin_listen.0 {
+            Some(address) => {
+                let admin_listener = TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot listen on {address} for the admin endpoints (--admin-listen)")
+                })?;
+                let bound = admin_listener
+                    .local_addr()
+                    .context("cannot read the admin address")?;
+                tokio::spawn(admin.clone().serve(admin_listener));
+                Some(bound)
+            }
+            None => None,
+        };
+        print_banner(&routes, &operator_rules, &pool, bound, admin_address);
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             args.max_instances,
             Duration::from_millis(args.queue_timeout),
+            metrics,
         ));
+        admin.set_ready(true);
+        let signal = shutdown_signal()?;
+        let shutdown = {
+            let admin = admin.clone();
+            async move {
+                signal.await;
+                // Load balancers stop sending new requests while in-flight
+                // ones drain.
+                admin.set_ready(false);
+            }
+        };
         server::serve(
             listener,
             dispatcher,
-            shutdown_signal()?,
+            shutdown,
             Duration::from_secs(args.drain_timeout),
         )
         .await;
@@ -160,6 +188,7 @@ fn print_banner(
     operator_rules: &OperatorRules,
     pool: &str,
     bound: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
 ) {
     let mut out = std::io::stdout().lock();
     let width = routes
@@ -202,6 +231,17 @@ fn print_banner(
         }
     }
     let _ = writeln!(out, "{pool}");
+    match admin {
+        Some(admin) => {
+            let _ = writeln!(
+                out,
+                "admin on http://{admin} (/healthz /readyz /metrics /routes)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "admin endpoints: off");
+        }
+    }
     let _ = writeln!(out, "listening on http://{bound}");
     let _ = out.flush();
 }

@@ -33,6 +33,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct Host {
     child: Child,
     pub address: SocketAddr,
+    /// Where the admin endpoints listen, unless they are off.
+    pub admin: Option<SocketAddr>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -88,6 +90,10 @@ impl Host {
         if !own_cache {
             command.env("SERVERLESS_WASM_CACHE_DIR", shared_cache_dir());
         }
+        // Hosts run side by side: each gets its own admin port.
+        if !extra.iter().any(|arg| arg.starts_with("--admin-listen")) {
+            command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
         command
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
@@ -103,6 +109,7 @@ impl Host {
         let mut host = Host {
             child,
             address: "0.0.0.0:0".parse().unwrap(),
+            admin: None,
             stdout,
             stderr,
         };
@@ -114,6 +121,10 @@ impl Host {
                 .find_map(|line| line.strip_prefix("listening on http://").map(str::to_owned));
             if let Some(address) = found {
                 host.address = address.trim().parse().expect("a socket address");
+                host.admin = host.stdout().lines().find_map(|line| {
+                    let rest = line.strip_prefix("admin on http://")?;
+                    rest.split_whitespace().next()?.parse().ok()
+                });
                 return host;
             }
             if let Ok(Some(status)) = host.child.try_wait() {

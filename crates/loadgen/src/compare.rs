@@ -97,6 +97,8 @@ fn command_line(server: Server, binaries: &Binaries, config: &Path, address: &st
             text(config),
             "--listen".to_owned(),
             address.to_owned(),
+            "--admin-listen".to_owned(),
+            "off".to_owned(),
         ],
         Server::WasmtimeServe => vec![
             text(&binaries.wasmtime),

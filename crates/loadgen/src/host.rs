@@ -56,7 +56,7 @@ impl RunningHost {
         command
             .arg("serve")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -14,6 +14,7 @@
 mod app;
 mod bindings;
 mod cache;
+mod denials;
 mod engine;
 mod guest_log;
 mod host;
@@ -28,6 +29,7 @@ mod stdio;
 
 pub use app::{App, HandleError};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
+pub use denials::DeniedVia;
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
 pub use guest_log::Secrets;
 pub use host::outbound_tcp::TcpSettings;

@@ -34,6 +34,7 @@ pub(crate) fn address_check(
                 match allowlist.check_address(address.ip(), address.port(), None) {
                     Decision::Allowed(_) => true,
                     Decision::Denied(why) => {
+                        crate::denials::DeniedVia::WasiSockets.count();
                         tags.emit(
                             Level::WARN,
                             "wasi-sockets",
@@ -44,6 +45,7 @@ pub(crate) fn address_check(
                 }
             }
             other => {
+                crate::denials::DeniedVia::WasiSockets.count();
                 tags.emit(
                     Level::WARN,
                     "wasi-sockets",

@@ -135,6 +135,7 @@ impl WasiHttpHooks for OutboundHttp {
         let client = self.client.clone();
         let shown = request.uri().to_string();
         let refuse = move |why: &str| {
+            crate::denials::DeniedVia::OutboundHttp.count();
             tags.emit(
                 Level::WARN,
                 "outbound-http",

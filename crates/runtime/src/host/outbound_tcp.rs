@@ -77,6 +77,7 @@ fn io_error(error: &std::io::Error) -> Error {
 impl InstanceState {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
+        crate::denials::DeniedVia::OutboundTcp.count();
         self.tags.emit(
             Level::WARN,
             "outbound-tcp",

@@ -1,0 +1,290 @@
+//! The admin listener: liveness, readiness, Prometheus metrics and the live
+//! route table. It has an address of its own (loopback by default), so it
+//! is never exposed along with the apps.
+//!
+//! - `GET /healthz`: `200` while the process serves at all.
+//! - `GET /readyz`: `200` once every app is loaded and the listener is up,
+//!   `503` before that and while draining.
+//! - `GET /metrics`: the OpenMetrics text format.
+//! - `GET /routes`: the route table as JSON.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serverless_config::RouteTable;
+use serverless_runtime::{App, DeniedVia};
+use tokio::net::TcpListener;
+
+/// Labels of the per-request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    app: String,
+    status: u16,
+}
+
+/// Labels of per-app series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabels {
+    app: String,
+}
+
+/// Labels of the trap counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrapLabels {
+    app: String,
+    kind: String,
+}
+
+/// Labels of the outbound refusal gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeniedLabels {
+    via: String,
+}
+
+/// What the host counts; the dispatcher records into it.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<AppLabels, Histogram>,
+    traps: Family<TrapLabels, Counter>,
+    in_flight: Gauge,
+    /// Refusals are counted by the runtime; copied in at each scrape.
+    outbound_denied: Family<DeniedLabels, Gauge>,
+}
+
+impl Metrics {
+    /// Empty series, with the pool sized for `max_instances`.
+    pub(crate) fn new(max_instances: u32) -> Metrics {
+        let mut registry = Registry::with_prefix("serverless");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by app (\"-\" when no route matched) and status",
+            requests.clone(),
+        );
+        let latency = Family::<AppLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs to about 27 s.
+            Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response head, by app",
+            latency.clone(),
+        );
+        let traps = Family::<TrapLabels, Counter>::default();
+        registry.register(
+            "guest_failures",
+            "Requests whose guest failed, by app and kind (deadline, memory limit, unreachable, ...)",
+            traps.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "instances_in_flight",
+            "Requests being handled by an instance now",
+            in_flight.clone(),
+        );
+        let pool_capacity: Gauge = Gauge::default();
+        pool_capacity.set(i64::from(max_instances));
+        registry.register(
+            "pool_capacity_instances",
+            "How many instances the pool holds (--max-instances)",
+            pool_capacity.clone(),
+        );
+        let outbound_denied = Family::<DeniedLabels, Gauge>::default();
+        registry.register(
+            "outbound_denied",
+            "Outbound attempts the policy refused since the host started, by interface",
+            outbound_denied.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            traps,
+            in_flight,
+            outbound_denied,
+        }
+    }
+
+    /// Counts an answered request.
+    pub(crate) fn record(&self, app: Option<&str>, status: u16, took: Duration) {
+        let app = app.unwrap_or("-").to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                app: app.clone(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&AppLabels { app })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a guest failure of `kind`.
+    pub(crate) fn record_failure(&self, app: &str, kind: &str) {
+        self.traps
+            .get_or_create(&TrapLabels {
+                app: app.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Marks a request as running until the guard drops.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        for via in DeniedVia::ALL {
+            self.outbound_denied
+                .get_or_create(&DeniedLabels {
+                    via: via.name().to_owned(),
+                })
+                .set(i64::try_from(via.total()).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Decrements the in-flight gauge when the request ends.
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The state the admin endpoints read.
+pub(crate) struct Admin {
+    ready: AtomicBool,
+    pub(crate) metrics: Arc<Metrics>,
+    routes: String,
+}
+
+/// The route table as the JSON `/routes` serves.
+fn routes_json(routes: &RouteTable<Arc<App>>) -> String {
+    let entries: Vec<serde_json::Value> = routes
+        .routes()
+        .map(|(pattern, methods, app)| {
+            serde_json::json!({
+                "path": pattern.as_str(),
+                "methods": methods.to_string(),
+                "app": &**app.name(),
+                "component": app.component(),
+                "world": app.world().to_string(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
+}
+
+impl Admin {
+    /// Not ready until [`Admin::set_ready`].
+    pub(crate) fn new(metrics: Arc<Metrics>, routes: &RouteTable<Arc<App>>) -> Admin {
+        Admin {
+            ready: AtomicBool::new(false),
+            metrics,
+            routes: routes_json(routes),
+        }
+    }
+
+    /// Whether `/readyz` answers `200`.
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    fn answer(&self, request: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let text = |status: StatusCode, content_type: &'static str, body: String| {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+        };
+        const PLAIN: &str = "text/plain; charset=utf-8";
+        if request.method() != hyper::Method::GET && request.method() != hyper::Method::HEAD {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                PLAIN,
+                "GET only\n".to_owned(),
+            );
+        }
+        match request.uri().path() {
+            "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".to_owned()),
+            "/readyz" if self.ready.load(Ordering::SeqCst) => {
+                text(StatusCode::OK, PLAIN, "ready\n".to_owned())
+            }
+            "/readyz" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                "not ready\n".to_owned(),
+            ),
+            "/metrics" => match self.metrics.encode() {
+                Ok(body) => text(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body,
+                ),
+                Err(error) => {
+                    tracing::error!("cannot encode the metrics: {error}");
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        PLAIN,
+                        "internal server error\n".to_owned(),
+                    )
+                }
+            },
+            "/routes" => text(StatusCode::OK, "application/json", self.routes.clone()),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                PLAIN,
+                "not found; try /healthz, /readyz, /metrics or /routes\n".to_owned(),
+            ),
+        }
+    }
+
+    /// Serves the admin endpoints on `listener` until the process exits.
+    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("admin listener: cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let admin = self.clone();
+            let service = service_fn(move |request| {
+                let response = admin.answer(&request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The admin endpoints of a running host: health, readiness (also while
+//! draining), Prometheus metrics after known traffic, and the route table.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::backends::EchoServer;
+use support::{ConfigDir, Host, get};
+
+fn admin_url(host: &Host, path: &str) -> String {
+    format!(
+        "http://{}{path}",
+        host.admin.expect("admin endpoints are on")
+    )
+}
+
+/// The value of the metric line that starts with `series` (name and
+/// labels), or 0 when there is none.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn config(echo: &EchoServer) -> ConfigDir {
+    ConfigDir::new(&format!(
+        "[[applications]]\nname = \"hello\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/hello\"\n\n\
+         [[applications]]\nname = \"hostile\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/hostile/:action\"\ntimeout = \"3s\"\n\n\
+         [[applications]]\nname = \"tcp\"\nfile_path = {:?}\nmethod = \"POST\"\nurl_path = \"/tcp-echo\"\nenv = {{ ECHO_ADDRESS = \"{}\" }}\n",
+        guest_artifacts::HELLO_PATH,
+        guest_artifacts::TEST_HOSTILE_PATH,
+        guest_artifacts::TCP_ECHO_PATH,
+        echo.address,
+    ))
+}
+
+#[tokio::test]
+async fn health_routes_and_metrics_after_known_traffic() {
+    let echo = EchoServer::start();
+    let config = config(&echo);
+    let host = Host::start(Some(&config.path()), &[]);
+    assert!(host.stdout().contains("admin on http://127.0.0.1:"));
+
+    let health = get(&admin_url(&host, "/healthz")).await;
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    assert_eq!(get(&admin_url(&host, "/readyz")).await.status, 200);
+
+    let routes: serde_json::Value =
+        serde_json::from_str(&get(&admin_url(&host, "/routes")).await.text()).unwrap();
+    let hello = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|route| route["app"] == "hello")
+        .expect("the hello route");
+    assert_eq!(hello["path"], "/hello");
+    assert_eq!(hello["world"], "handler");
+
+    for _ in 0..3 {
+        assert_eq!(get(&host.url("/hello")).await.status, 200);
+    }
+    assert_eq!(get(&host.url("/nothing")).await.status, 404);
+    assert_eq!(get(&host.url("/hostile/panic")).await.status, 500);
+    let denied = support::send(&support::client(), "POST", &host.url("/tcp-echo"), &[], "x").await;
+    assert_eq!(denied.status, 502);
+
+    let metrics = get(&admin_url(&host, "/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_requests_total{app=\"hello\",status=\"200\"}"
+        ),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "serverless_requests_total{app=\"-\",status=\"404\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_request_duration_seconds_count{app=\"hello\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_guest_failures_total{app=\"hostile\",kind=\"unreachable\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "serverless_outbound_denied{via=\"outbound-tcp\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "serverless_instances_in_flight"), 0.0);
+    assert!(metric(&text, "serverless_pool_capacity_instances") >= 1.0);
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text: {text}");
+}
+
+#[tokio::test]
+async fn readiness_turns_false_while_draining_and_health_stays_true() {
+    let echo = EchoServer::start();
+    let config = config(&echo);
+    let host = Host::start(Some(&config.path()), &[]);
+    let url = host.url("/hostile/sleep");
+    // A request that stays in flight until its 3 s deadline.
+    let slow = tokio::spawn(async move { get(&url).await.status });
+    let started = Instant::now();
+    while metric(
+        &get(&admin_url(&host, "/metrics")).await.text(),
+        "serverless_instances_in_flight",
+    ) < 1.0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.signal(libc::SIGTERM);
+    host.wait_for_log(&["draining in-flight requests"]);
+    assert_eq!(get(&admin_url(&host, "/readyz")).await.status, 503);
+    assert_eq!(get(&admin_url(&host, "/healthz")).await.status, 200);
+    assert_eq!(slow.await.unwrap(), 504);
+}
+
+#[test]
+fn admin_endpoints_can_be_turned_off_and_a_bad_address_is_named() {
+    let host = Host::start(None, &["--admin-listen", "off"]);
+    assert!(host.stdout().contains("admin endpoints: off"));
+    assert!(host.admin.is_none());
+    let output = support::host_command()
+        .args(["serve", "--admin-listen", "localhost"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("or `off`"), "{stderr}");
+}
