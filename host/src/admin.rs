@@ -178,7 +178,7 @@ impl Drop for InFlight {
 pub(crate) struct Admin {
     ready: AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
-    routes: String,
+    routes: std::sync::RwLock<String>,
 }
 
 /// The route table as the JSON `/routes` serves.
@@ -204,8 +204,16 @@ impl Admin {
         Admin {
             ready: AtomicBool::new(false),
             metrics,
-            routes: routes_json(routes),
+            routes: std::sync::RwLock::new(routes_json(routes)),
         }
+    }
+
+    /// Shows `routes` at `/routes` from now on (after a reload).
+    pub(crate) fn set_routes(&self, routes: &RouteTable<Arc<App>>) {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = routes_json(routes);
     }
 
     /// Whether `/readyz` answers `200`.
@@ -255,7 +263,14 @@ impl Admin {
                     )
                 }
             },
-            "/routes" => text(StatusCode::OK, "application/json", self.routes.clone()),
+            "/routes" => text(
+                StatusCode::OK,
+                "application/json",
+                self.routes
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            ),
             _ => text(
                 StatusCode::NOT_FOUND,
                 PLAIN,

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// One cap on running requests, with its bounded queue.
 pub(crate) struct Gate {
+    cap: u32,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -23,13 +24,19 @@ pub(crate) struct Admitted {
 
 impl Gate {
     /// A cap of `running` requests, with as many allowed to queue.
-    pub(crate) fn new(running: u32) -> Gate {
-        let running = usize::try_from(running.max(1)).unwrap_or(usize::MAX);
+    pub(crate) fn new(cap: u32) -> Gate {
+        let running = usize::try_from(cap.max(1)).unwrap_or(usize::MAX);
         Gate {
+            cap,
             permits: Arc::new(Semaphore::new(running)),
             waiting: AtomicUsize::new(0),
             max_waiting: running,
         }
+    }
+
+    /// How many requests may run at once.
+    pub(crate) fn cap(&self) -> u32 {
+        self.cap
     }
 
     /// A slot, waiting at most `patience`; `None` when the queue is full or

@@ -3,7 +3,7 @@
 //! response.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,11 +59,18 @@ pub(crate) const PARAMS_HEADER: &str = "x-serverless-params";
 
 /// Routes requests to apps and admits them under the concurrency caps.
 pub(crate) struct Dispatcher {
-    routes: RouteTable<Arc<App>>,
+    /// Replaced whole by a reload; a request keeps the table it started
+    /// with, so it finishes on the instances it began on.
+    served: RwLock<Arc<Served>>,
     global: Gate,
-    per_app: HashMap<Arc<str>, Gate>,
     queue_timeout: Duration,
     metrics: Arc<Metrics>,
+}
+
+/// The routes being served and the per-app concurrency caps.
+struct Served {
+    routes: RouteTable<Arc<App>>,
+    per_app: HashMap<Arc<str>, Arc<Gate>>,
 }
 
 /// What went wrong before or around the handler, with the status the client
@@ -145,20 +152,33 @@ impl Dispatcher {
         queue_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
-        let per_app = routes
-            .routes()
-            .filter_map(|(_, _, app)| {
-                let cap = app.limits().max_concurrency?;
-                Some((app.name().clone(), Gate::new(cap)))
-            })
-            .collect();
+        let per_app = per_app_gates(&routes, &HashMap::new());
         Dispatcher {
-            routes,
+            served: RwLock::new(Arc::new(Served { routes, per_app })),
             global: Gate::new(max_instances),
-            per_app,
             queue_timeout,
             metrics,
         }
+    }
+
+    /// Serves `routes` from the next request on. An app that keeps its
+    /// name and concurrency cap keeps its gate, so requests running across
+    /// the swap still count against it.
+    pub(crate) fn replace_routes(&self, routes: RouteTable<Arc<App>>) {
+        let mut served = self
+            .served
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_app = per_app_gates(&routes, &served.per_app);
+        *served = Arc::new(Served { routes, per_app });
+    }
+
+    /// The table being served now.
+    fn current(&self) -> Arc<Served> {
+        self.served
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
@@ -217,7 +237,8 @@ impl Dispatcher {
         request: Request<B>,
         request_id: &Arc<str>,
     ) -> Outcome {
-        let found = match self
+        let served = self.current();
+        let found = match served
             .routes
             .lookup(request.method().as_str(), request.uri().path())
         {
@@ -241,7 +262,7 @@ impl Dispatcher {
             return Err((Refusal::TooLarge, Some(name)));
         }
         let mut gates: Vec<&Gate> = Vec::with_capacity(2);
-        gates.extend(self.per_app.get(&name));
+        gates.extend(served.per_app.get(&name).map(|gate| &**gate));
         gates.push(&self.global);
         let Some(admitted) = admission::admit(&gates, self.queue_timeout).await else {
             tracing::warn!(
@@ -264,6 +285,26 @@ impl Dispatcher {
             .map(|response| (response, name.clone()))
             .map_err(|refusal| (refusal, Some(name)))
     }
+}
+
+/// The per-app gates for `routes`, reusing a gate of `previous` where the
+/// app and its cap are the same.
+fn per_app_gates(
+    routes: &RouteTable<Arc<App>>,
+    previous: &HashMap<Arc<str>, Arc<Gate>>,
+) -> HashMap<Arc<str>, Arc<Gate>> {
+    routes
+        .routes()
+        .filter_map(|(_, _, app)| {
+            let cap = app.limits().max_concurrency?;
+            let gate = previous
+                .get(app.name())
+                .filter(|gate| gate.cap() == cap)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Gate::new(cap)));
+            Some((app.name().clone(), gate))
+        })
+        .collect()
 }
 
 fn log_too_large(app: &str, request_id: &str, limit: u64) {

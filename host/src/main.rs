@@ -8,6 +8,7 @@ mod admin;
 mod admission;
 mod default_config;
 mod dispatch;
+mod reload;
 mod run;
 mod serve;
 mod server;
@@ -172,6 +173,11 @@ pub(crate) struct ServeArgs {
     /// before it gets `503`, in milliseconds.
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
     pub(crate) queue_timeout: u64,
+
+    /// Reloads when the configuration file or a component file changes,
+    /// as SIGHUP does (checked twice a second).
+    #[arg(long)]
+    pub(crate) watch: bool,
 
     /// Where the admin endpoints listen (`/healthz`, `/readyz`,
     /// `/metrics`, `/routes`): keep it on loopback or a private network.

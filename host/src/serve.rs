@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::admin::{Admin, Metrics};
 use crate::default_config;
 use crate::dispatch::Dispatcher;
+use crate::reload::{self, Reloader};
 use crate::server;
 use crate::{CacheArgs, CompileArgs, ServeArgs};
 
@@ -25,7 +26,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // column; they are reported as they are.
     // The samples' site folder must outlive the server.
     let (config, _sample_site) = load_config(args.config.as_deref())?;
-    let runtime = prepare_runtime(&config, args.max_instances, &args.cache)?;
+    let runtime = Arc::new(prepare_runtime(&config, args.max_instances, &args.cache)?);
     let max_memory = max_memory(&config);
     let pool = pool_summary(&runtime, args.max_instances, max_memory);
     let operator_rules = OperatorRules {
@@ -34,6 +35,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
     let address = args.listen.unwrap_or(config.listen_address);
+    let listen_address = config.listen_address;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,12 +64,32 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         print_banner(&routes, &operator_rules, &pool, bound, admin_address);
+        let described = reload::describe(&routes);
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             args.max_instances,
             Duration::from_millis(args.queue_timeout),
             metrics,
         ));
+        match &args.config {
+            Some(config_path) => {
+                let reloader = Arc::new(Reloader {
+                    config_path: config_path.clone(),
+                    runtime,
+                    operator: operator_rules,
+                    dispatcher: dispatcher.clone(),
+                    admin: admin.clone(),
+                    listen_address,
+                });
+                tokio::spawn(reloader.run(described, args.watch));
+            }
+            None if args.watch => {
+                tracing::warn!(
+                    "--watch needs a configuration file; the bundled samples do not reload"
+                )
+            }
+            None => {}
+        }
         admin.set_ready(true);
         let signal = shutdown_signal()?;
         let shutdown = {

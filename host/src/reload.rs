@@ -1,0 +1,208 @@
+//! Hot reload: on SIGHUP, or when the configuration or a component file
+//! changes (`--watch`), load and compile the new configuration in the
+//! background, then swap the route table in one step. Requests already
+//! running finish on their old instances; new ones go to the new table. A
+//! configuration or component that does not load leaves the old table in
+//! service. Every attempt is logged with what changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use serverless_config::{ComponentSource, Config, RouteTable};
+use serverless_runtime::{App, OperatorRules, Runtime};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::admin::Admin;
+use crate::dispatch::Dispatcher;
+
+/// How often `--watch` looks at the files.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Everything a reload needs.
+pub(crate) struct Reloader {
+    pub(crate) config_path: PathBuf,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) operator: OperatorRules,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) admin: Arc<Admin>,
+    pub(crate) listen_address: std::net::SocketAddr,
+}
+
+/// One line per route: `METHOD PATH` to `app (component)`.
+pub(crate) fn describe(routes: &RouteTable<Arc<App>>) -> BTreeMap<String, String> {
+    routes
+        .routes()
+        .map(|(pattern, methods, app)| {
+            (
+                format!("{methods} {}", pattern.as_str()),
+                format!("{} ({})", app.name(), app.component()),
+            )
+        })
+        .collect()
+}
+
+/// What differs between two route tables, for the log.
+fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let mut parts = Vec::new();
+    for (route, app) in after {
+        match before.get(route) {
+            None => parts.push(format!("added {route} -> {app}")),
+            Some(old) if old != app => parts.push(format!("changed {route}: {old} -> {app}")),
+            Some(_) => {}
+        }
+    }
+    for (route, app) in before {
+        if !after.contains_key(route) {
+            parts.push(format!("removed {route} -> {app}"));
+        }
+    }
+    if parts.is_empty() {
+        "same routes; components loaded afresh".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The files whose change `--watch` reloads on, with their modification
+/// times.
+fn watched_files(config_path: &Path) -> HashMap<PathBuf, Option<SystemTime>> {
+    let mut files = vec![config_path.to_owned()];
+    if let Ok(config) = Config::load(config_path) {
+        for (_, _, app) in config.routes.routes() {
+            if let ComponentSource::File(path) = &app.component {
+                files.push(path.clone());
+            }
+        }
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            (path, modified)
+        })
+        .collect()
+}
+
+impl Reloader {
+    /// Loads the configuration and compiles its components: everything
+    /// that can fail happens here, before anything is swapped.
+    fn load(&self) -> anyhow::Result<RouteTable<Arc<App>>> {
+        let config = Config::load(&self.config_path)?;
+        let settings = self.runtime.settings();
+        for (_, _, app) in config.routes.routes() {
+            if usize::try_from(app.limits.max_memory).unwrap_or(usize::MAX)
+                > settings.max_memory_bytes
+            {
+                bail!(
+                    "app `{}`: max_memory {} bytes is more than the {} bytes the instance pool was sized for at startup; restart the host to raise it",
+                    app.name,
+                    app.limits.max_memory,
+                    settings.max_memory_bytes
+                );
+            }
+            if app.limits.fuel.is_some() && !settings.fuel {
+                bail!(
+                    "app `{}`: fuel needs fuel metering, which is chosen at startup; restart the host to turn it on",
+                    app.name
+                );
+            }
+        }
+        if config.listen_address != self.listen_address {
+            tracing::warn!(
+                "reload: listen_address changed to {}; the host keeps listening on {} until it restarts",
+                config.listen_address,
+                self.listen_address
+            );
+        }
+        Ok(self.runtime.load_routes(config.routes, &self.operator)?)
+    }
+
+    /// One reload attempt; `why` says what asked for it.
+    async fn reload(self: &Arc<Self>, why: &str, current: &mut BTreeMap<String, String>) {
+        tracing::info!("reload ({why}): loading {}", self.config_path.display());
+        let this = self.clone();
+        let loaded = tokio::task::spawn_blocking(move || this.load())
+            .await
+            .context("the reload task failed")
+            .and_then(|result| result);
+        match loaded {
+            Ok(routes) => {
+                let after = describe(&routes);
+                let summary = changes(current, &after);
+                self.admin.set_routes(&routes);
+                self.dispatcher.replace_routes(routes);
+                tracing::info!(
+                    "reload ({why}): now serving {} routes; {summary}",
+                    after.len()
+                );
+                *current = after;
+            }
+            Err(error) => tracing::error!(
+                "reload ({why}) failed; the previous routes stay in service: {error:#}"
+            ),
+        }
+    }
+
+    /// Reloads on SIGHUP, and on file changes when `watch` is set, until
+    /// the process exits.
+    pub(crate) async fn run(self: Arc<Self>, mut current: BTreeMap<String, String>, watch: bool) {
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                tracing::error!("cannot listen for SIGHUP; reload is off: {error}");
+                return;
+            }
+        };
+        let mut seen = watched_files(&self.config_path);
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    self.reload("SIGHUP", &mut current).await;
+                    seen = watched_files(&self.config_path);
+                }
+                _ = ticks.tick(), if watch => {
+                    if watched_files(&self.config_path) != seen {
+                        self.reload("a watched file changed", &mut current).await;
+                        seen = watched_files(&self.config_path);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn changes_name_added_changed_and_removed_routes() {
+        let before = table(&[("GET /a", "a (a.wasm)"), ("GET /b", "b (b.wasm)")]);
+        let after = table(&[("GET /a", "a (echo.wasm)"), ("GET /c", "c (c.wasm)")]);
+        let summary = changes(&before, &after);
+        assert!(
+            summary.contains("changed GET /a: a (a.wasm) -> a (echo.wasm)"),
+            "{summary}"
+        );
+        assert!(summary.contains("added GET /c -> c (c.wasm)"), "{summary}");
+        assert!(
+            summary.contains("removed GET /b -> b (b.wasm)"),
+            "{summary}"
+        );
+        assert_eq!(
+            changes(&before, &before),
+            "same routes; components loaded afresh"
+        );
+    }
+}
