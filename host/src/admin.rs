@@ -7,6 +7,9 @@
 //!   `503` before that and while draining.
 //! - `GET /metrics`: the OpenMetrics text format.
 //! - `GET /routes`: the route table as JSON.
+//! - `GET /logs/APP`: the app's last invocations with their log lines, as
+//!   JSON; with `?follow`, then every new one as it finishes, as
+//!   server-sent events.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Frame;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -28,6 +33,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serverless_config::RouteTable;
 use serverless_runtime::{App, DeniedVia};
+
+use crate::invocations::Invocations;
 use tokio::net::TcpListener;
 
 /// Labels of the per-request counter.
@@ -165,6 +172,70 @@ impl Metrics {
     }
 }
 
+/// The body of an admin response: whole, or an endless event stream.
+type AdminBody = BoxBody<Bytes, Infallible>;
+
+/// A body fed by a channel, for `/logs/APP?follow`.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(context)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// The kept invocations of `app`, then each new one, as server-sent
+/// events. The stream ends when the client goes away.
+fn follow_logs(app: String) -> AdminBody {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    let mut finished = Invocations::global().subscribe();
+    let kept = Invocations::global().recent(&app);
+    tokio::spawn(async move {
+        let event = |invocation: &crate::invocations::Invocation| {
+            Bytes::from(format!("data: {}\n\n", invocation.to_json()))
+        };
+        // A comment first, so the client knows it is following.
+        if sender
+            .send(Bytes::from_static(b": following\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for invocation in &kept {
+            if sender.send(event(invocation)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            match finished.recv().await {
+                Ok(invocation) if Invocations::is_of(&invocation, &app) => {
+                    if sender.send(event(&invocation)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    let note = format!(": {missed} invocations were missed\n\n");
+                    if sender.send(Bytes::from(note)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    ChannelBody(receiver).boxed()
+}
+
 /// Decrements the in-flight gauge when the request ends.
 pub(crate) struct InFlight(Gauge);
 
@@ -221,9 +292,9 @@ impl Admin {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
-    fn answer(&self, request: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    fn answer(&self, request: &Request<hyper::body::Incoming>) -> Response<AdminBody> {
         let text = |status: StatusCode, content_type: &'static str, body: String| {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
+            let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
             *response.status_mut() = status;
             response
                 .headers_mut()
@@ -263,6 +334,30 @@ impl Admin {
                     )
                 }
             },
+            path if path.starts_with("/logs/") => {
+                let app = &path["/logs/".len()..];
+                let follow = request
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p == "follow" || p == "follow=1"));
+                if follow {
+                    let mut response = Response::new(follow_logs(app.to_owned()));
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                    return response;
+                }
+                let kept: Vec<serde_json::Value> = Invocations::global()
+                    .recent(app)
+                    .iter()
+                    .map(|invocation| invocation.to_json())
+                    .collect();
+                text(
+                    StatusCode::OK,
+                    "application/json",
+                    serde_json::Value::Array(kept).to_string(),
+                )
+            }
             "/routes" => text(
                 StatusCode::OK,
                 "application/json",
@@ -274,7 +369,7 @@ impl Admin {
             _ => text(
                 StatusCode::NOT_FOUND,
                 PLAIN,
-                "not found; try /healthz, /readyz, /metrics or /routes\n".to_owned(),
+                "not found; try /healthz, /readyz, /metrics, /routes or /logs/APP\n".to_owned(),
             ),
         }
     }

@@ -18,6 +18,7 @@ use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, Respons
 
 use crate::admin::Metrics;
 use crate::admission::{self, Admitted, Gate};
+use crate::invocations::Invocations;
 
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
@@ -197,6 +198,7 @@ impl Dispatcher {
         };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        Invocations::global().begin(&request_id);
         let (mut response, app) = match self.route_and_run(request, &request_id).await {
             Ok((response, app)) => (response, Some(app)),
             Err((refusal, app)) => {
@@ -228,6 +230,14 @@ impl Dispatcher {
             status = response.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
             "request"
+        );
+        Invocations::global().finish(
+            &request_id,
+            app.as_deref(),
+            method.as_str(),
+            &path,
+            response.status().as_u16(),
+            started.elapsed(),
         );
         response
     }

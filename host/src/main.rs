@@ -8,6 +8,8 @@ mod admin;
 mod admission;
 mod default_config;
 mod dispatch;
+mod invocations;
+mod logs;
 mod reload;
 mod run;
 mod serve;
@@ -52,6 +54,24 @@ enum Command {
     /// would run it, and prints the response; the guest's logs go to
     /// stderr. Exits 1 when the answer is 500 or above.
     Run(RunArgs),
+    /// Prints an app's last invocations with their log lines, from a
+    /// running host's admin endpoint; `--follow` keeps printing new ones.
+    Logs(LogsArgs),
+}
+
+/// Arguments of `host logs`.
+#[derive(clap::Args)]
+pub(crate) struct LogsArgs {
+    /// The app's name, as in the configuration.
+    pub(crate) app: String,
+
+    /// The running host's admin address (its `--admin-listen`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) admin: std::net::SocketAddr,
+
+    /// Keeps printing invocations as they finish.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
 }
 
 /// Arguments of `host run`.
@@ -221,6 +241,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Compile(args) => serve::compile(args),
+        Command::Logs(args) => logs::logs(args),
         Command::Run(args) => match run::run(args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
@@ -237,19 +258,35 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
-/// kept for the routes and the listening address.
+/// kept for the routes and the listening address. Lines about requests are
+/// also kept per invocation for `host logs`, whatever `RUST_LOG` says.
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = match format {
+        LogFormat::Text => output
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => output
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+    };
+    let captured = tracing_subscriber::filter::Targets::new()
+        .with_target("guest", tracing::Level::TRACE)
+        .with_target("access", tracing::Level::INFO)
+        .with_target("host", tracing::Level::INFO)
+        .with_target("serverless_runtime", tracing::Level::INFO);
+    tracing_subscriber::registry()
+        .with(output)
+        .with(invocations::CaptureLayer.with_filter(captured))
+        .init();
 }
