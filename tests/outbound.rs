@@ -46,6 +46,12 @@ async fn the_echo_sample_round_trips_through_an_allowed_backend() {
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.body.as_ref(), body.as_slice());
+    let id = reply.header("x-request-id").unwrap();
+    let access = host.wait_for_log(&["access", id]);
+    assert!(
+        access.contains("tcp_connections=1") && access.contains("bytes_in=20000"),
+        "{access}"
+    );
 }
 
 #[tokio::test]
@@ -76,6 +82,11 @@ async fn without_a_flag_the_guest_gets_not_allowed_and_the_refusal_is_logged() {
     assert!(
         line.contains("only a rule naming it allows"),
         "the log names the missing rule: {line}"
+    );
+    let access = host.wait_for_log(&["access", id]);
+    assert!(
+        access.contains("tcp_connections=0") && access.contains("tcp_denied=1"),
+        "the access line counts the refusal: {access}"
     );
     assert_eq!(echo.accepted(), 0);
 }

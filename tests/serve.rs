@@ -584,6 +584,16 @@ async fn json_logs_are_one_object_a_line_with_the_request_fields() {
     let access = host.wait_for_log(&["\"target\":\"access\"", &id]);
     let access: serde_json::Value = serde_json::from_str(&access).expect("JSON");
     assert_eq!(access["status"], 200, "{access}");
+    assert_eq!(access["app"], "hello-name", "{access}");
+    assert_eq!(access["route"], "/hello/:name", "{access}");
+    assert_eq!(access["method"], "GET", "{access}");
+    assert_eq!(access["bytes_in"], 0, "{access}");
+    assert_eq!(access["bytes_out"], "Hello, Json!\n".len(), "{access}");
+    assert!(access["instantiate_us"].as_u64().is_some(), "{access}");
+    assert!(access["execute_us"].as_u64().is_some(), "{access}");
+    assert!(access["peak_memory"].as_u64().unwrap() > 0, "{access}");
+    assert_eq!(access["tcp_connections"], 0, "{access}");
+    assert_eq!(access["tcp_denied"], 0, "{access}");
     for line in host.stderr().lines() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));

@@ -14,7 +14,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
-use serverless_runtime::{App, BodyError, GuestResponse, IncomingRequest, ResponseBody, World};
+use serverless_runtime::{
+    App, BodyError, GuestResponse, IncomingRequest, InvocationStats, ResponseBody, World,
+};
 
 use crate::admin::Metrics;
 use crate::admission::{self, Admitted, Gate};
@@ -23,6 +25,14 @@ use crate::invocations::Invocations;
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request body's size, carried to the access log.
+#[derive(Clone, Copy)]
+struct BytesIn(u64);
+
+/// The route pattern that matched, carried to the access log.
+#[derive(Clone)]
+struct RouteUsed(Arc<str>);
 
 /// Whether an incoming `x-request-id` may be used as this request's id: 1
 /// to 128 characters of letters, digits and `-_.:`, so that it is safe in
@@ -221,14 +231,30 @@ impl Dispatcher {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        let stats = response.extensions().get::<InvocationStats>().copied();
+        let bytes_in = response.extensions().get::<BytesIn>().map(|b| b.0);
+        let route = response
+            .extensions()
+            .get::<RouteUsed>()
+            .map(|r| r.0.clone());
+        // Streaming (wasi:http) bodies have no size yet.
+        let bytes_out = hyper::body::Body::size_hint(response.body()).exact();
         tracing::info!(
             target: "access",
             request_id = &*request_id,
             app = app.as_deref().unwrap_or("-"),
+            route = route.as_deref().unwrap_or("-"),
             method = method.as_str(),
             path,
             status = response.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
+            bytes_in,
+            bytes_out,
+            instantiate_us = stats.map(|s| s.instantiate.as_micros() as u64),
+            execute_us = stats.map(|s| s.execute.as_micros() as u64),
+            peak_memory = stats.map(|s| s.peak_memory),
+            tcp_connections = stats.map(|s| s.tcp_connections),
+            tcp_denied = stats.map(|s| s.tcp_denied),
             "request"
         );
         Invocations::global().finish(
@@ -260,6 +286,7 @@ impl Dispatcher {
             Lookup::BadPath => return Err((Refusal::BadPath, None)),
         };
         let app = found.value.clone();
+        let found_route = found.pattern.as_str().to_owned();
         let name = app.name().clone();
         let limit = app.max_request_body();
         let declared = request
@@ -291,8 +318,12 @@ impl Dispatcher {
             }
             World::WasiHttp => run_wasi_http(&app, request, found, request_id, admitted).await,
         };
+        let route: Arc<str> = found_route.into();
         result
-            .map(|response| (response, name.clone()))
+            .map(|mut response| {
+                response.extensions_mut().insert(RouteUsed(route));
+                (response, name.clone())
+            })
             .map_err(|refusal| (refusal, Some(name)))
     }
 }
@@ -371,6 +402,7 @@ async fn run_handler<B: RequestBody>(
             return Err(Refusal::BodyRead);
         }
     };
+    let bytes_in = body.len() as u64;
     let incoming = IncomingRequest {
         request_id: request_id.clone(),
         method: parts.method,
@@ -382,16 +414,18 @@ async fn run_handler<B: RequestBody>(
         params: found.params,
     };
     match app.handle(incoming).await {
-        Ok(guest) => Ok(into_http(guest)),
+        Ok(guest) => Ok(into_http(guest, bytes_in)),
         Err(error) => Err(failed(app, request_id, &error)),
     }
 }
 
 /// Builds the HTTP response from what a handler-world guest set.
-fn into_http(guest: GuestResponse) -> Response<ResponseBody> {
+fn into_http(guest: GuestResponse, bytes_in: u64) -> Response<ResponseBody> {
     let mut response = Response::new(full(guest.body));
     *response.status_mut() = guest.status;
     *response.headers_mut() = guest.headers;
+    response.extensions_mut().insert(guest.stats);
+    response.extensions_mut().insert(BytesIn(bytes_in));
     if let Some(reason) = guest.reason
         && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes())
     {

@@ -22,7 +22,7 @@ use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::limits::{Contention, DeadlineExceeded, InstanceLimiter, trap_kind};
 use crate::request::IncomingRequest;
-use crate::response::GuestResponse;
+use crate::response::{GuestResponse, InvocationStats};
 use crate::sockets;
 use crate::state::{HandlerCall, InstanceState};
 use crate::stdio::{GuestOutput, StderrTail};
@@ -361,27 +361,37 @@ impl App {
             deadline,
             stderr.clone(),
         )?;
+        let mut stats = InvocationStats::default();
+        let started = Instant::now();
         let outcome = within(deadline, self.limits.timeout, async {
             let handler = pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(HandleError::Instantiate)?;
+            stats.instantiate = started.elapsed();
             handler
                 .call_handle(&mut store)
                 .await
                 .map_err(|error| trapped(error, &stderr))
         })
         .await;
-        let call = store.data_mut().call.take();
+        stats.execute = started.elapsed().saturating_sub(stats.instantiate);
+        let state = store.data_mut();
+        stats.peak_memory = state.limits.peak_memory as u64;
+        stats.tcp_connections = state.tcp.opened;
+        stats.tcp_denied = state.tcp.denied;
+        let call = state.call.take();
         retire(store);
         outcome?;
-        match call {
+        let mut response = match call {
             Some(call) if call.response_too_large => {
-                Err(HandleError::ResponseTooLarge(call.max_response_body))
+                return Err(HandleError::ResponseTooLarge(call.max_response_body));
             }
-            Some(call) => Ok(call.response),
-            None => Ok(GuestResponse::default()),
-        }
+            Some(call) => call.response,
+            None => GuestResponse::default(),
+        };
+        response.stats = stats;
+        Ok(response)
     }
 
     /// Runs one request through a `wasi:http` component. Both bodies

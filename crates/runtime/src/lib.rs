@@ -36,7 +36,7 @@ pub use host::outbound_tcp::TcpSettings;
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;
-pub use response::GuestResponse;
+pub use response::{GuestResponse, InvocationStats};
 pub use serverless_config::World;
 /// Errors of streamed bodies.
 pub use wasmtime_wasi_http::Error as BodyError;

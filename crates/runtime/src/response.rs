@@ -13,6 +13,23 @@ pub struct GuestResponse {
     pub headers: HeaderMap,
     /// The body; empty unless the handler set one.
     pub body: Vec<u8>,
+    /// What the invocation cost, for the access log.
+    pub stats: InvocationStats,
+}
+
+/// What one invocation cost, for the access log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InvocationStats {
+    /// Creating the instance from the pre-instantiated component.
+    pub instantiate: std::time::Duration,
+    /// Running `handle`, host calls included.
+    pub execute: std::time::Duration,
+    /// The largest linear memory the instance reached, in bytes.
+    pub peak_memory: u64,
+    /// Outbound TCP connections opened.
+    pub tcp_connections: u32,
+    /// Outbound TCP connections the policy refused.
+    pub tcp_denied: u32,
 }
 
 impl Default for GuestResponse {
@@ -22,6 +39,7 @@ impl Default for GuestResponse {
             reason: None,
             headers: HeaderMap::new(),
             body: Vec::new(),
+            stats: InvocationStats::default(),
         }
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct OutboundTcp {
     pub(crate) settings: TcpSettings,
     /// Connections opened so far during this request.
     pub(crate) opened: u32,
+    /// Connections the policy refused during this request.
+    pub(crate) denied: u32,
 }
 
 impl OutboundTcp {
@@ -51,6 +53,7 @@ impl OutboundTcp {
         OutboundTcp {
             settings,
             opened: 0,
+            denied: 0,
         }
     }
 }
@@ -78,6 +81,7 @@ impl InstanceState {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
         crate::denials::DeniedVia::OutboundTcp.count();
+        self.tcp.denied += 1;
         self.tags.emit(
             Level::WARN,
             "outbound-tcp",
