@@ -490,3 +490,16 @@ async fn a_streamed_response_past_the_limit_is_cut_off_and_logged() {
     host.wait_for_log(&["response cut off", &id, "kind=\"response too large\""]);
     assert_eq!(get(&host.url("/http-hello/ok")).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_access_line_of_a_wasi_http_request_comes_when_the_guest_finishes() {
+    let host = Host::start(Some(&http_config("").path()), &[]);
+    let reply = get(&host.url("/http-hello/Stats")).await;
+    assert_eq!(reply.status, 200);
+    let id = reply.header("x-request-id").unwrap();
+    let line = host.wait_for_log(&["access", id]);
+    assert!(line.contains("route=\"/http-hello/:name\""), "{line}");
+    assert!(line.contains("instantiate_us="), "{line}");
+    assert!(line.contains("execute_us="), "{line}");
+    assert!(!line.contains("peak_memory=0 "), "{line}");
+}

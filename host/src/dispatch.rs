@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
 use serverless_runtime::{
-    App, BodyError, GuestResponse, IncomingRequest, InvocationStats, ResponseBody, World,
+    App, BodyError, GuestResponse, IncomingRequest, InvocationStats, LaterStats, ResponseBody,
+    World,
 };
 
 use crate::admin::Metrics;
@@ -25,6 +26,66 @@ use crate::invocations::Invocations;
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Everything the access line of one request says, but the guest's
+/// figures.
+struct AccessRecord {
+    request_id: Arc<str>,
+    app: Option<Arc<str>>,
+    route: Option<Arc<str>>,
+    method: http::Method,
+    path: String,
+    status: u16,
+    started: Instant,
+    bytes_in: Option<u64>,
+    bytes_out: Option<u64>,
+}
+
+impl AccessRecord {
+    /// Writes the access line, then closes the invocation's log record.
+    fn emit(self, stats: Option<InvocationStats>) {
+        tracing::info!(
+            target: "access",
+            request_id = &*self.request_id,
+            app = self.app.as_deref().unwrap_or("-"),
+            route = self.route.as_deref().unwrap_or("-"),
+            method = self.method.as_str(),
+            path = self.path,
+            status = self.status,
+            micros = self.started.elapsed().as_micros() as u64,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
+            instantiate_us = stats.map(|s| s.instantiate.as_micros() as u64),
+            execute_us = stats.map(|s| s.execute.as_micros() as u64),
+            peak_memory = stats.map(|s| s.peak_memory),
+            tcp_connections = stats.map(|s| s.tcp_connections),
+            tcp_denied = stats.map(|s| s.tcp_denied),
+            "request"
+        );
+        Invocations::global().finish(
+            &self.request_id,
+            self.app.as_deref(),
+            self.method.as_str(),
+            &self.path,
+            self.status,
+            self.started.elapsed(),
+        );
+    }
+}
+
+/// The figures of a wasi:http guest that is still running, carried to the
+/// access log (an extension must be `Clone`, hence the shared slot).
+#[derive(Clone)]
+struct PendingStats(Arc<std::sync::Mutex<Option<LaterStats>>>);
+
+impl PendingStats {
+    fn take(&self) -> Option<LaterStats> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
 
 /// The request body's size, carried to the access log.
 #[derive(Clone, Copy)]
@@ -231,40 +292,37 @@ impl Dispatcher {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
-        let stats = response.extensions().get::<InvocationStats>().copied();
-        let bytes_in = response.extensions().get::<BytesIn>().map(|b| b.0);
-        let route = response
-            .extensions()
-            .get::<RouteUsed>()
-            .map(|r| r.0.clone());
-        // Streaming (wasi:http) bodies have no size yet.
-        let bytes_out = hyper::body::Body::size_hint(response.body()).exact();
-        tracing::info!(
-            target: "access",
-            request_id = &*request_id,
-            app = app.as_deref().unwrap_or("-"),
-            route = route.as_deref().unwrap_or("-"),
-            method = method.as_str(),
+        let record = AccessRecord {
+            request_id,
+            app,
+            route: response
+                .extensions()
+                .get::<RouteUsed>()
+                .map(|r| r.0.clone()),
+            method,
             path,
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            bytes_in,
-            bytes_out,
-            instantiate_us = stats.map(|s| s.instantiate.as_micros() as u64),
-            execute_us = stats.map(|s| s.execute.as_micros() as u64),
-            peak_memory = stats.map(|s| s.peak_memory),
-            tcp_connections = stats.map(|s| s.tcp_connections),
-            tcp_denied = stats.map(|s| s.tcp_denied),
-            "request"
-        );
-        Invocations::global().finish(
-            &request_id,
-            app.as_deref(),
-            method.as_str(),
-            &path,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+            status: response.status().as_u16(),
+            started,
+            bytes_in: response.extensions().get::<BytesIn>().map(|b| b.0),
+            // Streaming (wasi:http) bodies have no size yet.
+            bytes_out: hyper::body::Body::size_hint(response.body()).exact(),
+        };
+        let stats = response.extensions().get::<InvocationStats>().copied();
+        let later = response
+            .extensions()
+            .get::<PendingStats>()
+            .and_then(|pending| pending.take());
+        match later {
+            // A wasi:http guest is still writing its body: its line comes
+            // when it has finished.
+            Some(later) => {
+                tokio::spawn(async move {
+                    let stats = later.wait().await;
+                    record.emit(stats);
+                });
+            }
+            None => record.emit(stats),
+        }
         response
     }
 
@@ -484,7 +542,13 @@ async fn run_wasi_http<B: RequestBody>(
         )
         .await
     {
-        Ok(response) => limit_response(app, request_id, response),
+        Ok((response, later)) => {
+            let mut response = limit_response(app, request_id, response)?;
+            response
+                .extensions_mut()
+                .insert(PendingStats(Arc::new(std::sync::Mutex::new(Some(later)))));
+            Ok(response)
+        }
         Err(error) => Err(failed(app, request_id, &error)),
     }
 }

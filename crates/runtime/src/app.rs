@@ -53,6 +53,18 @@ pub struct App {
     entry: Entry,
 }
 
+/// What a wasi:http invocation cost, known once the guest has finished
+/// writing its body, after the response has started.
+pub struct LaterStats(tokio::sync::oneshot::Receiver<InvocationStats>);
+
+impl LaterStats {
+    /// Waits for the guest to finish; `None` if it never reported (the
+    /// task was cancelled).
+    pub async fn wait(self) -> Option<InvocationStats> {
+        self.0.await.ok()
+    }
+}
+
 /// Why a request could not produce a response. The details are for the
 /// server log; the client only sees a generic error.
 #[derive(Debug, thiserror::Error)]
@@ -404,7 +416,7 @@ impl App {
         request_id: Arc<str>,
         request: hyper::Request<B>,
         hold: impl Send + 'static,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, HandleError>
+    ) -> Result<(hyper::Response<HyperOutgoingBody>, LaterStats), HandleError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -428,13 +440,17 @@ impl App {
             .new_response_outparam(sender)
             .map_err(HandleError::Instantiate)?;
         let pre = pre.clone();
+        let (stats_sender, stats) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let _hold = hold;
+            let mut stats = InvocationStats::default();
+            let started = Instant::now();
             let outcome = within(deadline, timeout, async {
                 let proxy = pre
                     .instantiate_async(&mut store)
                     .await
                     .map_err(HandleError::Instantiate)?;
+                stats.instantiate = started.elapsed();
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
@@ -442,7 +458,12 @@ impl App {
                     .map_err(|error| trapped(error, &stderr))
             })
             .await;
+            stats.execute = started.elapsed().saturating_sub(stats.instantiate);
+            stats.peak_memory = store.data().limits.peak_memory as u64;
             retire(store);
+            // Nobody waiting (the request failed before its response) is
+            // fine.
+            let _ = stats_sender.send(stats);
             outcome
         });
         match receiver.await {
@@ -460,7 +481,7 @@ impl App {
                         );
                     }
                 });
-                Ok(response)
+                Ok((response, LaterStats(stats)))
             }
             Ok(Err(code)) => Err(HandleError::ErrorCode(code)),
             Err(_) => match task.await {

@@ -27,7 +27,7 @@ mod sockets;
 mod state;
 mod stdio;
 
-pub use app::{App, HandleError};
+pub use app::{App, HandleError, LaterStats};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use denials::DeniedVia;
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
