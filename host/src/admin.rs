@@ -130,15 +130,16 @@ impl Metrics {
 
     /// Counts an answered request.
     pub(crate) fn record(&self, app: Option<&str>, status: u16, took: Duration) {
-        let app = app.unwrap_or("-").to_owned();
-        self.requests
-            .get_or_create(&RequestLabels {
-                app: app.clone(),
-                status,
-            })
-            .inc();
+        let mut labels = RequestLabels {
+            app: app.unwrap_or("-").to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        let app = AppLabels {
+            app: std::mem::take(&mut labels.app),
+        };
         self.latency
-            .get_or_create(&AppLabels { app })
+            .get_or_create(&app)
             .observe(took.as_secs_f64());
     }
 

@@ -259,7 +259,8 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
 /// kept for the routes and the listening address. Lines about requests are
-/// also kept per invocation for `host logs`, whatever `RUST_LOG` says.
+/// also kept per invocation for `host logs`, whatever `RUST_LOG` says (but
+/// the access line, whose facts the invocation record holds already).
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -281,8 +282,7 @@ fn init_logging(format: LogFormat) {
             .boxed(),
     };
     let captured = tracing_subscriber::filter::Targets::new()
-        .with_target("guest", tracing::Level::TRACE)
-        .with_target("access", tracing::Level::INFO)
+        .with_target("guest", tracing::Level::INFO)
         .with_target("host", tracing::Level::INFO)
         .with_target("serverless_runtime", tracing::Level::INFO);
     tracing_subscriber::registry()
