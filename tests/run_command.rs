@@ -104,19 +104,17 @@ fn method_query_headers_and_body_reach_the_handler() {
 fn outbound_policy_flags_apply_as_in_serve() {
     let echo = EchoServer::start();
     let env = format!("ECHO_ADDRESS={}", echo.address);
-    let denied = run(
-        guest_artifacts::TCP_ECHO_PATH,
-        &[
-            "--method",
-            "POST",
-            "--path",
-            "/tcp-echo",
-            "--env",
-            &env,
-            "--body",
-            "hi",
-        ],
-    );
+    let request = [
+        "--method",
+        "POST",
+        "--path",
+        "/tcp-echo",
+        "--env",
+        &env,
+        "--body",
+        "hi",
+    ];
+    let denied = run(guest_artifacts::TCP_ECHO_PATH, &request);
     assert_eq!(
         denied.status.code(),
         Some(1),
@@ -131,18 +129,7 @@ fn outbound_policy_flags_apply_as_in_serve() {
     let rule = echo.address.to_string();
     let allowed = run(
         guest_artifacts::TCP_ECHO_PATH,
-        &[
-            "--method",
-            "POST",
-            "--path",
-            "/tcp-echo",
-            "--env",
-            &env,
-            "--body",
-            "hi",
-            "--allow-tcp",
-            &rule,
-        ],
+        &[&request[..], &["--allow-tcp", &rule]].concat(),
     );
     assert!(allowed.status.success(), "{}", stderr(&allowed));
     assert!(stdout(&allowed).ends_with("\n\nhi"), "{}", stdout(&allowed));

@@ -138,9 +138,7 @@ impl Metrics {
         let app = AppLabels {
             app: std::mem::take(&mut labels.app),
         };
-        self.latency
-            .get_or_create(&app)
-            .observe(took.as_secs_f64());
+        self.latency.get_or_create(&app).observe(took.as_secs_f64());
     }
 
     /// Counts a guest failure of `kind`.
