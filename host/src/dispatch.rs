@@ -21,7 +21,7 @@ use serverless_runtime::{
 
 use crate::admin::Metrics;
 use crate::admission::{self, Admitted, Gate};
-use crate::invocations::Invocations;
+use crate::invocations::{Collecting, Invocations};
 
 /// The header that carries the request id on every response, and on the
 /// request to a wasi:http component.
@@ -30,6 +30,8 @@ pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Everything the access line of one request says, but the guest's
 /// figures.
 struct AccessRecord {
+    /// Keeps the invocation's lines collected until the line is written.
+    _collecting: Collecting,
     request_id: Arc<str>,
     app: Option<Arc<str>>,
     route: Option<Arc<str>>,
@@ -269,7 +271,7 @@ impl Dispatcher {
         };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        Invocations::global().begin(&request_id);
+        let collecting = Invocations::global().begin(&request_id);
         let (mut response, app) = match self.route_and_run(request, &request_id).await {
             Ok((response, app)) => (response, Some(app)),
             Err((refusal, app)) => {
@@ -293,6 +295,7 @@ impl Dispatcher {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let record = AccessRecord {
+            _collecting: collecting,
             request_id,
             app,
             route: response

@@ -135,11 +135,17 @@ impl Invocations {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts collecting lines tagged with `request_id`.
-    pub(crate) fn begin(&self, request_id: &str) {
+    /// Starts collecting lines tagged with `request_id`, until `finish`
+    /// or until the returned guard drops (a request whose client went away
+    /// mid-way never reaches `finish`).
+    pub(crate) fn begin(&'static self, request_id: &str) -> Collecting {
         self.lock()
             .running
             .insert(request_id.to_owned(), Running::default());
+        Collecting {
+            store: self,
+            request_id: request_id.to_owned(),
+        }
     }
 
     fn capture(&self, request_id: &str, line: Line) {
@@ -223,6 +229,18 @@ impl Invocations {
     }
 }
 
+/// Stops collecting a request's lines when dropped, if `finish` did not.
+pub(crate) struct Collecting {
+    store: &'static Invocations,
+    request_id: String,
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        self.store.lock().running.remove(&self.request_id);
+    }
+}
+
 /// Reads the fields of one event.
 #[derive(Default)]
 struct Fields {
@@ -283,13 +301,13 @@ mod tests {
 
     #[test]
     fn an_app_keeps_its_last_invocations_and_a_chatty_one_is_cut() {
-        let store = Invocations {
+        let store: &'static Invocations = Box::leak(Box::new(Invocations {
             inner: Mutex::new(Inner::default()),
             finished: tokio::sync::broadcast::channel(4).0,
-        };
+        }));
         for index in 0..(KEEP_PER_APP + 5) {
             let id = format!("r{index}");
-            store.begin(&id);
+            let _collecting = store.begin(&id);
             store.capture(
                 &id,
                 Line {
@@ -304,7 +322,7 @@ mod tests {
         assert_eq!(kept.len(), KEEP_PER_APP);
         assert_eq!(kept[0].request_id, "r5", "the oldest went first");
 
-        store.begin("chatty");
+        let _chatty = store.begin("chatty");
         for _ in 0..(LINES_PER_INVOCATION + 7) {
             store.capture(
                 "chatty",
@@ -331,8 +349,12 @@ mod tests {
                 message: "stray".into(),
             },
         );
-        store.begin("no-app");
+        let no_app = store.begin("no-app");
         store.finish("no-app", None, "GET", "/", 404, Duration::ZERO);
+        drop(no_app);
+        // A request dropped before it finished leaves nothing behind.
+        drop(store.begin("abandoned"));
         assert!(store.lock().running.is_empty());
+        assert!(store.recent("-").is_empty());
     }
 }
