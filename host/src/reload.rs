@@ -5,7 +5,7 @@
 //! configuration or component that does not load leaves the old table in
 //! service. Every attempt is logged with what changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,9 +66,9 @@ fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) 
     }
 }
 
-/// The files whose change `--watch` reloads on, with their modification
-/// times.
-fn watched_files(config_path: &Path) -> HashMap<PathBuf, Option<SystemTime>> {
+/// The files whose change `--watch` reloads on: the configuration and the
+/// component files it names (read again only after a reload).
+fn watched_files(config_path: &Path) -> Vec<PathBuf> {
     let mut files = vec![config_path.to_owned()];
     if let Ok(config) = Config::load(config_path) {
         for (_, _, app) in config.routes.routes() {
@@ -78,11 +78,13 @@ fn watched_files(config_path: &Path) -> HashMap<PathBuf, Option<SystemTime>> {
         }
     }
     files
-        .into_iter()
-        .map(|path| {
-            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            (path, modified)
-        })
+}
+
+/// The modification time of each file (`None` when it is missing).
+fn modified(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    files
+        .iter()
+        .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
         .collect()
 }
 
@@ -156,21 +158,23 @@ impl Reloader {
                 return;
             }
         };
-        let mut seen = watched_files(&self.config_path);
+        let mut files = watched_files(&self.config_path);
+        let mut seen = modified(&files);
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
                     self.reload("SIGHUP", &mut current).await;
-                    seen = watched_files(&self.config_path);
                 }
                 _ = ticks.tick(), if watch => {
-                    if watched_files(&self.config_path) != seen {
-                        self.reload("a watched file changed", &mut current).await;
-                        seen = watched_files(&self.config_path);
+                    if modified(&files) == seen {
+                        continue;
                     }
+                    self.reload("a watched file changed", &mut current).await;
                 }
             }
+            files = watched_files(&self.config_path);
+            seen = modified(&files);
         }
     }
 }
