@@ -150,3 +150,11 @@ async fn watch_reloads_when_the_configuration_changes() {
     ]);
     assert_eq!(get(&host.url("/second")).await.status, 200);
 }
+
+#[tokio::test]
+async fn sighup_without_a_configuration_file_is_logged_not_fatal() {
+    let host = Host::start(None, &[]);
+    host.signal(libc::SIGHUP);
+    host.wait_for_log(&["SIGHUP: the bundled samples have no configuration file to reload"]);
+    assert_eq!(get(&host.url("/hello")).await.status, 200);
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, bail};
 use serverless_config::{ComponentSource, Config, RouteTable};
 use serverless_runtime::{App, OperatorRules, Runtime};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::admin::Admin;
 use crate::dispatch::Dispatcher;
@@ -150,14 +150,12 @@ impl Reloader {
 
     /// Reloads on SIGHUP, and on file changes when `watch` is set, until
     /// the process exits.
-    pub(crate) async fn run(self: Arc<Self>, mut current: BTreeMap<String, String>, watch: bool) {
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(hangup) => hangup,
-            Err(error) => {
-                tracing::error!("cannot listen for SIGHUP; reload is off: {error}");
-                return;
-            }
-        };
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        mut hangup: Signal,
+        mut current: BTreeMap<String, String>,
+        watch: bool,
+    ) {
         let mut files = watched_files(&self.config_path);
         let mut seen = modified(&files);
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
@@ -176,6 +174,20 @@ impl Reloader {
             files = watched_files(&self.config_path);
             seen = modified(&files);
         }
+    }
+}
+
+/// SIGHUP, caught from before the host reports that it listens, so that a
+/// reload asked for at once does not end the process.
+pub(crate) fn hangups() -> anyhow::Result<Signal> {
+    signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// For the bundled samples, which have no file to reload: SIGHUP is
+/// logged instead of ending the process.
+pub(crate) async fn ignore_hangups(mut hangup: Signal) {
+    while hangup.recv().await.is_some() {
+        tracing::warn!("SIGHUP: the bundled samples have no configuration file to reload");
     }
 }
 

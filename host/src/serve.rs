@@ -63,6 +63,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let hangups = reload::hangups()?;
         print_banner(&routes, &operator_rules, &pool, bound, admin_address);
         let described = reload::describe(&routes);
         let dispatcher = Arc::new(Dispatcher::new(
@@ -81,14 +82,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                     admin: admin.clone(),
                     listen_address,
                 });
-                tokio::spawn(reloader.run(described, args.watch));
+                tokio::spawn(reloader.run(hangups, described, args.watch));
             }
-            None if args.watch => {
-                tracing::warn!(
-                    "--watch needs a configuration file; the bundled samples do not reload"
-                )
+            None => {
+                if args.watch {
+                    tracing::warn!(
+                        "--watch needs a configuration file; the bundled samples do not reload"
+                    );
+                }
+                // SIGHUP would otherwise end the process.
+                tokio::spawn(reload::ignore_hangups(hangups));
             }
-            None => {}
         }
         admin.set_ready(true);
         let signal = shutdown_signal()?;
