@@ -6,8 +6,8 @@
 //! Lines are captured by a `tracing` layer from every event that carries
 //! the `request_id` of a request in progress: the guest's `log` calls, its
 //! stdout and stderr, and the host's own lines about the request (failures,
-//! refused outbound connections, the access line). Lines a wasi:http guest
-//! writes after its response has gone out are not kept.
+//! refused outbound connections). A wasi:http invocation is kept open
+//! until its guest has finished streaming the body.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
