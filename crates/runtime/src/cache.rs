@@ -85,7 +85,12 @@ impl fmt::Display for CacheOutcome {
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
+    max_bytes: u64,
 }
+
+/// How large the cache may grow before the least recently used entries go:
+/// enough for many interpreters' worth of machine code.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 4 << 30;
 
 /// Feeds `Hash` output into SHA-256, so that the engine's settings give a
 /// key that is the same in every run of the same binary.
@@ -127,7 +132,17 @@ impl CompileCache {
                 return Err(CacheError::NotPrivate { path: dir, mode });
             }
         }
-        Ok(CompileCache { dir })
+        Ok(CompileCache {
+            dir,
+            max_bytes: DEFAULT_CACHE_MAX_BYTES,
+        })
+    }
+
+    /// Caps the folder at `max_bytes`: after each new entry, the least
+    /// recently used ones are removed until the rest fit.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> CompileCache {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The folder holding the entries.
@@ -158,7 +173,14 @@ impl CompileCache {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
             Err(error) => Some(format!("cannot read it: {error}")),
             Ok(entry) => match Self::load(engine, &entry) {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Ok(component) => {
+                    // Marks the entry as recently used, for eviction.
+                    let _ = fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+                    return Ok((component, CacheOutcome::Hit));
+                }
                 Err(reason) => Some(reason),
             },
         };
@@ -169,11 +191,39 @@ impl CompileCache {
                 "cannot write the compile cache entry: {error}"
             );
         }
+        self.evict(&path);
         let outcome = match rejected {
             None => CacheOutcome::Miss,
             Some(reason) => CacheOutcome::Replaced(reason),
         };
         Ok((component, outcome))
+    }
+
+    /// Removes the least recently used entries (never `keep`) until the
+    /// folder fits in `max_bytes`.
+    fn evict(&self, keep: &Path) {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = listing
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == "cwasm"))
+            .filter_map(|entry| {
+                let metadata = entry.metadata().ok()?;
+                Some((metadata.modified().ok()?, metadata.len(), entry.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != keep && fs::remove_file(&path).is_ok() {
+                tracing::info!(entry = %path.display(), "compile cache: removed the least recently used entry");
+                total -= len;
+            }
+        }
     }
 
     /// Checks an entry's framing and digest, then hands the payload to
@@ -331,6 +381,44 @@ mod tests {
             .unwrap();
         assert_eq!(outcome, CacheOutcome::Miss);
         assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn past_its_size_the_least_recently_used_entries_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let probe = CompileCache::open(dir.path().join("probe")).unwrap();
+        probe.load_or_compile(&engine, &wasm()).unwrap();
+        let one = fs::metadata(only_entry(&probe)).unwrap().len();
+        // Room for two entries, not three.
+        let cache = CompileCache::open(dir.path().join("cache"))
+            .unwrap()
+            .with_max_bytes(one * 5 / 2);
+        let first = wasm();
+        let mut second = wasm();
+        second.extend_from_slice(b"\0\x02\x01x"); // a custom section named `x`
+        let mut third = wasm();
+        third.extend_from_slice(b"\0\x02\x01y");
+        cache.load_or_compile(&engine, &first).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.load_or_compile(&engine, &second).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Using the first makes the second the least recently used.
+        assert_eq!(
+            cache.load_or_compile(&engine, &first).unwrap().1,
+            CacheOutcome::Hit
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.load_or_compile(&engine, &third).unwrap();
+        assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 2);
+        assert_eq!(
+            cache.load_or_compile(&engine, &first).unwrap().1,
+            CacheOutcome::Hit
+        );
+        assert_eq!(
+            cache.load_or_compile(&engine, &second).unwrap().1,
+            CacheOutcome::Miss
+        );
     }
 
     #[cfg(unix)]
