@@ -216,7 +216,7 @@ fn follow_logs(app: String) -> AdminBody {
         }
         loop {
             match finished.recv().await {
-                Ok(invocation) if Invocations::is_of(&invocation, &app) => {
+                Ok(invocation) if invocation.app() == app => {
                     if sender.send(event(&invocation)).await.is_err() {
                         return;
                     }

@@ -58,6 +58,11 @@ pub(crate) struct Invocation {
 }
 
 impl Invocation {
+    /// The app the invocation belongs to.
+    pub(crate) fn app(&self) -> &str {
+        &self.app
+    }
+
     /// The invocation as a JSON object.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -106,10 +111,17 @@ pub(crate) fn format_invocation(value: &serde_json::Value) -> String {
     text
 }
 
+/// One app's kept invocations and the log bytes they hold.
+#[derive(Default)]
+struct Kept {
+    invocations: VecDeque<Arc<Invocation>>,
+    bytes: usize,
+}
+
 #[derive(Default)]
 struct Inner {
     running: HashMap<String, Running>,
-    finished: HashMap<String, VecDeque<Arc<Invocation>>>,
+    finished: HashMap<String, Kept>,
 }
 
 /// The store; one per process, shared by the capture layer, the
@@ -196,12 +208,14 @@ impl Invocations {
             lines: running.lines,
             dropped: running.dropped,
         });
-        let ring = inner.finished.entry(app.to_owned()).or_default();
-        ring.push_back(invocation.clone());
-        let mut bytes: usize = ring.iter().map(|i| i.bytes).sum();
-        while ring.len() > KEEP_PER_APP || (bytes > BYTES_PER_APP && ring.len() > 1) {
-            if let Some(oldest) = ring.pop_front() {
-                bytes -= oldest.bytes;
+        let kept = inner.finished.entry(app.to_owned()).or_default();
+        kept.bytes += invocation.bytes;
+        kept.invocations.push_back(invocation.clone());
+        while kept.invocations.len() > KEEP_PER_APP
+            || (kept.bytes > BYTES_PER_APP && kept.invocations.len() > 1)
+        {
+            if let Some(oldest) = kept.invocations.pop_front() {
+                kept.bytes -= oldest.bytes;
             }
         }
         drop(inner);
@@ -214,18 +228,13 @@ impl Invocations {
         self.lock()
             .finished
             .get(app)
-            .map(|ring| ring.iter().cloned().collect())
+            .map(|kept| kept.invocations.iter().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Invocations as they finish, for `--follow`.
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Invocation>> {
         self.finished.subscribe()
-    }
-
-    /// Whether `invocation` belongs to `app`.
-    pub(crate) fn is_of(invocation: &Invocation, app: &str) -> bool {
-        invocation.app == app
     }
 }
 

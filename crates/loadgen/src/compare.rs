@@ -146,13 +146,16 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", line.join(" ")))?;
-    let running = Running {
+    let mut running = Running {
         child,
         address,
         _config: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(300);
     while TcpStream::connect(address).is_err() {
+        if let Ok(Some(status)) = running.child.try_wait() {
+            bail!("`{}` exited with {status} before listening", line.join(" "));
+        }
         if Instant::now() > deadline {
             bail!("{} did not listen on {address} in time", server.label());
         }
