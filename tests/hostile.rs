@@ -310,3 +310,32 @@ async fn a_stuck_request_does_not_hold_the_exit_past_the_drain_timeout() {
     host.wait_for_log(&["drain timeout elapsed"]);
     stuck.abort();
 }
+
+/// CPU time the process has used, in clock ticks (user plus system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_host_sleeps_and_still_stops_the_next_spinning_guest() {
+    let host = Host::start(Some(&hostile_config("1s", "").path()), &[]);
+    assert_eq!(get(&host.url("/hostile/ok")).await.status, 200);
+    // The epoch ticker stops ticking after a second without instances.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = cpu_ticks(host.pid());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let used = cpu_ticks(host.pid()) - before;
+    // Ticking every millisecond for nobody cost about six ticks (10 ms
+    // each) in four seconds; idle is zero or one.
+    assert!(used <= 2, "the idle host used {used} clock ticks in 4 s");
+    // The first instance wakes the ticker: its deadline still holds.
+    let started = Instant::now();
+    expect(&host, "/hostile/spin", 504, "kind=\"deadline\"").await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

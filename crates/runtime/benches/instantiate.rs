@@ -10,12 +10,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serverless_config::Config;
 use serverless_runtime::{App, IncomingRequest, OperatorRules, Runtime, RuntimeSettings};
 
-/// The hello sample, loaded as `host serve` loads it.
+/// The hello sample (or the component named by `BENCH_HELLO_COMPONENT`,
+/// to compare builds of it), loaded as `host serve` loads it.
 fn hello_app() -> Arc<App> {
+    let component = std::env::var("BENCH_HELLO_COMPONENT")
+        .unwrap_or_else(|_| guest_artifacts::HELLO_PATH.to_owned());
     let config = Config::parse(
         &format!(
-            "[[applications]]\nname = \"hello\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/hello/:name\"\n",
-            guest_artifacts::HELLO_PATH
+            "[[applications]]\nname = \"hello\"\nfile_path = {component:?}\nmethod = \"GET\"\nurl_path = \"/hello/:name\"\n"
         ),
         Path::new("bench.toml"),
     )

@@ -10,7 +10,6 @@ use wasmtime::component::ResourceTable;
 use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::FsPerms;
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -23,9 +22,8 @@ use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
 use crate::limits::{Contention, DeadlineExceeded, InstanceLimiter, trap_kind};
 use crate::request::IncomingRequest;
 use crate::response::{GuestResponse, InvocationStats};
-use crate::sockets;
-use crate::state::{HandlerCall, InstanceState};
-use crate::stdio::{GuestOutput, StderrTail};
+use crate::state::{HandlerCall, InstanceState, WasiRecipe};
+use crate::stdio::StderrTail;
 
 /// How many host resources (streams, pollables, sockets, ...) one request
 /// may hold at once; past it the call that would create one traps.
@@ -41,7 +39,7 @@ pub(crate) enum Entry {
 pub struct App {
     name: Arc<str>,
     component: String,
-    env: Vec<(String, String)>,
+    env: Arc<[(String, String)]>,
     secrets: Arc<Secrets>,
     files: Vec<Mount>,
     max_request_body: u64,
@@ -206,7 +204,7 @@ impl App {
         App {
             name: config.name.into(),
             component: config.component.to_string(),
-            env: config.env,
+            env: config.env.into(),
             secrets: Arc::new(Secrets::new(&config.secrets)),
             files: config.files,
             max_request_body: config.max_request_body,
@@ -277,38 +275,41 @@ impl App {
             request_id,
             secrets: self.secrets.clone(),
         };
-        let mut wasi = WasiCtx::builder();
-        for mount in &self.files {
-            let perms = if mount.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
-                .map_err(|error| {
-                    HandleError::Instantiate(error.context(format!(
-                        "cannot open the mounted folder {}",
-                        mount.host_path.display()
-                    )))
-                })?;
-        }
-        let wasi = wasi
-            .envs(&self.env)
-            .stdout(GuestOutput::stdout(tags.clone()))
-            .stderr(GuestOutput::stderr(tags.clone(), stderr))
-            // TCP sockets are created, then every address is checked by the
-            // same allowlist as `outbound-tcp`; UDP and name lookup stay off.
-            .allow_tcp(true)
-            .socket_addr_check(sockets::address_check(
-                self.tcp.allowlist.clone(),
-                tags.clone(),
-            ))
-            .build();
+        let wasi_recipe = WasiRecipe {
+            env: self.env.clone(),
+            tags: tags.clone(),
+            stderr,
+            tcp_allowlist: self.tcp.allowlist.clone(),
+        };
+        // Mounted folders are opened now, so that a missing one fails the
+        // request before the guest runs; without them the context waits
+        // for the guest's first WASI call.
+        let wasi = if self.files.is_empty() {
+            None
+        } else {
+            let mut wasi = wasi_recipe.builder();
+            for mount in &self.files {
+                let perms = if mount.writable {
+                    FsPerms::ReadWrite
+                } else {
+                    FsPerms::ReadOnly
+                };
+                wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
+                    .map_err(|error| {
+                        HandleError::Instantiate(error.context(format!(
+                            "cannot open the mounted folder {}",
+                            mount.host_path.display()
+                        )))
+                    })?;
+            }
+            Some(wasi.build())
+        };
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = InstanceState {
             table,
             wasi,
+            wasi_recipe,
             http: WasiHttpCtx::new(),
             http_outbound: OutboundHttp {
                 client: self.http.clone(),

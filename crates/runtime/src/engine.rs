@@ -54,18 +54,37 @@ pub struct Runtime {
     pub(crate) cache: Option<CompileCache>,
 }
 
+/// After this many ticks with no instance running, the ticker waits for
+/// one to start instead of waking a thousand times a second for nothing.
+const IDLE_TICKS_BEFORE_WAITING: u32 = 1000;
+
+/// The longest the idle ticker waits before checking that the engine still
+/// exists.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own,
-/// so that the tick comes even when every async worker is busy. The thread
-/// ends with the engine.
-fn start_epoch_ticker(engine: &Engine) -> wasmtime::Result<()> {
+/// so that the tick comes even when every async worker is busy. When no
+/// instance has run for a second it sleeps until one starts, so an idle
+/// host costs no CPU. The thread ends with the engine.
+fn start_epoch_ticker(engine: &Engine, contention: Arc<Contention>) -> wasmtime::Result<()> {
     let engine = engine.weak();
     std::thread::Builder::new()
         .name("epoch-ticker".to_owned())
         .spawn(move || {
+            let mut idle_ticks = 0u32;
             while let Some(engine) = engine.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
+                idle_ticks = if contention.is_idle() {
+                    idle_ticks.saturating_add(1)
+                } else {
+                    0
+                };
+                // Still idle after a wait: wait again after one tick.
+                if idle_ticks >= IDLE_TICKS_BEFORE_WAITING {
+                    contention.wait_while_idle(IDLE_WAIT);
+                }
             }
         })?;
     Ok(())
@@ -119,7 +138,8 @@ impl Runtime {
             .consume_fuel(settings.fuel)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
-        start_epoch_ticker(&engine).map_err(RuntimeError::Engine)?;
+        let contention = Contention::new();
+        start_epoch_ticker(&engine, contention.clone()).map_err(RuntimeError::Engine)?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
@@ -131,7 +151,7 @@ impl Runtime {
             engine,
             linker,
             settings,
-            contention: Contention::new(),
+            contention,
             cache: None,
         })
     }

@@ -3,8 +3,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
 use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, Trap};
@@ -19,10 +20,15 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 const LONG_RUNNING_SLICES: u32 = 4;
 
 /// How many instances are running, shared by all of them, to tell when the
-/// CPU is contended.
+/// CPU is contended, and to let the epoch ticker sleep while none is.
 pub(crate) struct Contention {
     running: AtomicUsize,
     cores: usize,
+    /// The epoch ticker's thread, woken when an instance starts while it
+    /// waits.
+    ticker: OnceLock<Thread>,
+    /// Set while the ticker waits for an instance to start.
+    ticker_waiting: AtomicBool,
 }
 
 /// One running instance; dropping it (with the store) ends it.
@@ -39,13 +45,44 @@ impl Contention {
         Arc::new(Contention {
             running: AtomicUsize::new(0),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ticker: OnceLock::new(),
+            ticker_waiting: AtomicBool::new(false),
         })
     }
 
-    /// Counts an instance as running until the guard is dropped.
+    /// Counts an instance as running until the guard is dropped, waking
+    /// the epoch ticker if it waits.
     pub(crate) fn enter(self: &Arc<Self>) -> Running {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        // Sequentially consistent with `wait_while_idle`: either this sees
+        // the ticker waiting and wakes it, or the ticker sees this
+        // instance and does not wait.
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.ticker_waiting.load(Ordering::SeqCst)
+            && let Some(ticker) = self.ticker.get()
+        {
+            ticker.unpark();
+        }
         Running(self.clone())
+    }
+
+    /// Whether no instance is running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.running.load(Ordering::SeqCst) == 0
+    }
+
+    /// Called on the epoch ticker's thread: waits until an instance starts,
+    /// or `at_most`, instead of ticking for nobody.
+    pub(crate) fn wait_while_idle(&self, at_most: Duration) {
+        let me = std::thread::current();
+        let ticker = self.ticker.get_or_init(|| me.clone());
+        if ticker.id() != me.id() {
+            return;
+        }
+        self.ticker_waiting.store(true, Ordering::SeqCst);
+        if self.is_idle() {
+            std::thread::park_timeout(at_most);
+        }
+        self.ticker_waiting.store(false, Ordering::SeqCst);
     }
 
     /// How a guest pauses at the end of its `slices`-th slice. Normally it
@@ -174,5 +211,47 @@ pub fn trap_kind(error: &wasmtime::Error) -> &'static str {
         Some(Trap::Interrupt) => "deadline",
         Some(_) => "trap",
         None => "host error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Far longer than any wake-up takes, far shorter than the wait: a
+    /// ticker that was not woken would still be waiting.
+    const WAIT: Duration = Duration::from_secs(120);
+    const WOKEN_WITHIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn an_instance_starting_wakes_the_waiting_ticker() {
+        let contention = Contention::new();
+        let ticker = {
+            let contention = contention.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                contention.wait_while_idle(WAIT);
+                started.elapsed()
+            })
+        };
+        while !contention.ticker_waiting.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _running = contention.enter();
+        let waited = ticker.join().expect("the ticker thread");
+        assert!(waited < WOKEN_WITHIN, "the ticker slept {waited:?}");
+        assert!(!contention.ticker_waiting.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_ticker_does_not_wait_while_an_instance_runs() {
+        let contention = Contention::new();
+        let running = contention.enter();
+        let started = Instant::now();
+        contention.wait_while_idle(WAIT);
+        assert!(started.elapsed() < WOKEN_WITHIN);
+        drop(running);
+        assert!(contention.is_idle());
     }
 }

@@ -1,5 +1,8 @@
 //! What one request's `Store` holds.
 
+use std::sync::Arc;
+
+use serverless_outbound::TcpAllowlist;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -10,6 +13,8 @@ use crate::host::outbound_tcp::OutboundTcp;
 use crate::limits::{InstanceLimiter, Running};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
+use crate::sockets;
+use crate::stdio::{GuestOutput, StderrTail};
 
 /// The store data of one instance, which serves one request: WASI and
 /// wasi:http state, limits, and for handler-world components the request
@@ -17,7 +22,10 @@ use crate::response::GuestResponse;
 /// only the field it needs.
 pub(crate) struct InstanceState {
     pub(crate) table: ResourceTable,
-    pub(crate) wasi: WasiCtx,
+    /// Built on the guest's first WASI call: many handlers never make one,
+    /// and building it is a good share of a small request's set-up.
+    pub(crate) wasi: Option<WasiCtx>,
+    pub(crate) wasi_recipe: WasiRecipe,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_outbound: OutboundHttp,
     pub(crate) limits: InstanceLimiter,
@@ -28,6 +36,36 @@ pub(crate) struct InstanceState {
     pub(crate) call: Option<HandlerCall>,
     /// Counts this instance as running while the store lives.
     pub(crate) _running: Running,
+}
+
+/// What a request's WASI context is built from when the guest first
+/// needs it; cheap to make, since it only shares the app's settings.
+pub(crate) struct WasiRecipe {
+    pub(crate) env: Arc<[(String, String)]>,
+    pub(crate) tags: LogTags,
+    pub(crate) stderr: StderrTail,
+    pub(crate) tcp_allowlist: Arc<TcpAllowlist>,
+}
+
+impl WasiRecipe {
+    /// The guest's environment, its stdout and stderr going to the log,
+    /// and TCP sockets checked against the app's allowlist (UDP and name
+    /// lookup stay off). Mounted folders are not part of it: they are
+    /// opened before the instance starts, so that a missing folder fails
+    /// the request up front.
+    pub(crate) fn builder(&self) -> wasmtime_wasi::WasiCtxBuilder {
+        let mut builder = WasiCtx::builder();
+        builder
+            .envs(&self.env)
+            .stdout(GuestOutput::stdout(self.tags.clone()))
+            .stderr(GuestOutput::stderr(self.tags.clone(), self.stderr.clone()))
+            .allow_tcp(true)
+            .socket_addr_check(sockets::address_check(
+                self.tcp_allowlist.clone(),
+                self.tags.clone(),
+            ));
+        builder
+    }
 }
 
 /// A handler-world call in progress.
@@ -55,8 +93,9 @@ impl InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let recipe = &self.wasi_recipe;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| recipe.builder().build()),
             table: &mut self.table,
         }
     }
