@@ -339,3 +339,22 @@ async fn an_idle_host_sleeps_and_still_stops_the_next_spinning_guest() {
     expect(&host, "/hostile/spin", 504, "kind=\"deadline\"").await;
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_request_moved_to_the_slow_lane_still_answers_while_short_ones_are_served() {
+    let host = Host::start(Some(&hostile_config("5s", "").path()), &[]);
+    // 300 ms of CPU is far past the few slices after which a request moves
+    // to the low-priority threads; it must still come back whole.
+    let long = tokio::spawn({
+        let url = host.url("/hostile/busy?ms=300");
+        async move { get(&url).await }
+    });
+    for _ in 0..20 {
+        let reply = get(&host.url("/hostile/ok")).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), "fine");
+    }
+    let long = long.await.unwrap();
+    assert_eq!(long.status, 200, "{}", long.text());
+    assert_eq!(long.text(), "done after 300 ms");
+}

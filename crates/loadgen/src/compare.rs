@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::host::cores;
-use crate::report::{machine, write};
+use crate::report::{machine, write_keeping_findings};
 
 /// The concurrencies measured.
 const CONCURRENCIES: [u32; 2] = [1, 32];
@@ -387,16 +387,7 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         added * 1e6,
         verdict(added <= 30e-6)
     )?;
-    let previous = std::fs::read_to_string(out).unwrap_or_default();
-    // Findings written by hand below the marker survive a new run.
-    let marker = "<!-- findings: kept across runs -->";
-    if let Some(at) = previous.find(marker) {
-        writeln!(text)?;
-        text.push_str(&previous[at..]);
-    } else {
-        writeln!(text, "\n{marker}")?;
-    }
-    write(out, &text)
+    write_keeping_findings(out, text)
 }
 
 #[cfg(test)]

@@ -47,6 +47,25 @@ pub(crate) fn write(out: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Like [`write`], but the findings written by hand below the marker in the
+/// previous report survive the new run.
+pub(crate) fn write_keeping_findings(out: &Path, mut text: String) -> anyhow::Result<()> {
+    let previous = std::fs::read_to_string(out).unwrap_or_default();
+    let marker = "<!-- findings: kept across runs -->";
+    match previous.find(marker) {
+        Some(at) => {
+            text.push('\n');
+            text.push_str(&previous[at..]);
+        }
+        None => {
+            text.push('\n');
+            text.push_str(marker);
+            text.push('\n');
+        }
+    }
+    write(out, &text)
+}
+
 fn row(name: &str, outcome: &Outcome) -> String {
     format!(
         "| {name} | {:.0} | {} | {} | {} |\n",
@@ -132,7 +151,7 @@ max_concurrency = 2
         text,
         "**Healthy p99 next to hostile traffic is {ratio:.2}x its value alone; target at most {FAIRNESS_TARGET}x: {verdict}.**"
     )?;
-    write(out, &text)
+    write_keeping_findings(out, text)
 }
 
 /// Steady load across the sample routes, watching errors, RSS and fds.
@@ -249,4 +268,25 @@ url_path = "/static/*"
         }
     )?;
     write(out, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_below_the_marker_survive_a_new_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.md");
+        write_keeping_findings(&out, "# First run\n".to_owned()).unwrap();
+        let first = std::fs::read_to_string(&out).unwrap();
+        assert!(first.ends_with("<!-- findings: kept across runs -->\n"));
+        std::fs::write(&out, format!("{first}\n## Findings\n\nwritten by hand\n")).unwrap();
+        write_keeping_findings(&out, "# Second run\n".to_owned()).unwrap();
+        let second = std::fs::read_to_string(&out).unwrap();
+        assert!(second.starts_with("# Second run\n"));
+        assert!(!second.contains("First run"));
+        assert!(second.contains("## Findings\n\nwritten by hand\n"));
+        assert_eq!(second.matches("<!-- findings").count(), 1);
+    }
 }

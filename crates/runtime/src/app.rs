@@ -19,7 +19,10 @@ use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
-use crate::limits::{Contention, DeadlineExceeded, InstanceLimiter, trap_kind};
+use crate::lanes::{LongRunning, SlowLane};
+use crate::limits::{
+    Contention, DeadlineExceeded, InstanceLimiter, LONG_RUNNING_SLICES, trap_kind,
+};
 use crate::request::IncomingRequest;
 use crate::response::{GuestResponse, InvocationStats};
 use crate::state::{HandlerCall, InstanceState, WasiRecipe};
@@ -46,6 +49,7 @@ pub struct App {
     limits: AppLimits,
     fuel_metered: bool,
     contention: Arc<Contention>,
+    slow_lane: Arc<SlowLane>,
     tcp: TcpSettings,
     http: Arc<HttpClient>,
     entry: Entry,
@@ -197,6 +201,7 @@ impl App {
         config: AppConfig,
         fuel_metered: bool,
         contention: Arc<Contention>,
+        slow_lane: Arc<SlowLane>,
         tcp: TcpSettings,
         http: Arc<HttpClient>,
         entry: Entry,
@@ -211,6 +216,7 @@ impl App {
             limits: config.limits,
             fuel_metered,
             contention,
+            slow_lane,
             tcp,
             http,
             entry,
@@ -261,14 +267,16 @@ impl App {
         &self.limits
     }
 
-    /// A fresh store for one request, stopped at `deadline`. Nothing in it
-    /// outlives the request.
+    /// A fresh store for one request, stopped at `deadline`, that marks
+    /// `long_running` once the guest has used several slices of CPU.
+    /// Nothing in it outlives the request.
     fn new_store(
         &self,
         request_id: Arc<str>,
         call: Option<HandlerCall>,
         deadline: Instant,
         stderr: StderrTail,
+        long_running: LongRunning,
     ) -> Result<Store<InstanceState>, HandleError> {
         let tags = LogTags {
             app: self.name.clone(),
@@ -337,6 +345,9 @@ impl App {
                 return Err(DeadlineExceeded(timeout).into());
             }
             slices = slices.saturating_add(1);
+            if slices > LONG_RUNNING_SLICES {
+                long_running.mark();
+            }
             Ok(UpdateDeadline::YieldCustom(1, contention.pause(slices)))
         });
         if self.fuel_metered {
@@ -367,33 +378,47 @@ impl App {
             response_too_large: false,
         };
         let deadline = Instant::now() + self.limits.timeout;
+        let timeout = self.limits.timeout;
         let stderr = StderrTail::default();
+        let long_running = LongRunning::default();
         let mut store = self.new_store(
             call.request.request_id.clone(),
             Some(call),
             deadline,
             stderr.clone(),
+            long_running.clone(),
         )?;
-        let mut stats = InvocationStats::default();
-        let started = Instant::now();
-        let outcome = within(deadline, self.limits.timeout, async {
-            let handler = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(HandleError::Instantiate)?;
-            stats.instantiate = started.elapsed();
-            handler
-                .call_handle(&mut store)
-                .await
-                .map_err(|error| trapped(error, &stderr))
-        })
-        .await;
-        stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-        let state = store.data_mut();
-        stats.peak_memory = state.limits.peak_memory as u64;
-        stats.tcp_connections = state.tcp.opened;
-        stats.tcp_denied = state.tcp.denied;
-        let call = state.call.take();
+        let pre = pre.clone();
+        let run = async move {
+            let mut stats = InvocationStats::default();
+            let started = Instant::now();
+            let outcome = within(deadline, timeout, async {
+                let handler = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(HandleError::Instantiate)?;
+                stats.instantiate = started.elapsed();
+                handler
+                    .call_handle(&mut store)
+                    .await
+                    .map_err(|error| trapped(error, &stderr))
+            })
+            .await;
+            stats.execute = started.elapsed().saturating_sub(stats.instantiate);
+            let state = store.data_mut();
+            stats.peak_memory = state.limits.peak_memory as u64;
+            stats.tcp_connections = state.tcp.opened;
+            stats.tcp_denied = state.tcp.denied;
+            let call = state.call.take();
+            (store, stats, call, outcome)
+        };
+        let (store, stats, call, outcome) = self
+            .slow_lane
+            .run(long_running, run)
+            .await
+            .map_err(|error| HandleError::Instantiate(error.into()))?;
+        // Here, not on the slow lane: a large slot is reset at normal
+        // priority, so that it is free again soon.
         retire(store);
         outcome?;
         let mut response = match call {
@@ -428,7 +453,14 @@ impl App {
         let deadline = Instant::now() + self.limits.timeout;
         let timeout = self.limits.timeout;
         let stderr = StderrTail::default();
-        let mut store = self.new_store(request_id.clone(), None, deadline, stderr.clone())?;
+        let long_running = LongRunning::default();
+        let mut store = self.new_store(
+            request_id.clone(),
+            None,
+            deadline,
+            stderr.clone(),
+            long_running.clone(),
+        )?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -442,7 +474,8 @@ impl App {
             .map_err(HandleError::Instantiate)?;
         let pre = pre.clone();
         let (stats_sender, stats) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
+        let slow_lane = self.slow_lane.clone();
+        let run = async move {
             let _hold = hold;
             let mut stats = InvocationStats::default();
             let started = Instant::now();
@@ -461,6 +494,13 @@ impl App {
             .await;
             stats.execute = started.elapsed().saturating_sub(stats.instantiate);
             stats.peak_memory = store.data().limits.peak_memory as u64;
+            (store, stats, outcome)
+        };
+        let task = tokio::spawn(async move {
+            let (store, stats, outcome) = slow_lane
+                .run(long_running, run)
+                .await
+                .map_err(|error| HandleError::Instantiate(error.into()))?;
             retire(store);
             // Nobody waiting (the request failed before its response) is
             // fine.

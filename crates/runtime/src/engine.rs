@@ -5,6 +5,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
 use crate::cache::CompileCache;
+use crate::lanes::SlowLane;
 use crate::limits::{Contention, EPOCH_TICK};
 use crate::state::InstanceState;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub enum RuntimeError {
     /// A host interface could not be added to the linker.
     #[error("cannot set up the host interfaces: {0:#}")]
     Linker(wasmtime::Error),
+    /// The threads that run long requests could not be started.
+    #[error("cannot start the threads for long-running requests: {0}")]
+    Threads(std::io::Error),
 }
 
 /// The engine and linker shared by every app and request.
@@ -51,6 +55,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<InstanceState>,
     pub(crate) settings: RuntimeSettings,
     pub(crate) contention: Arc<Contention>,
+    pub(crate) slow_lane: Arc<SlowLane>,
     pub(crate) cache: Option<CompileCache>,
 }
 
@@ -152,6 +157,7 @@ impl Runtime {
             linker,
             settings,
             contention,
+            slow_lane: SlowLane::new().map_err(RuntimeError::Threads)?,
             cache: None,
         })
     }

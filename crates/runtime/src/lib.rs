@@ -8,6 +8,8 @@
 //! * [`App::handle`] runs one request in a new `Store` and instance.
 //! * `host/` holds one file per WIT interface of the handler world;
 //!   `sockets.rs` applies the same outbound policy to `wasi:sockets`.
+//! * `lanes.rs` moves long-running guests to low-priority threads, so
+//!   that short requests go first.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ mod denials;
 mod engine;
 mod guest_log;
 mod host;
+mod lanes;
 mod limits;
 mod load;
 mod request;

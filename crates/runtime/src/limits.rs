@@ -17,7 +17,7 @@ use wasmtime::{ResourceLimiter, Trap};
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// After this many slices of CPU a request counts as long-running.
-const LONG_RUNNING_SLICES: u32 = 4;
+pub(crate) const LONG_RUNNING_SLICES: u32 = 4;
 
 /// How many instances are running, shared by all of them, to tell when the
 /// CPU is contended, and to let the epoch ticker sleep while none is.

@@ -287,6 +287,7 @@ impl Runtime {
                 config,
                 self.settings.fuel,
                 self.contention.clone(),
+                self.slow_lane.clone(),
                 tcp,
                 http_client,
                 entry,

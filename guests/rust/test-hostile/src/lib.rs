@@ -15,6 +15,8 @@
 //! * `connect` (`addr`): opens connections in a loop, keeping them.
 //! * `resources`: creates host resources in a loop, keeping them.
 //! * `ok`: answers `fine`, to show the host still works.
+//! * `busy` (`ms`): computes for `ms` milliseconds, then answers: long
+//!   but legitimate.
 
 use std::hint::black_box;
 
@@ -94,6 +96,16 @@ impl Handler for Hostile {
                 }
             }
             "ok" => response::text(200, "fine"),
+            // Legitimately long: computes for `ms` milliseconds, then answers.
+            "busy" => {
+                let ms: u64 = query("ms").parse().unwrap_or(100);
+                let started = std::time::Instant::now();
+                let mut counter = 0u64;
+                while started.elapsed() < std::time::Duration::from_millis(ms) {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+                response::text(200, &format!("done after {ms} ms"));
+            }
             other => response::text(400, &format!("unknown action `{other}`")),
         }
     }
