@@ -149,13 +149,18 @@ fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleError {
 /// blocking thread.
 const RETIRE_ELSEWHERE_BYTES: usize = 8 << 20;
 
-/// Drops a finished request's store. Resetting a large instance's pool slot
-/// (unmapping or zeroing its memory) is system-call work that would stall
-/// every request queued on this async worker, so large stores are dropped
-/// on a blocking thread; small ones, the common case, right here.
+/// Drops a finished request's store after the response has gone out.
+/// Resetting a large instance's pool slot (unmapping or zeroing its
+/// memory) is system-call work that would stall every request queued on
+/// this async worker, so large stores are dropped on a blocking thread.
+/// Small ones, the common case, are dropped by a task of their own, which
+/// runs once the current one (the connection, about to write the response)
+/// yields: the reset is then off the request's critical path.
 fn retire(store: Store<InstanceState>) {
     if store.data().limits.peak_memory > RETIRE_ELSEWHERE_BYTES {
         tokio::task::spawn_blocking(move || drop(store));
+    } else {
+        tokio::spawn(async move { drop(store) });
     }
 }
 
