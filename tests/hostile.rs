@@ -343,8 +343,9 @@ async fn an_idle_host_sleeps_and_still_stops_the_next_spinning_guest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_request_moved_to_the_slow_lane_still_answers_while_short_ones_are_served() {
     let host = Host::start(Some(&hostile_config("5s", "").path()), &[]);
-    // 300 ms of CPU is far past the few slices after which a request moves
-    // to the low-priority threads; it must still come back whole.
+    // Computing for 300 ms is far past the few slices after which a
+    // request moves to the low-priority threads; it must still come back
+    // whole.
     let long = tokio::spawn({
         let url = host.url("/hostile/busy?ms=300");
         async move { get(&url).await }
@@ -357,4 +358,16 @@ async fn a_long_request_moved_to_the_slow_lane_still_answers_while_short_ones_ar
     let long = long.await.unwrap();
     assert_eq!(long.status, 200, "{}", long.text());
     assert_eq!(long.text(), "done after 300 ms");
+    let metrics = get(&format!(
+        "http://{}/metrics",
+        host.admin.expect("admin endpoints are on")
+    ))
+    .await
+    .text();
+    let moves: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("serverless_slow_lane_moves "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no slow-lane metric in {metrics}"));
+    assert!(moves >= 1, "the long request moved to the slow lane");
 }

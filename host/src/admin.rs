@@ -32,7 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serverless_config::RouteTable;
-use serverless_runtime::{App, DeniedVia};
+use serverless_runtime::{App, DeniedVia, moved_to_slow_lane};
 
 use crate::invocations::Invocations;
 use tokio::net::TcpListener;
@@ -72,6 +72,8 @@ pub(crate) struct Metrics {
     in_flight: Gauge,
     /// Refusals are counted by the runtime; copied in at each scrape.
     outbound_denied: Family<DeniedLabels, Gauge>,
+    /// Counted by the runtime too; copied in at each scrape.
+    slow_lane_moves: Gauge,
 }
 
 impl Metrics {
@@ -118,6 +120,12 @@ impl Metrics {
             "Outbound attempts the policy refused since the host started, by interface",
             outbound_denied.clone(),
         );
+        let slow_lane_moves = Gauge::default();
+        registry.register(
+            "slow_lane_moves",
+            "Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started",
+            slow_lane_moves.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -125,6 +133,7 @@ impl Metrics {
             traps,
             in_flight,
             outbound_denied,
+            slow_lane_moves,
         }
     }
 
@@ -165,6 +174,8 @@ impl Metrics {
                 })
                 .set(i64::try_from(via.total()).unwrap_or(i64::MAX));
         }
+        self.slow_lane_moves
+            .set(i64::try_from(moved_to_slow_lane()).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)

@@ -372,11 +372,7 @@ impl Dispatcher {
         };
         let _running = self.metrics.in_flight();
         let result = match app.world() {
-            World::Handler => {
-                let result = run_handler(&app, request, found, request_id).await;
-                drop(admitted);
-                result
-            }
+            World::Handler => run_handler(&app, request, found, request_id, admitted).await,
             World::WasiHttp => run_wasi_http(&app, request, found, request_id, admitted).await,
         };
         let route: Arc<str> = found_route.into();
@@ -442,6 +438,7 @@ async fn run_handler<B: RequestBody>(
     request: Request<B>,
     found: RouteMatch<'_, Arc<App>>,
     request_id: &Arc<str>,
+    admitted: Admitted,
 ) -> Result<Response<ResponseBody>, Refusal> {
     let limit = app.max_request_body();
     let (parts, body) = request.into_parts();
@@ -474,7 +471,8 @@ async fn run_handler<B: RequestBody>(
         route: found.pattern.as_str().into(),
         params: found.params,
     };
-    match app.handle(incoming).await {
+    // The admission slot is released once the instance's pool slot is.
+    match app.handle(incoming, admitted).await {
         Ok(guest) => Ok(into_http(guest, bytes_in)),
         Err(error) => Err(failed(app, request_id, &error)),
     }

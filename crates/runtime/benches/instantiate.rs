@@ -57,7 +57,7 @@ fn per_request(c: &mut Criterion) {
         b.to_async(&tokio).iter(|| {
             let (app, request) = (app.clone(), request.clone());
             async move {
-                let response = app.handle(request).await.expect("hello answers");
+                let response = app.handle(request, ()).await.expect("hello answers");
                 assert_eq!(response.status, http::StatusCode::OK);
                 response
             }

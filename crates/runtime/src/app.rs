@@ -19,7 +19,7 @@ use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
-use crate::lanes::{LongRunning, SlowLane};
+use crate::lanes::{self, LaneError, LongRunning, SlowLane};
 use crate::limits::{
     Contention, DeadlineExceeded, InstanceLimiter, LONG_RUNNING_SLICES, trap_kind,
 };
@@ -98,6 +98,9 @@ pub enum HandleError {
     /// The request was handed to an app of the other world.
     #[error("the app serves the {0} world, not this kind of request")]
     WrongWorld(World),
+    /// The request was stopped by the host, which is shutting down.
+    #[error("the request was cancelled: the host is shutting down")]
+    Cancelled,
 }
 
 impl HandleError {
@@ -121,6 +124,7 @@ impl HandleError {
             HandleError::NoResponse => "no response",
             HandleError::WrongWorld(_) => "wrong world",
             HandleError::ResponseTooLarge(_) => "response too large",
+            HandleError::Cancelled => "cancelled",
         }
     }
 }
@@ -137,6 +141,14 @@ async fn within(
         .unwrap_or(Err(HandleError::Deadline(timeout)))
 }
 
+/// The error for a request that did not finish on the slow lane.
+fn lane_failed(error: LaneError, timeout: Duration) -> HandleError {
+    match error {
+        LaneError::Deadline => HandleError::Deadline(timeout),
+        LaneError::Cancelled => HandleError::Cancelled,
+    }
+}
+
 /// A trap, with the guest's panic message when its stderr shows one.
 fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleError {
     HandleError::Trap {
@@ -149,18 +161,72 @@ fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleError {
 /// blocking thread.
 const RETIRE_ELSEWHERE_BYTES: usize = 8 << 20;
 
-/// Drops a finished request's store after the response has gone out.
-/// Resetting a large instance's pool slot (unmapping or zeroing its
-/// memory) is system-call work that would stall every request queued on
-/// this async worker, so large stores are dropped on a blocking thread.
+/// What a request holds until its instance is gone (the caller's
+/// admission slot, for example).
+type Hold = Box<dyn std::any::Any + Send>;
+
+/// Drops a finished request's store, then `hold`, after the response has
+/// gone out. Resetting a large instance's pool slot (unmapping or zeroing
+/// its memory) is system-call work that would stall every request queued
+/// on this async worker, so large stores are dropped on a blocking thread.
 /// Small ones, the common case, are dropped by a task of their own, which
-/// runs once the current one (the connection, about to write the response)
+/// runs once the current task (the one about to write the response)
 /// yields: the reset is then off the request's critical path.
-fn retire(store: Store<InstanceState>) {
-    if store.data().limits.peak_memory > RETIRE_ELSEWHERE_BYTES {
-        tokio::task::spawn_blocking(move || drop(store));
+fn retire(store: Store<InstanceState>, hold: Option<Hold>) {
+    let large = store.data().limits.peak_memory > RETIRE_ELSEWHERE_BYTES;
+    let release = move || {
+        drop(store);
+        drop(hold);
+    };
+    if large {
+        tokio::task::spawn_blocking(release);
     } else {
-        tokio::spawn(async move { drop(store) });
+        tokio::spawn(async move { release() });
+    }
+}
+
+/// A request's store and what must be held until it is gone. However the
+/// request ends (finished, failed, or cancelled because its client went
+/// away, on whichever thread), the store is handed to [`retire`] on the
+/// host's runtime, never reset at the slow lane's low priority, and the
+/// hold is released only once the store's pool slot is free again.
+struct Retiring {
+    /// `None` once handed over.
+    store: Option<Store<InstanceState>>,
+    hold: Option<Hold>,
+    home: tokio::runtime::Handle,
+}
+
+impl Retiring {
+    /// Takes charge of `store` and `hold`; must be called on the host's
+    /// runtime.
+    fn new(store: Store<InstanceState>, hold: impl Send + 'static) -> Retiring {
+        Retiring {
+            store: Some(store),
+            hold: Some(Box::new(hold)),
+            home: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The store, until it is handed over on drop.
+    fn store(&mut self) -> Result<&mut Store<InstanceState>, HandleError> {
+        self.store.as_mut().ok_or_else(|| {
+            HandleError::Instantiate(wasmtime::Error::msg("the request's store is already gone"))
+        })
+    }
+}
+
+impl Drop for Retiring {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let hold = self.hold.take();
+        if lanes::on_slow_lane() {
+            drop(self.home.spawn(async move { retire(store, hold) }));
+        } else {
+            retire(store, hold);
+        }
     }
 }
 
@@ -371,8 +437,14 @@ impl App {
     }
 
     /// Runs one handler-world request in a fresh store and instance and
-    /// returns what the handler built.
-    pub async fn handle(&self, request: IncomingRequest) -> Result<GuestResponse, HandleError> {
+    /// returns what the handler built. `hold` is kept until the instance is
+    /// gone and its pool slot free: the caller's admission slot, for
+    /// example.
+    pub async fn handle(
+        &self,
+        request: IncomingRequest,
+        hold: impl Send + 'static,
+    ) -> Result<GuestResponse, HandleError> {
         let Entry::Handler(pre) = &self.entry else {
             return Err(HandleError::WrongWorld(self.world()));
         };
@@ -386,45 +458,54 @@ impl App {
         let timeout = self.limits.timeout;
         let stderr = StderrTail::default();
         let long_running = LongRunning::default();
-        let mut store = self.new_store(
+        let store = self.new_store(
             call.request.request_id.clone(),
             Some(call),
             deadline,
             stderr.clone(),
             long_running.clone(),
         )?;
+        let mut retiring = Retiring::new(store, hold);
         let pre = pre.clone();
         let run = async move {
             let mut stats = InvocationStats::default();
             let started = Instant::now();
-            let outcome = within(deadline, timeout, async {
-                let handler = pre
-                    .instantiate_async(&mut store)
+            let outcome = match retiring.store() {
+                Ok(store) => {
+                    within(deadline, timeout, async {
+                        let handler = pre
+                            .instantiate_async(&mut *store)
+                            .await
+                            .map_err(HandleError::Instantiate)?;
+                        stats.instantiate = started.elapsed();
+                        handler
+                            .call_handle(&mut *store)
+                            .await
+                            .map_err(|error| trapped(error, &stderr))
+                    })
                     .await
-                    .map_err(HandleError::Instantiate)?;
-                stats.instantiate = started.elapsed();
-                handler
-                    .call_handle(&mut store)
-                    .await
-                    .map_err(|error| trapped(error, &stderr))
-            })
-            .await;
+                }
+                Err(gone) => Err(gone),
+            };
             stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-            let state = store.data_mut();
-            stats.peak_memory = state.limits.peak_memory as u64;
-            stats.tcp_connections = state.tcp.opened;
-            stats.tcp_denied = state.tcp.denied;
-            let call = state.call.take();
-            (store, stats, call, outcome)
+            let mut call = None;
+            if let Ok(store) = retiring.store() {
+                let state = store.data_mut();
+                stats.peak_memory = state.limits.peak_memory as u64;
+                stats.tcp_connections = state.tcp.opened;
+                stats.tcp_denied = state.tcp.denied;
+                call = state.call.take();
+            }
+            (retiring, stats, call, outcome)
         };
-        let (store, stats, call, outcome) = self
+        let (retiring, stats, call, outcome) = self
             .slow_lane
-            .run(long_running, run)
+            .run(long_running, deadline, run)
             .await
-            .map_err(|error| HandleError::Instantiate(error.into()))?;
-        // Here, not on the slow lane: a large slot is reset at normal
-        // priority, so that it is free again soon.
-        retire(store);
+            .map_err(|error| lane_failed(error, timeout))?;
+        // Here, on the host's runtime: the slot is reset at normal
+        // priority, after the response has gone out.
+        drop(retiring);
         outcome?;
         let mut response = match call {
             Some(call) if call.response_too_large => {
@@ -477,36 +558,44 @@ impl App {
             .http()
             .new_response_outparam(sender)
             .map_err(HandleError::Instantiate)?;
+        let mut retiring = Retiring::new(store, hold);
         let pre = pre.clone();
         let (stats_sender, stats) = tokio::sync::oneshot::channel();
         let slow_lane = self.slow_lane.clone();
         let run = async move {
-            let _hold = hold;
             let mut stats = InvocationStats::default();
             let started = Instant::now();
-            let outcome = within(deadline, timeout, async {
-                let proxy = pre
-                    .instantiate_async(&mut store)
+            let outcome = match retiring.store() {
+                Ok(store) => {
+                    within(deadline, timeout, async {
+                        let proxy = pre
+                            .instantiate_async(&mut *store)
+                            .await
+                            .map_err(HandleError::Instantiate)?;
+                        stats.instantiate = started.elapsed();
+                        proxy
+                            .wasi_http_incoming_handler()
+                            .call_handle(&mut *store, incoming, outparam)
+                            .await
+                            .map_err(|error| trapped(error, &stderr))
+                    })
                     .await
-                    .map_err(HandleError::Instantiate)?;
-                stats.instantiate = started.elapsed();
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-                    .map_err(|error| trapped(error, &stderr))
-            })
-            .await;
+                }
+                Err(gone) => Err(gone),
+            };
             stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-            stats.peak_memory = store.data().limits.peak_memory as u64;
-            (store, stats, outcome)
+            if let Ok(store) = retiring.store() {
+                stats.peak_memory = store.data().limits.peak_memory as u64;
+            }
+            (retiring, stats, outcome)
         };
         let task = tokio::spawn(async move {
-            let (store, stats, outcome) = slow_lane
-                .run(long_running, run)
+            let (retiring, stats, outcome) = slow_lane
+                .run(long_running, deadline, run)
                 .await
-                .map_err(|error| HandleError::Instantiate(error.into()))?;
-            retire(store);
+                .map_err(|error| lane_failed(error, timeout))?;
+            // On the host's runtime; the hold goes once the slot is free.
+            drop(retiring);
             // Nobody waiting (the request failed before its response) is
             // fine.
             let _ = stats_sender.send(stats);

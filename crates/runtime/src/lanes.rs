@@ -3,15 +3,49 @@
 //! a runtime whose threads have the lowest CPU priority (`SCHED_IDLE` on
 //! Linux). The kernel then runs short requests first: a spinning or
 //! memory-hungry guest gets whatever CPU the healthy routes leave, instead
-//! of delaying each of them by a slice. Its deadline still applies.
+//! of delaying each of them by a slice.
+//!
+//! The price: under full load a moved request progresses slowly (a
+//! `SCHED_IDLE` thread keeps a small share of the CPU, against every other
+//! thread of the machine). Its deadline is therefore also enforced from
+//! the host's side, and what it leaves behind (its store and pool slot,
+//! pooled outbound connections) is handed back to the host's workers.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long past its deadline the host waits for a moved request to stop
+/// by itself (its own deadline check needs the slow lane to get the CPU)
+/// before answering for it.
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
+/// Requests moved to the slow lane since the process started.
+static MOVED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests have moved to the slow lane since the process
+/// started, for the host's metrics.
+pub fn moved_to_slow_lane() -> u64 {
+    MOVED.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Whether this thread is one of the slow lane's.
+    static ON_SLOW_LANE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread belongs to the slow lane.
+pub(crate) fn on_slow_lane() -> bool {
+    ON_SLOW_LANE.with(Cell::get)
+}
 
 /// Set by a request's epoch callback once the guest has run long enough to
 /// be moved to the slow lane.
@@ -30,14 +64,22 @@ impl LongRunning {
 }
 
 /// Why a request moved to the slow lane did not finish there.
-#[derive(Debug, thiserror::Error)]
-#[error("the request's task on the slow lane failed: {0}")]
-pub(crate) struct LaneError(#[from] tokio::task::JoinError);
+#[derive(Debug)]
+pub(crate) enum LaneError {
+    /// It was still running past its deadline (and the grace period); it
+    /// has been cancelled.
+    Deadline,
+    /// The slow lane shut down under it: the host is exiting.
+    Cancelled,
+}
 
 /// The slow lane: as many low-priority threads as there are cores.
 pub(crate) struct SlowLane {
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
+    /// The host's own runtime, learnt from the first request that moves:
+    /// tasks that must not run at low priority are spawned there.
+    home: OnceLock<Handle>,
 }
 
 impl SlowLane {
@@ -49,22 +91,43 @@ impl SlowLane {
             .worker_threads(threads)
             .max_blocking_threads(threads)
             .thread_name("slow-lane")
-            .on_thread_start(lowest_cpu_priority)
+            .on_thread_start(|| {
+                ON_SLOW_LANE.with(|on| on.set(true));
+                lowest_cpu_priority();
+            })
             // Guests moved here keep their timers and connections, and may
             // open new ones.
             .enable_all()
             .build()?;
         Ok(Arc::new(SlowLane {
             runtime: Some(runtime),
+            home: OnceLock::new(),
         }))
     }
 
+    /// Spawns `task` on the host's runtime, even when called from the slow
+    /// lane (for example a pooled outbound connection that a moved request
+    /// opened, and which later requests share).
+    pub(crate) fn spawn_at_normal_priority<F>(&self, task: F)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.home.get() {
+            Some(home) if on_slow_lane() => drop(home.spawn(task)),
+            _ => drop(tokio::spawn(task)),
+        }
+    }
+
     /// Runs `request` on the calling task until `long_running` is marked,
-    /// then on the slow lane until it ends. Dropping the returned future
-    /// (the client went away) cancels the request wherever it runs.
+    /// then on the slow lane until it ends or `deadline` (plus a grace
+    /// period) passes. Dropping the returned future (the client went away)
+    /// cancels the request wherever it runs. A panic on the slow lane is
+    /// resumed here.
     pub(crate) async fn run<F>(
         &self,
         long_running: LongRunning,
+        deadline: Instant,
         request: F,
     ) -> Result<F::Output, LaneError>
     where
@@ -78,12 +141,21 @@ impl SlowLane {
             Poll::Pending => Poll::Pending,
         })
         .await;
-        match moved {
-            Ok(output) => Ok(output),
-            Err(()) => match &self.runtime {
-                Some(runtime) => Ok(AbortOnDrop(runtime.spawn(request)).await?),
-                None => Ok(request.await),
-            },
+        if let Ok(output) = moved {
+            return Ok(output);
+        }
+        let Some(runtime) = &self.runtime else {
+            return Ok(request.await);
+        };
+        self.home.get_or_init(Handle::current);
+        MOVED.fetch_add(1, Ordering::Relaxed);
+        let task = AbortOnDrop(runtime.spawn(request));
+        match tokio::time::timeout_at(deadline + DEADLINE_GRACE, task).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(failed)) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Ok(Err(_)) => Err(LaneError::Cancelled),
+            // The task is aborted as it drops.
+            Err(_) => Err(LaneError::Deadline),
         }
     }
 }
@@ -143,11 +215,26 @@ mod tests {
         std::thread::current().name().unwrap_or_default().to_owned()
     }
 
+    fn far_away() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
+    /// The calling thread's scheduling policy, where there is one to read.
+    fn scheduling_policy() -> Option<i32> {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: reads the calling thread's scheduling policy.
+            Some(unsafe { libc::sched_getscheduler(0) })
+        }
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
     #[tokio::test]
     async fn a_short_request_stays_on_the_calling_task() {
         let lane = SlowLane::new().unwrap();
         let ran_on = lane
-            .run(LongRunning::default(), async {
+            .run(LongRunning::default(), far_away(), async {
                 tokio::task::yield_now().await;
                 thread_name()
             })
@@ -161,18 +248,78 @@ mod tests {
         let lane = SlowLane::new().unwrap();
         let long_running = LongRunning::default();
         let marker = long_running.clone();
-        let (ran_on, policy) = lane
-            .run(long_running, async move {
+        let moved_before = moved_to_slow_lane();
+        let (ran_on, on_lane, policy) = lane
+            .run(long_running, far_away(), async move {
                 marker.mark();
                 tokio::task::yield_now().await;
-                // SAFETY: reads the calling thread's scheduling policy.
-                let policy = unsafe { libc::sched_getscheduler(0) };
-                (thread_name(), policy)
+                (thread_name(), on_slow_lane(), scheduling_policy())
             })
             .await
             .unwrap();
         assert_eq!(ran_on, "slow-lane");
-        assert_eq!(policy, libc::SCHED_IDLE);
+        assert!(on_lane);
+        assert!(moved_to_slow_lane() > moved_before);
+        #[cfg(target_os = "linux")]
+        assert_eq!(policy, Some(libc::SCHED_IDLE));
+        #[cfg(not(target_os = "linux"))]
+        let _ = policy;
+    }
+
+    #[tokio::test]
+    async fn a_moved_request_past_its_deadline_is_answered_for_and_cancelled() {
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let marker = long_running.clone();
+        let (dropped_sender, dropped) = tokio::sync::oneshot::channel::<()>();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let outcome = lane
+            .run(long_running, deadline, async move {
+                let _tell_when_dropped = dropped_sender;
+                marker.mark();
+                // Ignores its deadline, as a starved request would.
+                std::future::pending::<()>().await;
+            })
+            .await;
+        assert!(matches!(outcome, Err(LaneError::Deadline)));
+        assert!(dropped.await.is_err(), "the request was cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_slow_lane_reaches_the_caller() {
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let marker = long_running.clone();
+        let caller = tokio::spawn(async move {
+            lane.run(long_running, far_away(), async move {
+                marker.mark();
+                tokio::task::yield_now().await;
+                panic!("a host function panicked");
+            })
+            .await
+        });
+        let failed = caller.await.unwrap_err();
+        assert!(failed.is_panic());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn tasks_spawned_from_the_slow_lane_at_normal_priority_run_on_the_host() {
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let marker = long_running.clone();
+        let spawner = lane.clone();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        lane.run(long_running, far_away(), async move {
+            marker.mark();
+            tokio::task::yield_now().await;
+            assert!(on_slow_lane());
+            spawner.spawn_at_normal_priority(async move {
+                let _ = sender.send(on_slow_lane());
+            });
+        })
+        .await
+        .unwrap();
+        assert!(!receiver.await.unwrap(), "it ran on a slow-lane thread");
     }
 
     #[tokio::test]
@@ -181,7 +328,7 @@ mod tests {
         let long_running = LongRunning::default();
         let marker = long_running.clone();
         let (dropped_sender, dropped) = tokio::sync::oneshot::channel::<()>();
-        let request = lane.run(long_running, async move {
+        let request = lane.run(long_running, far_away(), async move {
             let _tell_when_dropped = dropped_sender;
             marker.mark();
             std::future::pending::<()>().await;

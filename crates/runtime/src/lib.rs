@@ -36,6 +36,7 @@ pub use denials::DeniedVia;
 pub use engine::{Runtime, RuntimeError, RuntimeSettings};
 pub use guest_log::Secrets;
 pub use host::outbound_tcp::TcpSettings;
+pub use lanes::moved_to_slow_lane;
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;

@@ -188,6 +188,7 @@ impl Runtime {
         let operator_http = Arc::new(HttpClient::new(
             operator.http.clone(),
             serverless_config::DEFAULT_TCP_CONNECT_TIMEOUT,
+            self.slow_lane.clone(),
         ));
         routes.try_map(|config| {
             let fail = |problem| LoadError {
@@ -243,7 +244,11 @@ impl Runtime {
                                 .collect(),
                         )
                     })?;
-                    Arc::new(HttpClient::new(narrowed, config.outbound.connect_timeout))
+                    Arc::new(HttpClient::new(
+                        narrowed,
+                        config.outbound.connect_timeout,
+                        self.slow_lane.clone(),
+                    ))
                 }
             };
             let tcp = TcpSettings {

@@ -22,8 +22,10 @@ use crate::stdio::{GuestOutput, StderrTail};
 /// only the field it needs.
 pub(crate) struct InstanceState {
     pub(crate) table: ResourceTable,
-    /// Built on the guest's first WASI call: many handlers never make one,
-    /// and building it is a good share of a small request's set-up.
+    /// Built on the guest's first WASI call (clocks, streams and the
+    /// wasi:http body streams included): a handler that only uses the
+    /// platform's interfaces never needs it, and building it is a good
+    /// share of a small request's set-up.
     pub(crate) wasi: Option<WasiCtx>,
     pub(crate) wasi_recipe: WasiRecipe,
     pub(crate) http: WasiHttpCtx,

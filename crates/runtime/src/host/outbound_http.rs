@@ -18,7 +18,7 @@ use http::{Request, Uri};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serverless_outbound::{Destination, HttpAllowlist, TcpAllowlist};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -30,6 +30,7 @@ use tracing::Level;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::guest_log::LogTags;
+use crate::lanes::SlowLane;
 use crate::resolve::{self, Refusal};
 
 /// How long a response may take to start when the guest sets no limit.
@@ -74,10 +75,30 @@ impl SchemePolicy {
     }
 }
 
+/// Runs the client's connection tasks at normal priority on the host's
+/// runtime, even when a request moved to the slow lane opened the
+/// connection: pooled connections serve later requests too.
+#[derive(Clone)]
+struct ConnectionExecutor(Arc<SlowLane>);
+
+impl<F> hyper::rt::Executor<F> for ConnectionExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        self.0.spawn_at_normal_priority(task);
+    }
+}
+
 impl HttpClient {
     /// A client for one app with these rules; `connect_timeout` bounds
     /// resolving plus connecting plus the TLS handshake.
-    pub fn new(rules: HttpAllowlist, connect_timeout: Duration) -> HttpClient {
+    pub fn new(
+        rules: HttpAllowlist,
+        connect_timeout: Duration,
+        slow_lane: Arc<SlowLane>,
+    ) -> HttpClient {
         let policy = Arc::new(SchemePolicy {
             http: rules.for_scheme(false),
             https: rules.for_scheme(true),
@@ -91,7 +112,7 @@ impl HttpClient {
             connect_timeout,
             tls: TlsConnector::from(Arc::new(tls)),
         };
-        let client = Client::builder(TokioExecutor::new())
+        let client = Client::builder(ConnectionExecutor(slow_lane))
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         HttpClient {
