@@ -1,6 +1,8 @@
 //! One configured app, ready to serve: a pre-instantiated component plus
 //! the settings each of its requests gets.
 
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use serverless_config::{AppConfig, AppLimits, Mount, World};
@@ -161,18 +163,15 @@ fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleError {
 /// blocking thread.
 const RETIRE_ELSEWHERE_BYTES: usize = 8 << 20;
 
-/// What a request holds until its instance is gone (the caller's
-/// admission slot, for example).
-type Hold = Box<dyn std::any::Any + Send>;
-
-/// Drops a finished request's store, then `hold`, after the response has
-/// gone out. Resetting a large instance's pool slot (unmapping or zeroing
-/// its memory) is system-call work that would stall every request queued
-/// on this async worker, so large stores are dropped on a blocking thread.
-/// Small ones, the common case, are dropped by a task of their own, which
-/// runs once the current task (the one about to write the response)
-/// yields: the reset is then off the request's critical path.
-fn retire(store: Store<InstanceState>, hold: Option<Hold>) {
+/// Drops a finished request's store, then `hold` (what the request keeps
+/// until its instance is gone, such as the caller's admission slot), after
+/// the response has gone out. Resetting a large instance's pool slot
+/// (unmapping or zeroing its memory) is system-call work that would stall
+/// every request queued on this async worker, so large stores are dropped
+/// on a blocking thread. Small ones, the common case, are dropped by a task
+/// of their own, which runs once the current task (the one about to write
+/// the response) yields: the reset is then off the request's critical path.
+fn retire<H: Send + 'static>(store: Store<InstanceState>, hold: H) {
     let large = store.data().limits.peak_memory > RETIRE_ELSEWHERE_BYTES;
     let release = move || {
         drop(store);
@@ -190,38 +189,48 @@ fn retire(store: Store<InstanceState>, hold: Option<Hold>) {
 /// away, on whichever thread), the store is handed to [`retire`] on the
 /// host's runtime, never reset at the slow lane's low priority, and the
 /// hold is released only once the store's pool slot is free again.
-struct Retiring {
-    /// `None` once handed over.
-    store: Option<Store<InstanceState>>,
-    hold: Option<Hold>,
+struct Retiring<H: Send + 'static> {
+    /// Taken only in `drop`.
+    store: ManuallyDrop<Store<InstanceState>>,
+    hold: ManuallyDrop<H>,
     home: tokio::runtime::Handle,
 }
 
-impl Retiring {
+impl<H: Send + 'static> Retiring<H> {
     /// Takes charge of `store` and `hold`; must be called on the host's
     /// runtime.
-    fn new(store: Store<InstanceState>, hold: impl Send + 'static) -> Retiring {
+    fn new(store: Store<InstanceState>, hold: H) -> Retiring<H> {
         Retiring {
-            store: Some(store),
-            hold: Some(Box::new(hold)),
+            store: ManuallyDrop::new(store),
+            hold: ManuallyDrop::new(hold),
             home: tokio::runtime::Handle::current(),
         }
     }
+}
 
-    /// The store, until it is handed over on drop.
-    fn store(&mut self) -> Result<&mut Store<InstanceState>, HandleError> {
-        self.store.as_mut().ok_or_else(|| {
-            HandleError::Instantiate(wasmtime::Error::msg("the request's store is already gone"))
-        })
+impl<H: Send + 'static> Deref for Retiring<H> {
+    type Target = Store<InstanceState>;
+
+    fn deref(&self) -> &Store<InstanceState> {
+        &self.store
     }
 }
 
-impl Drop for Retiring {
+impl<H: Send + 'static> DerefMut for Retiring<H> {
+    fn deref_mut(&mut self) -> &mut Store<InstanceState> {
+        &mut self.store
+    }
+}
+
+impl<H: Send + 'static> Drop for Retiring<H> {
     fn drop(&mut self) {
-        let Some(store) = self.store.take() else {
-            return;
+        // SAFETY: both are taken exactly once, here, and not used again.
+        let (store, hold) = unsafe {
+            (
+                ManuallyDrop::take(&mut self.store),
+                ManuallyDrop::take(&mut self.hold),
+            )
         };
-        let hold = self.hold.take();
         if lanes::on_slow_lane() {
             drop(self.home.spawn(async move { retire(store, hold) }));
         } else {
@@ -470,32 +479,25 @@ impl App {
         let run = async move {
             let mut stats = InvocationStats::default();
             let started = Instant::now();
-            let outcome = match retiring.store() {
-                Ok(store) => {
-                    within(deadline, timeout, async {
-                        let handler = pre
-                            .instantiate_async(&mut *store)
-                            .await
-                            .map_err(HandleError::Instantiate)?;
-                        stats.instantiate = started.elapsed();
-                        handler
-                            .call_handle(&mut *store)
-                            .await
-                            .map_err(|error| trapped(error, &stderr))
-                    })
+            let store: &mut Store<InstanceState> = &mut retiring;
+            let outcome = within(deadline, timeout, async {
+                let handler = pre
+                    .instantiate_async(&mut *store)
                     .await
-                }
-                Err(gone) => Err(gone),
-            };
+                    .map_err(HandleError::Instantiate)?;
+                stats.instantiate = started.elapsed();
+                handler
+                    .call_handle(&mut *store)
+                    .await
+                    .map_err(|error| trapped(error, &stderr))
+            })
+            .await;
             stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-            let mut call = None;
-            if let Ok(store) = retiring.store() {
-                let state = store.data_mut();
-                stats.peak_memory = state.limits.peak_memory as u64;
-                stats.tcp_connections = state.tcp.opened;
-                stats.tcp_denied = state.tcp.denied;
-                call = state.call.take();
-            }
+            let state = retiring.data_mut();
+            stats.peak_memory = state.limits.peak_memory as u64;
+            stats.tcp_connections = state.tcp.opened;
+            stats.tcp_denied = state.tcp.denied;
+            let call = state.call.take();
             (retiring, stats, call, outcome)
         };
         let (retiring, stats, call, outcome) = self
@@ -565,28 +567,22 @@ impl App {
         let run = async move {
             let mut stats = InvocationStats::default();
             let started = Instant::now();
-            let outcome = match retiring.store() {
-                Ok(store) => {
-                    within(deadline, timeout, async {
-                        let proxy = pre
-                            .instantiate_async(&mut *store)
-                            .await
-                            .map_err(HandleError::Instantiate)?;
-                        stats.instantiate = started.elapsed();
-                        proxy
-                            .wasi_http_incoming_handler()
-                            .call_handle(&mut *store, incoming, outparam)
-                            .await
-                            .map_err(|error| trapped(error, &stderr))
-                    })
+            let store: &mut Store<InstanceState> = &mut retiring;
+            let outcome = within(deadline, timeout, async {
+                let proxy = pre
+                    .instantiate_async(&mut *store)
                     .await
-                }
-                Err(gone) => Err(gone),
-            };
+                    .map_err(HandleError::Instantiate)?;
+                stats.instantiate = started.elapsed();
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut *store, incoming, outparam)
+                    .await
+                    .map_err(|error| trapped(error, &stderr))
+            })
+            .await;
             stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-            if let Ok(store) = retiring.store() {
-                stats.peak_memory = store.data().limits.peak_memory as u64;
-            }
+            stats.peak_memory = retiring.data().limits.peak_memory as u64;
             (retiring, stats, outcome)
         };
         let task = tokio::spawn(async move {
