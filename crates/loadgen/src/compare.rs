@@ -80,6 +80,34 @@ impl Running {
             .and_then(|kib| kib.parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
     }
+
+    /// The CPU time the process (all its threads) has used so far.
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        cpu_time_from_stat(&stat, clock_ticks_per_second())
+            .with_context(|| format!("unexpected contents of {path}: {stat}"))
+    }
+}
+
+/// The kernel's clock ticks per second, the unit of `/proc/PID/stat` times.
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// User plus system time from a `/proc/PID/stat` line. The command name
+/// in parentheses may hold spaces, so the fields are counted after its
+/// closing parenthesis: utime and stime are the 14th and 15th fields.
+fn cpu_time_from_stat(stat: &str, ticks_per_second: u64) -> Option<Duration> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / ticks_per_second as f64,
+    ))
 }
 
 fn free_address() -> anyhow::Result<SocketAddr> {
@@ -170,6 +198,10 @@ struct Sample {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// Requests completed in the run.
+    requests: u64,
+    /// The server's CPU time (all threads) per completed request.
+    cpu_per_request: Duration,
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {
@@ -186,7 +218,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds))
 }
 
-/// Reads requests/s and the 50th and 99th percentiles from `wrk --latency`.
+/// Reads requests/s, the number of requests and the 50th and 99th
+/// percentiles from `wrk --latency`.
 fn parse_wrk(output: &str) -> anyhow::Result<Sample> {
     let mut sample = Sample::default();
     let mut found = 0;
@@ -205,13 +238,17 @@ fn parse_wrk(output: &str) -> anyhow::Result<Sample> {
                 sample.p99 = parse_duration(value).context("a 99% latency")?;
                 found += 1;
             }
+            [count, "requests", "in", ..] => {
+                sample.requests = count.parse().context("a request count")?;
+                found += 1;
+            }
             ["Non-2xx", ..] | ["Socket", "errors:", ..] => {
                 bail!("wrk saw failed requests:\n{output}")
             }
             _ => {}
         }
     }
-    if found != 3 {
+    if found != 4 {
         bail!("unexpected wrk output:\n{output}");
     }
     Ok(sample)
@@ -262,6 +299,10 @@ impl Figures {
     fn p99(&self) -> Duration {
         Duration::from_secs_f64(self.median_of(|s| s.p99.as_secs_f64()))
     }
+
+    fn cpu_per_request(&self) -> Duration {
+        Duration::from_secs_f64(self.median_of(|s| s.cpu_per_request.as_secs_f64()))
+    }
 }
 
 fn micros(duration: Duration) -> String {
@@ -289,7 +330,10 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
             let running = start(*server, binaries)?;
             wrk(running.address, 32, 2)?; // warm-up
             for (slot, connections) in CONCURRENCIES.iter().enumerate() {
-                let sample = wrk(running.address, *connections, seconds)?;
+                let cpu_before = running.cpu_time()?;
+                let mut sample = wrk(running.address, *connections, seconds)?;
+                let cpu = running.cpu_time()?.saturating_sub(cpu_before);
+                sample.cpu_per_request = cpu / u32::try_from(sample.requests.max(1))?;
                 figures[index][slot].samples.push(sample);
             }
             let peak = running.peak_rss();
@@ -309,7 +353,7 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
     text.push_str(&machine());
     writeln!(
         text,
-        "- versions: {}; {}; {}\n- load: `taskset -c 0 wrk -t1 -cN -d{seconds}s --latency http://ADDR/hello/bench`, N = 1 and 32, after 2 s of warm-up; servers pinned to core {} with `taskset`\n- rounds: {rounds}, the servers taking turns in each; every figure is the median over the rounds, peak RSS the largest `VmHWM`\n- command: `just bench-speed` (= `loadgen compare --rounds {rounds} --seconds {seconds} --out {}`)\n",
+        "- versions: {}; {}; {}\n- load: `taskset -c 0 wrk -t1 -cN -d{seconds}s --latency http://ADDR/hello/bench`, N = 1 and 32, after 2 s of warm-up; servers pinned to core {} with `taskset`\n- rounds: {rounds}, the servers taking turns in each; every figure is the median over the rounds, peak RSS the largest `VmHWM`\n- server CPU per request: the server's user and system time over the wrk run (`/proc/PID/stat`, all threads), divided by the requests wrk completed; when the server's core is saturated it is the inverse of its throughput, and it shows what each request costs when it is not\n- command: `just bench-speed` (= `loadgen compare --rounds {rounds} --seconds {seconds} --out {}`)\n",
         version_of(&binaries.host),
         version_of(&binaries.wasmtime),
         String::from_utf8_lossy(
@@ -341,18 +385,19 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         writeln!(text, "## Concurrency {connections}\n")?;
         writeln!(
             text,
-            "| server | req/s | p50 | p99 | peak RSS | throughput vs native | vs wasmtime serve |"
+            "| server | req/s | p50 | p99 | server CPU per request | peak RSS | throughput vs native | vs wasmtime serve |"
         )?;
-        writeln!(text, "|---|---|---|---|---|---|---|")?;
+        writeln!(text, "|---|---|---|---|---|---|---|---|")?;
         for (index, server) in Server::ALL.iter().enumerate() {
             let figure = &figures[index][slot];
             writeln!(
                 text,
-                "| {} | {:.0} | {} | {} | {:.1} MiB | {:.0}% | {:.2}x |",
+                "| {} | {:.0} | {} | {} | {} | {:.1} MiB | {:.0}% | {:.2}x |",
                 server.label(),
                 figure.per_second(),
                 micros(figure.p50()),
                 micros(figure.p99()),
+                micros(figure.cpu_per_request()),
                 figure.peak_rss as f64 / (1024.0 * 1024.0),
                 100.0 * figure.per_second() / figures[native][slot].per_second(),
                 figure.per_second() / figures[wasmtime][slot].per_second(),
@@ -401,6 +446,42 @@ mod tests {
         assert_eq!(sample.p50, Duration::from_micros(151));
         assert_eq!(sample.p99, Duration::from_micros(4310));
         assert!((sample.per_second - 6120.23).abs() < 1e-6);
+        assert_eq!(sample.requests, 30600);
+    }
+
+    #[test]
+    fn a_missing_request_count_fails_the_run() {
+        let output = "     50%  1.00ms\n     99%  2.00ms\nRequests/sec: 10.0\n";
+        assert!(parse_wrk(output).is_err());
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        // A command name with spaces and a parenthesis, as a thread may
+        // be named; utime 250 and stime 50 ticks.
+        let stat =
+            "4242 (host (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 5 0 100 0 0";
+        assert_eq!(cpu_time_from_stat(stat, 100), Some(Duration::from_secs(3)));
+        assert_eq!(cpu_time_from_stat("garbage", 100), None);
+        assert_eq!(cpu_time_from_stat("1 (x) S 1 2", 100), None);
+    }
+
+    #[test]
+    fn the_cpu_time_of_a_live_process_grows_as_it_works() {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let running = Running {
+            child,
+            address: "127.0.0.1:1".parse().unwrap(),
+            _config: tempfile::tempdir().unwrap(),
+        };
+        // Busy until dropped, which kills it.
+        let first = running.cpu_time().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let later = running.cpu_time().unwrap();
+        assert!(later > first, "{first:?} then {later:?}");
     }
 
     #[test]
