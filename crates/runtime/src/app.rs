@@ -276,6 +276,28 @@ fn describe_trap(error: &wasmtime::Error) -> String {
     text
 }
 
+/// Where a wasi:http guest's failure goes once nobody waits for it (its
+/// response has started, or its client has left): the server log, tagged
+/// and redacted like the app's other lines.
+#[derive(Clone)]
+struct LateFailure {
+    app: Arc<str>,
+    request_id: Arc<str>,
+    secrets: Arc<Secrets>,
+}
+
+impl LateFailure {
+    fn log(&self, error: &HandleError) {
+        let message = self.secrets.redact(&error.to_string()).into_owned();
+        tracing::error!(
+            app = &*self.app,
+            request_id = &*self.request_id,
+            kind = error.kind(),
+            "request failed after its response started or its client left: {message}"
+        );
+    }
+}
+
 impl App {
     pub(crate) fn new(
         config: AppConfig,
@@ -585,39 +607,52 @@ impl App {
             stats.peak_memory = retiring.data().limits.peak_memory as u64;
             (retiring, stats, outcome)
         };
+        // How the guest's task reports a failure: to this function while it
+        // waits for the response, or, once the response has gone to the
+        // client and nobody listens, to the log by the task itself. One
+        // task per request, with no second one watching it.
+        let (failure_sender, mut failure) = tokio::sync::oneshot::channel::<HandleError>();
+        let late = LateFailure {
+            app: self.name.clone(),
+            request_id,
+            secrets: self.secrets.clone(),
+        };
+        let late_in_task = late.clone();
         let task = tokio::spawn(async move {
-            let (retiring, stats, outcome) = slow_lane
-                .run(long_running, deadline, run)
-                .await
-                .map_err(|error| lane_failed(error, timeout))?;
-            // On the host's runtime; the hold goes once the slot is free.
-            drop(retiring);
-            // Nobody waiting (the request failed before its response) is
-            // fine.
-            let _ = stats_sender.send(stats);
-            outcome
+            let outcome = match slow_lane.run(long_running, deadline, run).await {
+                Ok((retiring, stats, outcome)) => {
+                    // On the host's runtime; the hold goes once the slot is
+                    // free.
+                    drop(retiring);
+                    // Nobody waiting (the request failed before its
+                    // response) is fine.
+                    let _ = stats_sender.send(stats);
+                    outcome
+                }
+                Err(error) => Err(lane_failed(error, timeout)),
+            };
+            if let Err(error) = outcome
+                && let Err(error) = failure_sender.send(error)
+            {
+                late_in_task.log(&error);
+            }
         });
         match receiver.await {
             Ok(Ok(response)) => {
                 // The guest may still fail while it streams the body; the
                 // client then sees the connection cut, the log says why.
-                let (app, id, secrets) = (self.name.clone(), request_id, self.secrets.clone());
-                tokio::spawn(async move {
-                    if let Ok(Err(error)) = task.await {
-                        let message = secrets.redact(&error.to_string()).into_owned();
-                        tracing::error!(
-                            app = &*app,
-                            request_id = &*id,
-                            "request failed after its response started: {message}"
-                        );
-                    }
-                });
+                // After `close` the task logs a failure itself; one it
+                // reported before is logged here.
+                failure.close();
+                if let Ok(error) = failure.try_recv() {
+                    late.log(&error);
+                }
                 Ok((response, LaterStats(stats)))
             }
             Ok(Err(code)) => Err(HandleError::ErrorCode(code)),
+            // The guest's task has ended without setting a response.
             Err(_) => match task.await {
-                Ok(Ok(())) => Err(HandleError::NoResponse),
-                Ok(Err(error)) => Err(error),
+                Ok(()) => Err(failure.try_recv().unwrap_or(HandleError::NoResponse)),
                 Err(join) => Err(HandleError::Instantiate(wasmtime::Error::msg(format!(
                     "the request task failed: {join}"
                 )))),
