@@ -85,16 +85,19 @@ impl Running {
     fn cpu_time(&self) -> anyhow::Result<Duration> {
         let path = format!("/proc/{}/stat", self.child.id());
         let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        cpu_time_from_stat(&stat, clock_ticks_per_second())
+        cpu_time_from_stat(&stat, clock_ticks_per_second()?)
             .with_context(|| format!("unexpected contents of {path}: {stat}"))
     }
 }
 
 /// The kernel's clock ticks per second, the unit of `/proc/PID/stat` times.
-fn clock_ticks_per_second() -> u64 {
+fn clock_ticks_per_second() -> anyhow::Result<u64> {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+    u64::try_from(ticks)
+        .ok()
+        .filter(|&t| t > 0)
+        .context("the kernel did not give its clock tick rate (sysconf _SC_CLK_TCK)")
 }
 
 /// User plus system time from a `/proc/PID/stat` line. The command name
@@ -333,7 +336,8 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
                 let cpu_before = running.cpu_time()?;
                 let mut sample = wrk(running.address, *connections, seconds)?;
                 let cpu = running.cpu_time()?.saturating_sub(cpu_before);
-                sample.cpu_per_request = cpu / u32::try_from(sample.requests.max(1))?;
+                sample.cpu_per_request =
+                    Duration::from_secs_f64(cpu.as_secs_f64() / sample.requests.max(1) as f64);
                 figures[index][slot].samples.push(sample);
             }
             let peak = running.peak_rss();

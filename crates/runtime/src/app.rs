@@ -143,6 +143,33 @@ async fn within(
         .unwrap_or(Err(HandleError::Deadline(timeout)))
 }
 
+/// Instantiates a fresh instance in `store` and calls into it, both before
+/// the deadline, and says what each step cost. Both worlds run their
+/// requests through it; only the instance and the call differ.
+async fn instantiate_and_call<I>(
+    store: &mut Store<InstanceState>,
+    (deadline, timeout): (Instant, Duration),
+    stderr: &StderrTail,
+    instantiate: impl AsyncFnOnce(&mut Store<InstanceState>) -> wasmtime::Result<I>,
+    call: impl AsyncFnOnce(I, &mut Store<InstanceState>) -> wasmtime::Result<()>,
+) -> (InvocationStats, Result<(), HandleError>) {
+    let mut stats = InvocationStats::default();
+    let started = Instant::now();
+    let outcome = within(deadline, timeout, async {
+        let instance = instantiate(&mut *store)
+            .await
+            .map_err(HandleError::Instantiate)?;
+        stats.instantiate = started.elapsed();
+        call(instance, &mut *store)
+            .await
+            .map_err(|error| trapped(error, stderr))
+    })
+    .await;
+    stats.execute = started.elapsed().saturating_sub(stats.instantiate);
+    stats.peak_memory = store.data().limits.peak_memory as u64;
+    (stats, outcome)
+}
+
 /// The error for a request that did not finish on the slow lane.
 fn lane_failed(error: LaneError, timeout: Duration) -> HandleError {
     match error {
@@ -499,24 +526,15 @@ impl App {
         let mut retiring = Retiring::new(store, hold);
         let pre = pre.clone();
         let run = async move {
-            let mut stats = InvocationStats::default();
-            let started = Instant::now();
-            let store: &mut Store<InstanceState> = &mut retiring;
-            let outcome = within(deadline, timeout, async {
-                let handler = pre
-                    .instantiate_async(&mut *store)
-                    .await
-                    .map_err(HandleError::Instantiate)?;
-                stats.instantiate = started.elapsed();
-                handler
-                    .call_handle(&mut *store)
-                    .await
-                    .map_err(|error| trapped(error, &stderr))
-            })
+            let (mut stats, outcome) = instantiate_and_call(
+                &mut retiring,
+                (deadline, timeout),
+                &stderr,
+                async |store| pre.instantiate_async(store).await,
+                async |handler, store| handler.call_handle(store).await,
+            )
             .await;
-            stats.execute = started.elapsed().saturating_sub(stats.instantiate);
             let state = retiring.data_mut();
-            stats.peak_memory = state.limits.peak_memory as u64;
             stats.tcp_connections = state.tcp.opened;
             stats.tcp_denied = state.tcp.denied;
             let call = state.call.take();
@@ -587,24 +605,19 @@ impl App {
         let (stats_sender, stats) = tokio::sync::oneshot::channel();
         let slow_lane = self.slow_lane.clone();
         let run = async move {
-            let mut stats = InvocationStats::default();
-            let started = Instant::now();
-            let store: &mut Store<InstanceState> = &mut retiring;
-            let outcome = within(deadline, timeout, async {
-                let proxy = pre
-                    .instantiate_async(&mut *store)
-                    .await
-                    .map_err(HandleError::Instantiate)?;
-                stats.instantiate = started.elapsed();
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut *store, incoming, outparam)
-                    .await
-                    .map_err(|error| trapped(error, &stderr))
-            })
+            let (stats, outcome) = instantiate_and_call(
+                &mut retiring,
+                (deadline, timeout),
+                &stderr,
+                async |store| pre.instantiate_async(store).await,
+                async |proxy, store| {
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(store, incoming, outparam)
+                        .await
+                },
+            )
             .await;
-            stats.execute = started.elapsed().saturating_sub(stats.instantiate);
-            stats.peak_memory = retiring.data().limits.peak_memory as u64;
             (retiring, stats, outcome)
         };
         // How the guest's task reports a failure: to this function while it
