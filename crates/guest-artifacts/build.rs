@@ -29,6 +29,15 @@ fn run() -> Result<(), String> {
         "cargo:rerun-if-changed={}",
         manifest_dir.join("../../wit").display()
     );
+    // The workspace's release profile (LTO, for one) and its locked
+    // dependency versions decide how the guests are built; without these,
+    // a checkout keeps guests built under the old settings.
+    for file in ["../../Cargo.toml", "../../Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest_dir.join(file).display()
+        );
+    }
 
     let guests = guest_packages(&guests_dir)?;
     ensure_target()?;
