@@ -204,6 +204,18 @@ async fn traps_and_missing_responses_are_500_and_logged() {
         "{line}"
     );
 
+    // A guest that answers with an error code and then traps: the client
+    // gets the 500 for the code, and the trap is logged, not lost.
+    let late = get(&host.url("/http-probe/error-then-trap")).await;
+    assert_eq!(late.status, 500);
+    let id = late.header("x-request-id").unwrap();
+    host.wait_for_log(&["request failed:", "kind=\"error code\"", id]);
+    host.wait_for_log(&[
+        "request failed after the guest set its response",
+        "unreachable",
+        id,
+    ]);
+
     let silent = get(&host.url("/http-probe/silent")).await;
     assert_eq!(silent.status, 500);
     host.wait_for_log(&[
@@ -495,7 +507,7 @@ async fn a_streamed_response_past_the_limit_is_cut_off_and_logged() {
     host.wait_for_log(&["response cut off", &id, "kind=\"response too large\""]);
     // The guest's write fails once the body is cut, and it panics: the
     // failure comes after the response started, and is logged all the same.
-    host.wait_for_log(&["request failed after its response started", &id]);
+    host.wait_for_log(&["request failed after the guest set its response", &id]);
     assert_eq!(get(&host.url("/http-hello/ok")).await.status, 200);
 }
 

@@ -303,9 +303,10 @@ fn describe_trap(error: &wasmtime::Error) -> String {
     text
 }
 
-/// Where a wasi:http guest's failure goes once nobody waits for it (its
-/// response has started, or its client has left): the server log, tagged
-/// and redacted like the app's other lines.
+/// Where a wasi:http guest's failure goes once nobody waits for it (the
+/// guest has set its response, a normal one or an error code, or its client
+/// has left): the server log, tagged and redacted like the app's other
+/// lines.
 #[derive(Clone)]
 struct LateFailure {
     app: Arc<str>,
@@ -320,7 +321,7 @@ impl LateFailure {
             app = &*self.app,
             request_id = &*self.request_id,
             kind = error.kind(),
-            "request failed after its response started or its client left: {message}"
+            "request failed after the guest set its response or its client left: {message}"
         );
     }
 }
@@ -662,7 +663,15 @@ impl App {
                 }
                 Ok((response, LaterStats(stats)))
             }
-            Ok(Err(code)) => Err(HandleError::ErrorCode(code)),
+            Ok(Err(code)) => {
+                // The client gets an error for the code; a failure of the
+                // guest after it is logged as for a started response.
+                failure.close();
+                if let Ok(error) = failure.try_recv() {
+                    late.log(&error);
+                }
+                Err(HandleError::ErrorCode(code))
+            }
             // The guest's task has ended without setting a response.
             Err(_) => match task.await {
                 Ok(()) => Err(failure.try_recv().unwrap_or(HandleError::NoResponse)),

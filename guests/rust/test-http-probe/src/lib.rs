@@ -9,11 +9,13 @@
 //!   error code.
 //! * `read` (`path`): reads a file through `std::fs` (`wasi:filesystem`).
 //! * `trap`: executes `unreachable` before answering.
+//! * `error-then-trap`: answers with an error code, then executes
+//!   `unreachable`.
 //! * `silent`: returns without setting a response.
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
     ResponseOutparam, Scheme,
 };
 
@@ -192,6 +194,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 Err(error) => answer(out, 200, &format!("error: {:?}", error.kind())),
             },
             "trap" => core::arch::wasm32::unreachable(),
+            "error-then-trap" => {
+                ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("probe".into()))));
+                core::arch::wasm32::unreachable()
+            }
             "silent" => {}
             other => answer(out, 400, &format!("unknown probe action `{other}`\n")),
         }
