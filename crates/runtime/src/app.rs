@@ -652,25 +652,21 @@ impl App {
             }
         });
         match receiver.await {
-            Ok(Ok(response)) => {
-                // The guest may still fail while it streams the body; the
-                // client then sees the connection cut, the log says why.
-                // After `close` the task logs a failure itself; one it
-                // reported before is logged here.
+            Ok(answer) => {
+                // The guest has set its response, a normal one or an error
+                // code, and may still fail: while it streams the body, say
+                // (the client then sees the connection cut). Nobody waits
+                // for that failure, so the log says why: after `close` the
+                // task logs it itself, and one it reported before is logged
+                // here.
                 failure.close();
                 if let Ok(error) = failure.try_recv() {
                     late.log(&error);
                 }
-                Ok((response, LaterStats(stats)))
-            }
-            Ok(Err(code)) => {
-                // The client gets an error for the code; a failure of the
-                // guest after it is logged as for a started response.
-                failure.close();
-                if let Ok(error) = failure.try_recv() {
-                    late.log(&error);
+                match answer {
+                    Ok(response) => Ok((response, LaterStats(stats))),
+                    Err(code) => Err(HandleError::ErrorCode(code)),
                 }
-                Err(HandleError::ErrorCode(code))
             }
             // The guest's task has ended without setting a response.
             Err(_) => match task.await {
