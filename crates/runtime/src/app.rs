@@ -622,9 +622,10 @@ impl App {
             (retiring, stats, outcome)
         };
         // How the guest's task reports a failure: to this function while it
-        // waits for the response, or, once the response has gone to the
-        // client and nobody listens, to the log by the task itself. One
-        // task per request, with no second one watching it.
+        // waits for the guest's answer, or, once the guest has answered (a
+        // response or an error code) or the client has left and nobody
+        // listens, to the log by the task itself. One task per request,
+        // with no second one watching it.
         let (failure_sender, mut failure) = tokio::sync::oneshot::channel::<HandleError>();
         let late = LateFailure {
             app: self.name.clone(),
