@@ -74,7 +74,8 @@ bench-fairness:
     cargo build --release -p host -p loadgen
     target/release/loadgen fairness --host target/release/host --out bench/fairness.md
 
-# Speed next to native hyper and `wasmtime serve`, loaded by wrk
+# Speed next to native hyper and `wasmtime serve`, loaded by wrk, and the
+# per-request budget curve of native hyper with added busy work
 # (bench/results.md).
 bench-speed: (guest-tools "bench")
     cargo build --release -p host -p loadgen -p native-hello

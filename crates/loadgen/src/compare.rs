@@ -3,6 +3,11 @@
 //! by `wasmtime serve`, each loaded by `wrk` at concurrency 1 and 32. The
 //! servers take turns, round after round, so that drift on the machine
 //! spreads over all of them; every figure is the median over the rounds.
+//!
+//! Native hyper also runs with a few fixed amounts of busy work added to
+//! every request, at concurrency 32. That curve turns throughput shares
+//! into time: how much work per request a server may add to native hyper
+//! and keep 50% of its throughput, and how much our host adds.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +22,14 @@ use crate::report::{machine, write_keeping_findings};
 
 /// The concurrencies measured.
 const CONCURRENCIES: [u32; 2] = [1, 32];
+
+/// The busy work added to native hyper's requests for the budget curve, in
+/// µs: around the 50% point, and up to about what a fresh instance costs in
+/// process.
+const BUSY_MICROS: [u64; 5] = [2, 4, 6, 10, 14];
+
+/// The concurrency of the budget curve: the throughput targets' own.
+const BUDGET_CONNECTIONS: u32 = 32;
 
 /// What `compare` needs to find.
 pub struct Binaries {
@@ -35,6 +48,8 @@ enum Server {
     HostHandler,
     HostWasiHttp,
     WasmtimeServe,
+    /// Native hyper keeping its core busy for this many µs per request.
+    NativeBusy(u64),
 }
 
 impl Server {
@@ -45,12 +60,13 @@ impl Server {
         Server::WasmtimeServe,
     ];
 
-    fn label(self) -> &'static str {
+    fn label(self) -> String {
         match self {
-            Server::Native => "native hyper",
-            Server::HostHandler => "host serve, handler world (hello)",
-            Server::HostWasiHttp => "host serve, wasi:http (http-hello)",
-            Server::WasmtimeServe => "wasmtime serve, wasi:http (http-hello)",
+            Server::Native => "native hyper".to_owned(),
+            Server::HostHandler => "host serve, handler world (hello)".to_owned(),
+            Server::HostWasiHttp => "host serve, wasi:http (http-hello)".to_owned(),
+            Server::WasmtimeServe => "wasmtime serve, wasi:http (http-hello)".to_owned(),
+            Server::NativeBusy(micros) => format!("native hyper + {micros} µs busy per request"),
         }
     }
 }
@@ -122,6 +138,12 @@ fn command_line(server: Server, binaries: &Binaries, config: &Path, address: &st
     let text = |path: &Path| path.display().to_string();
     match server {
         Server::Native => vec![text(&binaries.native), address.to_owned()],
+        Server::NativeBusy(micros) => vec![
+            text(&binaries.native),
+            address.to_owned(),
+            "--busy-us".to_owned(),
+            micros.to_string(),
+        ],
         Server::HostHandler | Server::HostWasiHttp => vec![
             text(&binaries.host),
             "serve".to_owned(),
@@ -273,6 +295,16 @@ fn wrk(address: SocketAddr, connections: u32, seconds: u64) -> anyhow::Result<Sa
     parse_wrk(&String::from_utf8_lossy(&output.stdout))
 }
 
+/// wrk against `running`, with the server's CPU time per request.
+fn measure(running: &Running, connections: u32, seconds: u64) -> anyhow::Result<Sample> {
+    let cpu_before = running.cpu_time()?;
+    let mut sample = wrk(running.address, connections, seconds)?;
+    let cpu = running.cpu_time()?.saturating_sub(cpu_before);
+    sample.cpu_per_request =
+        Duration::from_secs_f64(cpu.as_secs_f64() / sample.requests.max(1) as f64);
+    Ok(sample)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -327,23 +359,28 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         .iter()
         .map(|_| CONCURRENCIES.iter().map(|_| Figures::default()).collect())
         .collect();
+    let mut busy_figures: Vec<Figures> = BUSY_MICROS.iter().map(|_| Figures::default()).collect();
     for round in 1..=rounds {
         for (index, server) in Server::ALL.iter().enumerate() {
             eprintln!("round {round}/{rounds}: {}", server.label());
             let running = start(*server, binaries)?;
             wrk(running.address, 32, 2)?; // warm-up
             for (slot, connections) in CONCURRENCIES.iter().enumerate() {
-                let cpu_before = running.cpu_time()?;
-                let mut sample = wrk(running.address, *connections, seconds)?;
-                let cpu = running.cpu_time()?.saturating_sub(cpu_before);
-                sample.cpu_per_request =
-                    Duration::from_secs_f64(cpu.as_secs_f64() / sample.requests.max(1) as f64);
+                let sample = measure(&running, *connections, seconds)?;
                 figures[index][slot].samples.push(sample);
             }
             let peak = running.peak_rss();
             for figure in &mut figures[index] {
                 figure.peak_rss = figure.peak_rss.max(peak);
             }
+        }
+        for (index, micros) in BUSY_MICROS.iter().enumerate() {
+            let server = Server::NativeBusy(*micros);
+            eprintln!("round {round}/{rounds}: {}", server.label());
+            let running = start(server, binaries)?;
+            wrk(running.address, BUDGET_CONNECTIONS, 2)?; // warm-up
+            let sample = measure(&running, BUDGET_CONNECTIONS, seconds)?;
+            busy_figures[index].samples.push(sample);
         }
     }
 
@@ -436,7 +473,96 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         added * 1e6,
         verdict(added <= 30e-6)
     )?;
+    writeln!(text)?;
+
+    let native_c32 = &figures[native][c32];
+    let mut curve = vec![(0.0, 1.0)];
+    curve.extend(
+        BUSY_MICROS
+            .iter()
+            .zip(&busy_figures)
+            .map(|(micros, figure)| {
+                (
+                    *micros as f64,
+                    figure.per_second() / native_c32.per_second(),
+                )
+            }),
+    );
+    writeln!(
+        text,
+        "## Budget per request at concurrency {BUDGET_CONNECTIONS}
+"
+    )?;
+    writeln!(
+        text,
+        "Native hyper with a fixed amount of busy work added to every request (`native-hello --busy-us N`, a spin on the clock, on the same core and under the same load). The curve says how much work per request a server can add to native hyper and keep a share of its throughput: the budget that a fresh instance's instantiate, call and slot reset have to fit in, next to the host's own routing and bookkeeping. A spin keeps the caches warm, so real work of the same length does no better.\n"
+    )?;
+    writeln!(
+        text,
+        "| added work per request | req/s | server CPU per request | throughput vs native |"
+    )?;
+    writeln!(text, "|---|---|---|---|")?;
+    writeln!(
+        text,
+        "| none (native hyper) | {:.0} | {} | 100% |",
+        native_c32.per_second(),
+        micros(native_c32.cpu_per_request())
+    )?;
+    for (micros_added, figure) in BUSY_MICROS.iter().zip(&busy_figures) {
+        writeln!(
+            text,
+            "| {micros_added} µs | {:.0} | {} | {:.0}% |",
+            figure.per_second(),
+            micros(figure.cpu_per_request()),
+            100.0 * figure.per_second() / native_c32.per_second()
+        )?;
+    }
+    writeln!(text)?;
+    writeln!(
+        text,
+        "- 50% of native leaves {} of added work per request.",
+        describe_budget(&curve, 0.5)
+    )?;
+    writeln!(
+        text,
+        "- host serve's handler world ({:.0}% of native) performs like native hyper with {} of added work per request.",
+        share * 100.0,
+        describe_budget(&curve, share)
+    )?;
     write_keeping_findings(out, text)
+}
+
+/// Where a throughput share falls on the budget curve, as `about N µs`, or
+/// past its slow end. `curve` is (added µs, share of native) by rising
+/// added work.
+fn describe_budget(curve: &[(f64, f64)], share: f64) -> String {
+    match added_work_at(curve, share) {
+        Some(micros) => format!("about {micros:.1} µs"),
+        None if curve.iter().all(|&(_, measured)| share < measured) => {
+            let most = curve.last().map_or(0.0, |&(micros, _)| micros);
+            format!("more than {most:.0} µs")
+        }
+        // Only noise can put a step above native's own throughput.
+        None => "no figure (the measured steps do not fall through this share)".to_owned(),
+    }
+}
+
+/// The added work, in µs, at which throughput falls to `share` of
+/// native's, by linear interpolation between the two measured points
+/// around it; `None` when `share` is outside the curve.
+fn added_work_at(curve: &[(f64, f64)], share: f64) -> Option<f64> {
+    curve.windows(2).find_map(|pair| {
+        let ((work_before, share_before), (work_after, share_after)) = (pair[0], pair[1]);
+        if share_before >= share && share >= share_after {
+            if share_before == share_after {
+                return Some(work_before);
+            }
+            let fraction = (share_before - share) / (share_before - share_after);
+            Some(work_before + fraction * (work_after - work_before))
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -486,6 +612,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(500));
         let later = running.cpu_time().unwrap();
         assert!(later > first, "{first:?} then {later:?}");
+    }
+
+    #[test]
+    fn the_budget_is_interpolated_between_the_measured_points() {
+        let curve = [
+            (0.0, 1.0),
+            (2.0, 0.7),
+            (4.0, 0.54),
+            (6.0, 0.46),
+            (10.0, 0.3),
+        ];
+        // Halfway between 54% at 4 µs and 46% at 6 µs.
+        let at = |share| added_work_at(&curve, share).unwrap();
+        assert!((at(0.5) - 5.0).abs() < 1e-9, "{}", at(0.5));
+        assert!((at(0.7) - 2.0).abs() < 1e-9, "{}", at(0.7));
+        assert!(at(1.0).abs() < 1e-9, "{}", at(1.0));
+        assert_eq!(describe_budget(&curve, 0.5), "about 5.0 µs");
+        // Slower than the slowest step: past the curve's end.
+        assert_eq!(added_work_at(&curve, 0.19), None);
+        assert_eq!(describe_budget(&curve, 0.19), "more than 10 µs");
+        // Noise can put a step above native: no crossing, and not past
+        // the end either.
+        let noisy = [(0.0, 1.0), (2.0, 1.05)];
+        assert_eq!(
+            describe_budget(&noisy, 1.02),
+            "no figure (the measured steps do not fall through this share)"
+        );
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! `native-hello [ADDR]`: the native baseline of `just bench`. It answers
-//! every request with `Hello, NAME!` like the hello handler, using the same
-//! hyper and tokio set-up as `host serve` but no WebAssembly, so the
-//! difference between the two is the cost of the platform.
+//! `native-hello [ADDR] [--busy-us N]`: the native baseline of `just
+//! bench`. It answers every request with `Hello, NAME!` like the hello
+//! handler, using the same hyper and tokio set-up as `host serve` but no
+//! WebAssembly, so the difference between the two is the cost of the
+//! platform.
+//!
+//! With `--busy-us N` it first keeps its core busy for N µs per request.
+//! The benchmark uses this to measure how much work per request a server
+//! can add and still reach a given share of native throughput: the budget
+//! that a fresh WebAssembly instance per request has to fit in.
 //!
 //! Prints `listening on http://ADDR` once bound, like `host serve`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -18,8 +25,15 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// The greeting for `/hello/NAME` (or `world`), as the hello sample writes it.
-async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The greeting for `/hello/NAME` (or `world`), as the hello sample writes
+/// it, after `busy` of work on this thread.
+async fn hello(
+    request: Request<Incoming>,
+    busy: Duration,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if !busy.is_zero() {
+        busy_for(busy);
+    }
     let name = request
         .uri()
         .path()
@@ -35,12 +49,50 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
     Ok(response)
 }
 
+/// Keeps the CPU busy, without sleeping or yielding, for `busy`.
+fn busy_for(busy: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < busy {
+        std::hint::spin_loop();
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Options {
+    address: SocketAddr,
+    busy: Duration,
+}
+
+/// `[ADDR] [--busy-us N]`, in either order.
+fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
+    let mut options = Options {
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        busy: Duration::ZERO,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--busy-us" {
+            let value = args
+                .next()
+                .context("--busy-us needs a number of microseconds, such as --busy-us 5")?;
+            let micros: u64 = value.parse().with_context(|| {
+                format!("--busy-us {value}: expected a whole number of microseconds, such as 5")
+            })?;
+            options.busy = Duration::from_micros(micros);
+        } else if arg.starts_with('-') {
+            bail!("unknown option {arg}; usage: native-hello [ADDR] [--busy-us N]");
+        } else {
+            options.address = arg.parse().with_context(|| {
+                format!("{arg}: expected the address to listen on, such as 127.0.0.1:8080")
+            })?;
+        }
+    }
+    Ok(options)
+}
+
 fn main() -> anyhow::Result<()> {
-    let address: SocketAddr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
-        .parse()
-        .context("the argument is the address to listen on, such as 127.0.0.1:8080")?;
+    let Options { address, busy } = parse_options(std::env::args().skip(1))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,12 +112,64 @@ fn main() -> anyhow::Result<()> {
             };
             stream.set_nodelay(true).ok();
             tokio::spawn(async move {
-                let connection =
-                    http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(hello));
+                let connection = http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| hello(request, busy)),
+                );
                 if let Err(error) = connection.await {
                     eprintln!("connection error: {error}");
                 }
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Options> {
+        parse_options(args.iter().map(|arg| (*arg).to_owned()))
+    }
+
+    #[test]
+    fn address_and_busy_time_in_either_order() {
+        let expected = Options {
+            address: "127.0.0.1:8080".parse().unwrap(),
+            busy: Duration::from_micros(7),
+        };
+        assert_eq!(
+            parse(&["127.0.0.1:8080", "--busy-us", "7"]).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse(&["--busy-us", "7", "127.0.0.1:8080"]).unwrap(),
+            expected
+        );
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.address.port(), 0);
+        assert_eq!(defaults.busy, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_arguments_say_what_was_expected() {
+        let error = format!("{:#}", parse(&["--busy-us"]).unwrap_err());
+        assert!(error.contains("needs a number of microseconds"), "{error}");
+        let error = format!("{:#}", parse(&["--busy-us", "2.5"]).unwrap_err());
+        assert!(
+            error.contains("--busy-us 2.5: expected a whole number"),
+            "{error}"
+        );
+        let error = format!("{:#}", parse(&["--fast"]).unwrap_err());
+        assert!(error.contains("unknown option --fast"), "{error}");
+        let error = format!("{:#}", parse(&["localhost"]).unwrap_err());
+        assert!(error.contains("localhost: expected the address"), "{error}");
+    }
+
+    #[test]
+    fn busy_work_lasts_at_least_as_asked() {
+        let start = Instant::now();
+        busy_for(Duration::from_millis(3));
+        assert!(start.elapsed() >= Duration::from_millis(3));
+    }
 }
