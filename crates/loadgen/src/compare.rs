@@ -26,7 +26,7 @@ const CONCURRENCIES: [u32; 2] = [1, 32];
 /// The busy work added to native hyper's requests for the budget curve, in
 /// µs: around the 50% point, what a fresh instance costs in process (about
 /// 14), and far enough to place the host's handler world on the curve.
-const BUSY_MICROS: [u64; 5] = [3, 6, 10, 14, 22];
+const BUSY_MICROS: [u64; 6] = [3, 6, 10, 14, 22, 34];
 
 /// The concurrency of the budget curve: the throughput targets' own.
 const BUDGET_CONNECTIONS: u32 = 32;
