@@ -490,8 +490,7 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
     );
     writeln!(
         text,
-        "## Budget per request at concurrency {BUDGET_CONNECTIONS}
-"
+        "## Budget per request at concurrency {BUDGET_CONNECTIONS}\n"
     )?;
     writeln!(
         text,
