@@ -547,8 +547,10 @@ fn describe_budget(curve: &[(f64, f64)], share: f64) -> String {
 }
 
 /// The added work, in µs, at which throughput falls to `share` of
-/// native's, by linear interpolation between the two measured points
-/// around it; `None` when `share` is outside the curve.
+/// native's, interpolated between the two measured points around it;
+/// `None` when `share` is outside the curve. The time per request, the
+/// inverse of throughput, grows in proportion to the added work, so the
+/// interpolation is linear in `1 / share`, not in `share`.
 fn added_work_at(curve: &[(f64, f64)], share: f64) -> Option<f64> {
     curve.windows(2).find_map(|pair| {
         let ((work_before, share_before), (work_after, share_after)) = (pair[0], pair[1]);
@@ -556,7 +558,8 @@ fn added_work_at(curve: &[(f64, f64)], share: f64) -> Option<f64> {
             if share_before == share_after {
                 return Some(work_before);
             }
-            let fraction = (share_before - share) / (share_before - share_after);
+            let fraction =
+                (1.0 / share - 1.0 / share_before) / (1.0 / share_after - 1.0 / share_before);
             Some(work_before + fraction * (work_after - work_before))
         } else {
             None
@@ -622,12 +625,17 @@ mod tests {
             (6.0, 0.46),
             (10.0, 0.3),
         ];
-        // Halfway between 54% at 4 µs and 46% at 6 µs.
+        // Between 54% at 4 µs and 46% at 6 µs: a request takes 1/0.54 =
+        // 1.852, 2 and 1/0.46 = 2.174 times native's time, so 50% is 46%
+        // of the way, at 4.92 µs.
         let at = |share| added_work_at(&curve, share).unwrap();
-        assert!((at(0.5) - 5.0).abs() < 1e-9, "{}", at(0.5));
+        assert!((at(0.5) - 4.92).abs() < 0.005, "{}", at(0.5));
         assert!((at(0.7) - 2.0).abs() < 1e-9, "{}", at(0.7));
         assert!(at(1.0).abs() < 1e-9, "{}", at(1.0));
-        assert_eq!(describe_budget(&curve, 0.5), "about 5.0 µs");
+        assert_eq!(describe_budget(&curve, 0.5), "about 4.9 µs");
+        // A flat step (noise) gives its first end.
+        let flat = [(0.0, 1.0), (2.0, 0.6), (4.0, 0.6), (6.0, 0.4)];
+        assert_eq!(added_work_at(&flat, 0.6), Some(2.0));
         // Slower than the slowest step: past the curve's end.
         assert_eq!(added_work_at(&curve, 0.19), None);
         assert_eq!(describe_budget(&curve, 0.19), "more than 10 µs");

@@ -66,10 +66,7 @@ struct Options {
 
 /// `[ADDR] [--busy-us N]`, in either order.
 fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options {
-        address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        busy: Duration::ZERO,
-    };
+    let (mut address, mut busy) = (None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--busy-us" {
@@ -79,16 +76,24 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<Optio
             let micros: u64 = value.parse().with_context(|| {
                 format!("--busy-us {value}: expected a whole number of microseconds, such as 5")
             })?;
-            options.busy = Duration::from_micros(micros);
+            if busy.replace(Duration::from_micros(micros)).is_some() {
+                bail!("--busy-us is given twice; give it once");
+            }
         } else if arg.starts_with('-') {
             bail!("unknown option {arg}; usage: native-hello [ADDR] [--busy-us N]");
         } else {
-            options.address = arg.parse().with_context(|| {
+            let parsed: SocketAddr = arg.parse().with_context(|| {
                 format!("{arg}: expected the address to listen on, such as 127.0.0.1:8080")
             })?;
+            if address.replace(parsed).is_some() {
+                bail!("{arg}: only one address to listen on may be given");
+            }
         }
     }
-    Ok(options)
+    Ok(Options {
+        address: address.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        busy: busy.unwrap_or(Duration::ZERO),
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -164,6 +169,13 @@ mod tests {
         assert!(error.contains("unknown option --fast"), "{error}");
         let error = format!("{:#}", parse(&["localhost"]).unwrap_err());
         assert!(error.contains("localhost: expected the address"), "{error}");
+        let error = format!(
+            "{:#}",
+            parse(&["--busy-us", "1", "--busy-us", "2"]).unwrap_err()
+        );
+        assert!(error.contains("--busy-us is given twice"), "{error}");
+        let error = format!("{:#}", parse(&["127.0.0.1:1", "127.0.0.1:2"]).unwrap_err());
+        assert!(error.contains("127.0.0.1:2: only one address"), "{error}");
     }
 
     #[test]
