@@ -192,11 +192,16 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
         command.args(&line[1..]);
         command
     };
+    // Kept in the config's folder, so that a server that exits before
+    // listening can say why (a bad flag, a stale binary, a port in use).
+    let stderr_path = dir.path().join("stderr.log");
+    let stderr = std::fs::File::create(&stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
     let child = command
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("cannot start {}", line.join(" ")))?;
     let mut running = Running {
@@ -207,7 +212,12 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
     let deadline = Instant::now() + Duration::from_secs(300);
     while TcpStream::connect(address).is_err() {
         if let Ok(Some(status)) = running.child.try_wait() {
-            bail!("`{}` exited with {status} before listening", line.join(" "));
+            let said = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            bail!(
+                "`{}` exited with {status} before listening; it said:\n{}",
+                line.join(" "),
+                said.trim_end()
+            );
         }
         if Instant::now() > deadline {
             bail!("{} did not listen on {address} in time", server.label());
@@ -507,13 +517,13 @@ pub fn compare(binaries: &Binaries, rounds: usize, seconds: u64, out: &Path) -> 
         native_c32.per_second(),
         micros(native_c32.cpu_per_request())
     )?;
-    for (micros_added, figure) in BUSY_MICROS.iter().zip(&busy_figures) {
+    for (&(micros_added, share_of_native), figure) in curve[1..].iter().zip(&busy_figures) {
         writeln!(
             text,
-            "| {micros_added} µs | {:.0} | {} | {:.0}% |",
+            "| {micros_added:.0} µs | {:.0} | {} | {:.0}% |",
             figure.per_second(),
             micros(figure.cpu_per_request()),
-            100.0 * figure.per_second() / native_c32.per_second()
+            100.0 * share_of_native
         )?;
     }
     writeln!(text)?;
@@ -645,6 +655,33 @@ mod tests {
         assert_eq!(
             describe_budget(&noisy, 1.02),
             "no figure (the measured steps do not fall through this share)"
+        );
+    }
+
+    #[test]
+    fn a_server_that_exits_before_listening_says_why() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let native = dir.path().join("old-native-hello");
+        std::fs::write(
+            &native,
+            "#!/bin/sh\necho \"unknown option $2; usage: native-hello [ADDR]\" >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&native, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binaries = Binaries {
+            host: PathBuf::from("unused"),
+            native,
+            wasmtime: PathBuf::from("unused"),
+        };
+        let error = match start(Server::NativeBusy(3), &binaries) {
+            Ok(_) => panic!("the script cannot listen"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains("--busy-us 3` exited with"), "{error}");
+        assert!(
+            error.contains("it said:\nunknown option --busy-us; usage: native-hello [ADDR]"),
+            "{error}"
         );
     }
 
