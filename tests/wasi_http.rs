@@ -200,7 +200,8 @@ async fn traps_and_missing_responses_are_500_and_logged() {
     assert!(
         line.contains("unreachable")
             && line.contains("backtrace: test_http_probe.wasm!")
-            && line.contains("handle"),
+            && line.contains("incoming-handler@0.2.")
+            && line.contains("#handle"),
         "{line}"
     );
 
