@@ -1,10 +1,11 @@
-//! `--allow-tcp` rules: parsing, matching, and narrowing per app.
+//! `--allow-tcp` rules: parsing, matching one host or address, and
+//! whether one rule lies within another (an app's narrowing).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use crate::destination::{canonical_ip, is_dns_name, looks_numeric};
+use crate::destination::{is_dns_name, looks_numeric};
 use crate::special::special_range;
 
 /// The forms a rule may take, shown with every parse error.
@@ -26,6 +27,12 @@ impl Cidr {
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask_v6(prefix))),
         };
         Cidr { network, prefix }
+    }
+
+    /// The network of `ip` alone (`/32` or `/128`).
+    pub(crate) fn host(ip: IpAddr) -> Cidr {
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        Cidr::new(ip, prefix)
     }
 
     /// Whether `ip` is inside this network.
@@ -237,12 +244,12 @@ fn parse_ports(text: &str) -> Result<(u16, u16), String> {
 }
 
 impl TcpRule {
-    fn allows_port(&self, port: u16) -> bool {
+    pub(crate) fn allows_port(&self, port: u16) -> bool {
         (self.ports.0..=self.ports.1).contains(&port)
     }
 
     /// Whether the rule names this host name (already lower case) and port.
-    fn allows_name(&self, name: &str, port: u16) -> bool {
+    pub(crate) fn allows_name(&self, name: &str, port: u16) -> bool {
         self.allows_port(port)
             && match &self.host {
                 HostPattern::Name(rule) => rule == name,
@@ -254,7 +261,7 @@ impl TcpRule {
     }
 
     /// Whether the rule's network contains `ip` and the port matches.
-    fn network_allows(&self, ip: IpAddr, port: u16) -> Option<&Cidr> {
+    pub(crate) fn network_allows(&self, ip: IpAddr, port: u16) -> Option<&Cidr> {
         match &self.host {
             HostPattern::Network(cidr) if self.allows_port(port) && cidr.contains(ip) => Some(cidr),
             _ => None,
@@ -262,12 +269,20 @@ impl TcpRule {
     }
 
     /// Whether every destination this rule allows is allowed by `wider`.
+    ///
+    /// A network inside a special-use range (loopback, metadata, ...) is
+    /// allowed only by a rule inside that same range, so `wider` must lie
+    /// inside it too: `127.0.0.0/8:*` does not narrow `0.0.0.0/0:*`, which
+    /// never reaches loopback.
     pub fn is_covered_by(&self, wider: &TcpRule) -> bool {
         let ports = wider.ports.0 <= self.ports.0 && self.ports.1 <= wider.ports.1;
         ports
             && match (&self.host, &wider.host) {
                 (HostPattern::Network(inner), HostPattern::Network(outer)) => {
-                    inner.is_within(outer)
+                    let special = special_range(inner.network)
+                        .map(|(range, _)| range)
+                        .filter(|range| inner.is_within(range));
+                    inner.is_within(outer) && special.is_none_or(|range| outer.is_within(&range))
                 }
                 (HostPattern::Name(name), _) => wider.allows_name(name, self.ports.0),
                 (HostPattern::Subdomains(inner), HostPattern::Subdomains(outer)) => {
@@ -286,104 +301,6 @@ impl TcpRule {
 impl fmt::Display for TcpRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
-    }
-}
-
-/// The outcome of checking one destination address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// The connection may go ahead; the rule that allowed it.
-    Allowed(String),
-    /// Refused, with the rule that would have been needed.
-    Denied(String),
-}
-
-/// The rules one app's connections are checked against. Empty means no
-/// outbound connection at all.
-#[derive(Clone, Debug, Default)]
-pub struct TcpAllowlist {
-    rules: Vec<TcpRule>,
-}
-
-impl TcpAllowlist {
-    /// An allowlist of these rules.
-    pub fn new(rules: Vec<TcpRule>) -> TcpAllowlist {
-        TcpAllowlist { rules }
-    }
-
-    /// Whether nothing is allowed.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// The rules, as written.
-    pub fn rules(&self) -> &[TcpRule] {
-        &self.rules
-    }
-
-    /// The rules joined for messages, or `(none)`.
-    pub fn describe(&self) -> String {
-        describe_rules(&self.rules)
-    }
-
-    /// The name rule allowing `name` (lower case) on `port`, if any. Such a
-    /// rule allows the ordinary addresses the name resolves to.
-    pub fn name_rule(&self, name: &str, port: u16) -> Option<&TcpRule> {
-        self.rules.iter().find(|rule| rule.allows_name(name, port))
-    }
-
-    /// Whether resolving a name for `port` could lead anywhere: some name
-    /// rule matches it, or some network rule covers the port.
-    pub fn worth_resolving(&self, name: &str, port: u16) -> bool {
-        self.name_rule(name, port).is_some()
-            || self
-                .rules
-                .iter()
-                .any(|r| r.is_network() && r.allows_port(port))
-    }
-
-    /// Decides whether a connection to `ip:port` may go ahead. `via` is the
-    /// name rule that allowed the host name `ip` was resolved from, if any.
-    ///
-    /// Special-use addresses (loopback, link-local, unspecified, metadata)
-    /// need a network rule inside their special range: neither a name rule
-    /// nor a wide network such as `0.0.0.0/0` unlocks them.
-    pub fn check_address(&self, ip: IpAddr, port: u16, via: Option<&TcpRule>) -> Decision {
-        let ip = canonical_ip(ip);
-        if let Some((special, what)) = special_range(ip) {
-            let explicit = self.rules.iter().find(|rule| {
-                rule.network_allows(ip, port)
-                    .is_some_and(|cidr| cidr.is_within(&special))
-            });
-            return match explicit {
-                Some(rule) => Decision::Allowed(rule.text.clone()),
-                None => Decision::Denied(format!(
-                    "{ip} is {what}, which only a rule naming it allows, such as `--allow-tcp {}`",
-                    bracketed(ip, port)
-                )),
-            };
-        }
-        if let Some(rule) = self
-            .rules
-            .iter()
-            .find(|rule| rule.network_allows(ip, port).is_some())
-        {
-            return Decision::Allowed(rule.text.clone());
-        }
-        match via {
-            Some(rule) => Decision::Allowed(rule.text.clone()),
-            None => Decision::Denied(format!("no rule allows {}", bracketed(ip, port))),
-        }
-    }
-
-    /// Narrows this (the operator's) allowlist to an app's own entries,
-    /// each of which must be covered by one of the operator's rules.
-    /// Returns the first entry that is not covered.
-    pub fn narrow(&self, entries: Vec<TcpRule>) -> Result<TcpAllowlist, TcpRule> {
-        if let Some(uncovered) = first_uncovered(&entries, &self.rules, TcpRule::is_covered_by) {
-            return Err(uncovered.clone());
-        }
-        Ok(TcpAllowlist { rules: entries })
     }
 }
 
@@ -408,7 +325,7 @@ pub(crate) fn first_uncovered<'a, R>(
 }
 
 /// `ip:port`, with brackets around IPv6 addresses.
-fn bracketed(ip: IpAddr, port: u16) -> String {
+pub(crate) fn bracketed(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(v4) => format!("{v4}:{port}"),
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
@@ -421,14 +338,6 @@ mod tests {
 
     fn rule(text: &str) -> TcpRule {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
-    }
-
-    fn list(rules: &[&str]) -> TcpAllowlist {
-        TcpAllowlist::new(rules.iter().map(|r| rule(r)).collect())
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
     }
 
     fn reason(text: &str) -> String {
@@ -520,181 +429,5 @@ mod tests {
             full.contains("accepted forms: `redis.internal:6379`"),
             "{full}"
         );
-    }
-
-    #[test]
-    fn names_match_exactly_and_wildcards_match_subdomains_only() {
-        let rules = list(&["redis.internal:6379", "*.db.example.com:5432"]);
-        assert!(rules.name_rule("redis.internal", 6379).is_some());
-        assert!(rules.name_rule("redis.internal", 6380).is_none());
-        assert!(rules.name_rule("other.internal", 6379).is_none());
-        assert!(rules.name_rule("a.db.example.com", 5432).is_some());
-        assert!(rules.name_rule("x.y.db.example.com", 5432).is_some());
-        assert!(rules.name_rule("db.example.com", 5432).is_none());
-        assert!(rules.name_rule("evildb.example.com", 5432).is_none());
-    }
-
-    #[test]
-    fn networks_match_addresses_and_port_ranges() {
-        let rules = list(&["10.0.0.0/8:8000-8999", "[fd00::/8]:443", "192.0.2.7:25"]);
-        assert_eq!(
-            rules.check_address(ip("10.20.30.40"), 8080, None),
-            Decision::Allowed("10.0.0.0/8:8000-8999".into())
-        );
-        assert!(matches!(
-            rules.check_address(ip("10.20.30.40"), 9000, None),
-            Decision::Denied(_)
-        ));
-        assert!(matches!(
-            rules.check_address(ip("11.0.0.1"), 8080, None),
-            Decision::Denied(_)
-        ));
-        assert_eq!(
-            rules.check_address(ip("fd12::1"), 443, None),
-            Decision::Allowed("[fd00::/8]:443".into())
-        );
-        assert!(matches!(
-            rules.check_address(ip("fe00::1"), 443, None),
-            Decision::Denied(_)
-        ));
-        assert_eq!(
-            rules.check_address(ip("192.0.2.7"), 25, None),
-            Decision::Allowed("192.0.2.7:25".into())
-        );
-        assert_eq!(
-            rules.check_address(ip("192.0.2.8"), 25, None),
-            Decision::Denied("no rule allows 192.0.2.8:25".into())
-        );
-    }
-
-    #[test]
-    fn a_name_rule_allows_ordinary_resolved_addresses_only() {
-        let rules = list(&["localhost:6379", "api.internal:443"]);
-        let via = rules.name_rule("api.internal", 443);
-        assert_eq!(
-            rules.check_address(ip("10.1.2.3"), 443, via),
-            Decision::Allowed("api.internal:443".into())
-        );
-        let via = rules.name_rule("localhost", 6379);
-        assert_eq!(
-            rules.check_address(ip("127.0.0.1"), 6379, via),
-            Decision::Denied(
-                "127.0.0.1 is a loopback address, which only a rule naming it allows, such as `--allow-tcp 127.0.0.1:6379`"
-                    .into()
-            )
-        );
-        assert!(matches!(
-            rules.check_address(ip("::1"), 6379, via),
-            Decision::Denied(_)
-        ));
-        assert!(matches!(
-            rules.check_address(ip("::ffff:127.0.0.1"), 6379, via),
-            Decision::Denied(_)
-        ));
-    }
-
-    #[test]
-    fn special_addresses_need_a_rule_inside_their_range() {
-        let wide = list(&["0.0.0.0/0:*", "[::/0]:*"]);
-        for target in [
-            "127.0.0.1",
-            "169.254.169.254",
-            "169.254.3.4",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00:ec2::254",
-            "64:ff9b::7f00:1",
-        ] {
-            assert!(
-                matches!(
-                    wide.check_address(ip(target), 80, None),
-                    Decision::Denied(_)
-                ),
-                "{target} must need an explicit rule"
-            );
-        }
-        assert!(matches!(
-            wide.check_address(ip("8.8.8.8"), 80, None),
-            Decision::Allowed(_)
-        ));
-
-        let explicit = list(&["127.0.0.1:6379", "169.254.0.0/16:80", "[::1]:7000"]);
-        assert!(matches!(
-            explicit.check_address(ip("127.0.0.1"), 6379, None),
-            Decision::Allowed(_)
-        ));
-        assert!(matches!(
-            explicit.check_address(ip("::ffff:127.0.0.1"), 6379, None),
-            Decision::Allowed(_)
-        ));
-        assert!(matches!(
-            explicit.check_address(ip("::1"), 7000, None),
-            Decision::Allowed(_)
-        ));
-        assert!(matches!(
-            explicit.check_address(ip("169.254.3.4"), 80, None),
-            Decision::Allowed(_)
-        ));
-        // The metadata address is its own range: a link-local rule is not
-        // enough.
-        assert!(matches!(
-            explicit.check_address(ip("169.254.169.254"), 80, None),
-            Decision::Denied(_)
-        ));
-        let metadata = list(&["169.254.169.254:80"]);
-        assert!(matches!(
-            metadata.check_address(ip("169.254.169.254"), 80, None),
-            Decision::Allowed(_)
-        ));
-    }
-
-    #[test]
-    fn an_empty_allowlist_allows_nothing() {
-        let none = TcpAllowlist::default();
-        assert!(none.is_empty());
-        assert_eq!(none.describe(), "(none)");
-        assert!(!none.worth_resolving("example.com", 80));
-        assert!(matches!(
-            none.check_address(ip("8.8.8.8"), 80, None),
-            Decision::Denied(_)
-        ));
-    }
-
-    #[test]
-    fn resolving_is_worth_it_only_when_a_rule_could_match() {
-        let rules = list(&["redis.internal:6379", "10.0.0.0/8:5432"]);
-        assert!(rules.worth_resolving("redis.internal", 6379));
-        assert!(rules.worth_resolving("anything.example", 5432));
-        assert!(!rules.worth_resolving("anything.example", 80));
-    }
-
-    #[test]
-    fn app_entries_must_narrow_the_operator_rules() {
-        let operator = list(&[
-            "*.db.example.com:5432",
-            "10.0.0.0/8:8000-8999",
-            "redis.internal:6379",
-        ]);
-        let narrowed = operator
-            .narrow(vec![
-                rule("orders.db.example.com:5432"),
-                rule("10.1.0.0/16:8080-8081"),
-                rule("*.eu.db.example.com:5432"),
-            ])
-            .unwrap();
-        assert_eq!(narrowed.rules().len(), 3);
-        for wider in [
-            "10.0.0.0/7:8080",
-            "10.1.0.0/16:9000",
-            "redis.internal:6380",
-            "db.example.com:5432",
-            "*.example.com:5432",
-            "other:1",
-        ] {
-            let uncovered = operator.narrow(vec![rule(wider)]).unwrap_err();
-            assert_eq!(uncovered.to_string(), wider);
-        }
-        assert!(TcpAllowlist::default().narrow(vec![rule("a:1")]).is_err());
     }
 }

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::allowlist::{TcpAllowlist, TcpRule, describe_rules, first_uncovered};
+use crate::allowlist::{TcpRule, describe_rules, first_uncovered};
+use crate::local::LocalInterfaces;
+use crate::policy::TcpAllowlist;
 
 /// The forms an HTTP rule may take, shown with every parse error.
 pub const ACCEPTED_HTTP_FORMS: &str = "accepted forms: `http://127.0.0.1:8080`, `https://api.example.com`, \
@@ -78,9 +80,11 @@ impl FromStr for HttpRule {
                 None => (rest.to_owned(), None),
             },
         };
-        // A `/` may only introduce a CIDR prefix length; anything else is a
-        // path, which rules do not take.
-        let cidr_only = host.split_once('/').is_none_or(|(_, prefix)| {
+        // A `/` may only introduce a CIDR prefix length (inside the
+        // brackets for IPv6, `[fd00::/8]`); anything else is a path, which
+        // rules do not take.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let cidr_only = bare.split_once('/').is_none_or(|(_, prefix)| {
             !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit())
         });
         let clean = |text: &str| !text.contains(['?', '#']);
@@ -133,12 +137,31 @@ impl fmt::Display for HttpRule {
 #[derive(Clone, Debug, Default)]
 pub struct HttpAllowlist {
     rules: Vec<HttpRule>,
+    /// When these are an app's entries: the operator's rules, which every
+    /// destination must pass as well.
+    operator: Option<Box<HttpAllowlist>>,
+    /// The local interfaces the TCP lists of [`Self::for_scheme`] use;
+    /// the machine's own when `None`.
+    local: Option<LocalInterfaces>,
 }
 
 impl HttpAllowlist {
     /// An allowlist of these rules.
     pub fn new(rules: Vec<HttpRule>) -> HttpAllowlist {
-        HttpAllowlist { rules }
+        HttpAllowlist {
+            rules,
+            operator: None,
+            local: None,
+        }
+    }
+
+    /// The same rules with another list of local addresses (tests).
+    pub fn with_local_interfaces(mut self, local: LocalInterfaces) -> HttpAllowlist {
+        if let Some(operator) = self.operator.take() {
+            self.operator = Some(Box::new(operator.with_local_interfaces(local.clone())));
+        }
+        self.local = Some(local);
+        self
     }
 
     /// Whether nothing is allowed.
@@ -158,14 +181,26 @@ impl HttpAllowlist {
 
     /// The destinations allowed for one scheme, as a TCP allowlist: the
     /// same name, address and special-range checks then apply.
+    /// For an app's narrowed rules, the result checks every address
+    /// against the operator's rules for that scheme too.
     pub fn for_scheme(&self, https: bool) -> TcpAllowlist {
-        TcpAllowlist::new(
-            self.rules
-                .iter()
-                .filter(|rule| rule.allows_scheme(https))
-                .map(|rule| rule.destination.clone())
-                .collect(),
-        )
+        let own: Vec<TcpRule> = self
+            .rules
+            .iter()
+            .filter(|rule| rule.allows_scheme(https))
+            .map(|rule| rule.destination.clone())
+            .collect();
+        let list = match &self.operator {
+            None => TcpAllowlist::new(own),
+            // `narrow` checked every entry against the operator's rules of
+            // its schemes; an entry uncovered for one scheme (impossible
+            // after that check) would allow nothing there.
+            Some(operator) => operator.for_scheme(https).narrow(own).unwrap_or_default(),
+        };
+        match &self.local {
+            Some(local) => list.with_local_interfaces(local.clone()),
+            None => list,
+        }
     }
 
     /// Narrows these (the operator's) rules to an app's entries, each of
@@ -175,7 +210,11 @@ impl HttpAllowlist {
         if let Some(uncovered) = first_uncovered(&entries, &self.rules, HttpRule::is_covered_by) {
             return Err(uncovered.clone());
         }
-        Ok(HttpAllowlist { rules: entries })
+        Ok(HttpAllowlist {
+            rules: entries,
+            operator: Some(Box::new(self.clone())),
+            local: self.local.clone(),
+        })
     }
 }
 
@@ -206,6 +245,8 @@ mod tests {
             "*://backend.internal:*",
             "http://10.0.0.0/8:8000-8999",
             "http://[::1]:8080",
+            "http://[fd00::/8]:443",
+            "https://[fd00::/8]",
             "HTTP://Example.com",
         ] {
             rule(text);
@@ -214,26 +255,10 @@ mod tests {
             rule("https://api.example.com"),
             rule("http://web.internal"),
         ]);
-        assert!(
-            list.for_scheme(true)
-                .name_rule("api.example.com", 443)
-                .is_some()
-        );
-        assert!(
-            list.for_scheme(true)
-                .name_rule("api.example.com", 80)
-                .is_none()
-        );
-        assert!(
-            list.for_scheme(false)
-                .name_rule("api.example.com", 443)
-                .is_none()
-        );
-        assert!(
-            list.for_scheme(false)
-                .name_rule("web.internal", 80)
-                .is_some()
-        );
+        assert!(list.for_scheme(true).may_resolve("api.example.com", 443));
+        assert!(!list.for_scheme(true).may_resolve("api.example.com", 80));
+        assert!(!list.for_scheme(false).may_resolve("api.example.com", 443));
+        assert!(list.for_scheme(false).may_resolve("web.internal", 80));
     }
 
     #[test]
@@ -263,6 +288,14 @@ mod tests {
             "a rule names a scheme, host and port only; remove the path"
         );
         assert_eq!(rule("http://10.0.0.0/8").to_string(), "http://10.0.0.0/8");
+        assert_eq!(
+            reason("http://[fd00::/8]/x"),
+            "a rule names a scheme, host and port only; remove the path"
+        );
+        assert_eq!(
+            reason("http://[fd00::/x]:80"),
+            "a rule names a scheme, host and port only; remove the path"
+        );
         assert_eq!(reason("http://x:0"), "`0` is not a port from 1 to 65535");
         assert_eq!(
             reason("http://127.1:80"),
@@ -282,24 +315,19 @@ mod tests {
             rule("http://10.0.0.0/8:8000-8999"),
         ]);
         for https in [false, true] {
-            assert!(
-                list.for_scheme(https)
-                    .name_rule("api.internal", 1234)
-                    .is_some()
-            );
+            assert!(list.for_scheme(https).may_resolve("api.internal", 1234));
         }
         let http = list.for_scheme(false);
         assert!(matches!(
-            http.check_address(ip("10.9.9.9"), 8080, None),
+            http.decide(ip("10.9.9.9"), 8080, None),
             Decision::Allowed(_)
         ));
         assert!(matches!(
-            list.for_scheme(true)
-                .check_address(ip("10.9.9.9"), 8080, None),
+            list.for_scheme(true).decide(ip("10.9.9.9"), 8080, None),
             Decision::Denied(_)
         ));
         assert!(matches!(
-            http.check_address(ip("127.0.0.1"), 8080, None),
+            http.decide(ip("127.0.0.1"), 8080, None),
             Decision::Denied(_)
         ));
     }
@@ -330,5 +358,37 @@ mod tests {
         }
         let http_only = HttpAllowlist::new(vec![rule("http://a.test")]);
         assert!(http_only.narrow(vec![rule("https://a.test:80")]).is_err());
+    }
+
+    #[test]
+    fn every_tcp_host_form_works_in_http_rules() {
+        let list = HttpAllowlist::new(vec![rule("http://[fd00::/8]:443")])
+            .with_local_interfaces(LocalInterfaces::fixed([]));
+        assert_eq!(
+            list.for_scheme(false).decide(ip("fd12::1"), 443, None),
+            Decision::Allowed("[fd00::/8]:443".into())
+        );
+    }
+
+    #[test]
+    fn an_app_entry_cannot_unlock_what_the_operator_rules_keep_closed() {
+        let operator = HttpAllowlist::new(vec![rule("*://0.0.0.0/0:*")])
+            .with_local_interfaces(LocalInterfaces::fixed([]));
+        for entry in ["http://127.0.0.0/8:*", "http://169.254.169.254:80"] {
+            assert_eq!(
+                operator.narrow(vec![rule(entry)]).unwrap_err().to_string(),
+                entry
+            );
+        }
+        let narrowed = operator.narrow(vec![rule("http://10.0.0.0/8:80")]).unwrap();
+        let http = narrowed.for_scheme(false);
+        assert!(matches!(
+            http.decide(ip("10.1.1.1"), 80, None),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            narrowed.for_scheme(true).decide(ip("10.1.1.1"), 80, None),
+            Decision::Denied(_)
+        ));
     }
 }

@@ -1,4 +1,9 @@
-//! Special-use addresses that a name rule alone never unlocks.
+//! Special-use addresses that a name rule alone never unlocks: loopback,
+//! link-local, unspecified, cloud metadata, and every IPv6 form that embeds
+//! an IPv4 address (IPv4-compatible, NAT64 and local-use NAT64,
+//! IPv4-translated, 6to4, Teredo), since a translator or relay may deliver
+//! those to the embedded address. IPv4-mapped addresses never get here:
+//! they are turned into plain IPv4 first.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -72,6 +77,32 @@ const SPECIAL_RANGES: &[SpecialRange] = &[
         prefix: 96,
         what: "a NAT64 address",
     },
+    SpecialRange {
+        // Local-use NAT64 (RFC 8215): a translator may embed the IPv4
+        // address anywhere in the low bits.
+        network: IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0)),
+        prefix: 48,
+        what: "a local-use NAT64 address",
+    },
+    SpecialRange {
+        // IPv4-translated addresses (RFC 2765, `::ffff:0:a.b.c.d`).
+        network: IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0)),
+        prefix: 96,
+        what: "an IPv4-translated address",
+    },
+    SpecialRange {
+        // 6to4 (RFC 3056): `2002:AABB:CCDD::/48` reaches a.b.c.d's site.
+        network: IpAddr::V6(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0)),
+        prefix: 16,
+        what: "a 6to4 address",
+    },
+    SpecialRange {
+        // Teredo (RFC 4380): the server and the client's IPv4 addresses
+        // are embedded in the address.
+        network: IpAddr::V6(Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0)),
+        prefix: 32,
+        what: "a Teredo address",
+    },
 ];
 
 /// If `ip` is special-use (loopback, link-local, unspecified, cloud
@@ -126,6 +157,26 @@ mod tests {
             special_use(ip("64:ff9b::a9fe:a9fe")),
             Some("a NAT64 address")
         );
+    }
+
+    #[test]
+    fn every_ipv6_form_that_embeds_ipv4_is_special() {
+        for (text, what) in [
+            ("64:ff9b:1::7f00:1", "a local-use NAT64 address"),
+            ("64:ff9b:1:ffff::a9fe:a9fe", "a local-use NAT64 address"),
+            ("::ffff:0:7f00:1", "an IPv4-translated address"),
+            ("::ffff:0:a9fe:a9fe", "an IPv4-translated address"),
+            ("2002:7f00:1::", "a 6to4 address"),
+            ("2002:a9fe:a9fe::1", "a 6to4 address"),
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "a Teredo address"),
+            ("2001::1", "a Teredo address"),
+        ] {
+            assert_eq!(special_use(ip(text)), Some(what), "{text}");
+        }
+        // Neighbours of those ranges are ordinary.
+        for text in ["2001:1::1", "2001:db8::1", "2003::1", "64:ff9b:2::1"] {
+            assert_eq!(special_use(ip(text)), None, "{text}");
+        }
     }
 
     #[test]

@@ -18,22 +18,18 @@ pub(crate) enum Refusal {
 }
 
 /// The addresses `destination` may be reached at, in resolver order. The
-/// host resolves names itself, and only when some rule could allow the
-/// result, so that a refused name never reaches the resolver.
+/// host resolves a name itself, and only when a name rule allows it, so
+/// that a guest cannot make the host look up names of its choosing (and
+/// send data out through DNS queries).
 pub(crate) async fn allowed_addresses(
     allowlist: &TcpAllowlist,
     destination: &Destination,
 ) -> Result<Vec<SocketAddr>, Refusal> {
     let port = destination.port;
-    let (candidates, via) = match &destination.host {
+    let (candidates, name) = match &destination.host {
         DestinationHost::Ip(ip) => (vec![*ip], None),
         DestinationHost::Name(name) => {
-            if !allowlist.worth_resolving(name, port) {
-                return Err(Refusal::NotAllowed(format!(
-                    "no rule allows {destination} (rules: {})",
-                    allowlist.describe()
-                )));
-            }
+            precheck(allowlist, destination)?;
             let resolved: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
                 .await
                 .map_err(|error| Refusal::Dns(format!("{name}: {error}")))?
@@ -42,23 +38,40 @@ pub(crate) async fn allowed_addresses(
             if resolved.is_empty() {
                 return Err(Refusal::Dns(format!("{name}: no addresses")));
             }
-            (resolved, allowlist.name_rule(name, port).cloned())
+            (resolved, Some(name.as_str()))
         }
     };
     let mut allowed = Vec::new();
     let mut first_denial = None;
     for ip in candidates {
-        match allowlist.check_address(ip, port, via.as_ref()) {
+        match allowlist.decide(ip, port, name) {
             Decision::Allowed(_) => allowed.push(SocketAddr::new(ip, port)),
             Decision::Denied(why) => {
                 first_denial.get_or_insert(why);
             }
         }
     }
-    if allowed.is_empty() {
-        return Err(Refusal::NotAllowed(
-            first_denial.unwrap_or_else(|| "no address allowed".to_owned()),
-        ));
+    match first_denial {
+        Some(why) if allowed.is_empty() => Err(Refusal::NotAllowed(why.to_string())),
+        _ => Ok(allowed),
     }
-    Ok(allowed)
+}
+
+/// What can be decided about `destination` without resolving it: an
+/// address is decided in full; a name may go on to be resolved only if a
+/// name rule allows it. Cheap enough to run before every outbound request,
+/// pooled connection or not.
+pub(crate) fn precheck(allowlist: &TcpAllowlist, destination: &Destination) -> Result<(), Refusal> {
+    let port = destination.port;
+    match &destination.host {
+        DestinationHost::Ip(ip) => match allowlist.decide(*ip, port, None) {
+            Decision::Allowed(_) => Ok(()),
+            Decision::Denied(why) => Err(Refusal::NotAllowed(why.to_string())),
+        },
+        DestinationHost::Name(name) if allowlist.may_resolve(name, port) => Ok(()),
+        DestinationHost::Name(_) => Err(Refusal::NotAllowed(format!(
+            "no name rule allows {destination}; the host looks up only names that a name rule allows (rules: {})",
+            allowlist.describe()
+        ))),
+    }
 }

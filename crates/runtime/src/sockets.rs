@@ -31,7 +31,7 @@ pub(crate) fn address_check(
             // is checked separately (`TcpListen`) and refused.
             SocketAddrUse::TcpBind if address.ip().is_unspecified() && address.port() == 0 => true,
             SocketAddrUse::TcpConnect => {
-                match allowlist.check_address(address.ip(), address.port(), None) {
+                match allowlist.decide(address.ip(), address.port(), None) {
                     Decision::Allowed(_) => true,
                     Decision::Denied(why) => {
                         crate::denials::DeniedVia::WasiSockets.count();
