@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER,
+    ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -155,6 +155,8 @@ enum Refusal {
     BadPath,
     TooLarge,
     BodyRead,
+    /// A handler-world body did not arrive within the app's timeout.
+    BodyTimedOut,
     /// The guest failed; the kind (for metrics) as `trap_kind` names it.
     HandlerFailed(&'static str),
     TimedOut,
@@ -184,6 +186,10 @@ impl Refusal {
                 StatusCode::BAD_REQUEST,
                 "bad request: the body could not be read\n",
             ),
+            Refusal::BodyTimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request timeout: the body did not arrive in time\n",
+            ),
             Refusal::HandlerFailed(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
@@ -208,6 +214,13 @@ impl Refusal {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Refusal::BodyTimedOut = self {
+            // The rest of the body may still come; the connection cannot
+            // carry another request (RFC 9110 15.5.9).
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -359,21 +372,31 @@ impl Dispatcher {
             log_too_large(&name, request_id, limit);
             return Err((Refusal::TooLarge, Some(name)));
         }
-        let mut gates: Vec<&Gate> = Vec::with_capacity(2);
-        gates.extend(served.per_app.get(&name).map(|gate| &**gate));
-        gates.push(&self.global);
-        let Some(admitted) = admission::admit(&gates, self.queue_timeout).await else {
-            tracing::warn!(
-                app = &*name,
-                request_id = &**request_id,
-                "refused: too many requests in flight"
-            );
-            return Err((Refusal::Busy, Some(name)));
-        };
-        let _running = self.metrics.in_flight();
         let result = match app.world() {
-            World::Handler => run_handler(&app, request, found, request_id, admitted).await,
-            World::WasiHttp => run_wasi_http(&app, request, found, request_id, admitted).await,
+            World::Handler => {
+                // The whole body is read before the request takes a slot,
+                // under the app's timeout: a client that trickles or stalls
+                // its upload holds only its own connection.
+                let (parts, body) = request.into_parts();
+                let body = match read_body(&app, body, request_id).await {
+                    Ok(body) => body,
+                    Err(refusal) => return Err((refusal, Some(name))),
+                };
+                let Some(admitted) = self.admit(&served, &name, request_id).await else {
+                    return Err((Refusal::Busy, Some(name)));
+                };
+                let _running = self.metrics.in_flight();
+                run_handler(&app, parts, body, found, request_id, admitted).await
+            }
+            World::WasiHttp => {
+                // The body streams to the guest, whose deadline covers its
+                // reads as every other host call.
+                let Some(admitted) = self.admit(&served, &name, request_id).await else {
+                    return Err((Refusal::Busy, Some(name)));
+                };
+                let _running = self.metrics.in_flight();
+                run_wasi_http(&app, request, found, request_id, admitted).await
+            }
         };
         let route: Arc<str> = found_route.into();
         result
@@ -382,6 +405,24 @@ impl Dispatcher {
                 (response, name.clone())
             })
             .map_err(|refusal| (refusal, Some(name)))
+    }
+}
+
+impl Dispatcher {
+    /// Admits a request of app `name` through its gate and the global one.
+    async fn admit(&self, served: &Served, name: &Arc<str>, request_id: &str) -> Option<Admitted> {
+        let mut gates: Vec<&Gate> = Vec::with_capacity(2);
+        gates.extend(served.per_app.get(name).map(|gate| &**gate));
+        gates.push(&self.global);
+        let admitted = admission::admit(&gates, self.queue_timeout).await;
+        if admitted.is_none() {
+            tracing::warn!(
+                app = &**name,
+                request_id,
+                "refused: too many requests in flight"
+            );
+        }
+        admitted
     }
 }
 
@@ -432,34 +473,51 @@ fn failed(app: &App, request_id: &str, error: &serverless_runtime::HandleError) 
     }
 }
 
-/// Handler world: read the whole body, run `handle`, send what it built.
-async fn run_handler<B: RequestBody>(
+/// Reads a handler-world request's whole body, at most the app's
+/// `max_request_body`, within the app's `timeout`.
+async fn read_body<B: RequestBody>(
     app: &App,
-    request: Request<B>,
-    found: RouteMatch<'_, Arc<App>>,
+    body: B,
     request_id: &Arc<str>,
-    admitted: Admitted,
-) -> Result<Response<ResponseBody>, Refusal> {
+) -> Result<Bytes, Refusal> {
     let limit = app.max_request_body();
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => {
+    let timeout = app.limits().timeout;
+    let collecting = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    match tokio::time::timeout(timeout, collecting).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => {
             log_too_large(app.name(), request_id, limit);
-            return Err(Refusal::TooLarge);
+            Err(Refusal::TooLarge)
         }
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::info!(
                 app = &**app.name(),
                 request_id = &**request_id,
                 "cannot read the request body: {error}"
             );
-            return Err(Refusal::BodyRead);
+            Err(Refusal::BodyRead)
         }
-    };
+        Err(_elapsed) => {
+            tracing::info!(
+                app = &**app.name(),
+                request_id = &**request_id,
+                "the request body did not arrive within the app's timeout of {timeout:?}"
+            );
+            Err(Refusal::BodyTimedOut)
+        }
+    }
+}
+
+/// Handler world: run `handle` on the body already read, send what it
+/// built.
+async fn run_handler(
+    app: &App,
+    parts: http::request::Parts,
+    body: Bytes,
+    found: RouteMatch<'_, Arc<App>>,
+    request_id: &Arc<str>,
+    admitted: Admitted,
+) -> Result<Response<ResponseBody>, Refusal> {
     let bytes_in = body.len() as u64;
     let incoming = IncomingRequest {
         request_id: request_id.clone(),

@@ -1,0 +1,169 @@
+//! Hostile clients at the HTTP front door: slow or stalled uploads,
+//! connections held open, malformed request heads. Each must cost the
+//! attacker its own connection and nothing that other clients need.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::{ConfigDir, Host, client, get, probe_config, send};
+
+/// Reads from `stream` until what arrived contains `needle`, the peer
+/// closes, or `timeout` passes; returns what arrived.
+fn read_until(stream: &mut TcpStream, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&received).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Reads until the peer closes the connection; `None` if it is still open
+/// after `timeout`.
+fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            // A reset is a close too.
+            Err(_) => return Some(String::from_utf8_lossy(&received).into_owned()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_get_408_in_time_and_hold_no_slot() {
+    let config = probe_config("max_concurrency = 2\ntimeout = \"1s\"");
+    let host = Host::start(
+        Some(&config.path()),
+        &["--max-instances", "2", "--queue-timeout", "100"],
+    );
+    // Twice the app's and the host's cap of uploads that announce 100
+    // bytes, send a few and stall. `Expect: 100-continue` makes the host
+    // say when it starts reading each body.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(host.address).unwrap();
+        stream
+            .write_all(
+                b"POST /probe/params HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+            )
+            .unwrap();
+        let interim = read_until(&mut stream, "\r\n\r\n", Duration::from_secs(5));
+        assert_eq!(
+            interim, "HTTP/1.1 100 Continue\r\n\r\n",
+            "the host reads every stalled body at once"
+        );
+        stream.write_all(b"only a part").unwrap();
+        stalled.push((stream, Instant::now()));
+    }
+    // And one that stalls without asking.
+    let mut plain = TcpStream::connect(host.address).unwrap();
+    plain
+        .write_all(
+            b"POST /probe/params HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\npart",
+        )
+        .unwrap();
+    stalled.push((plain, Instant::now()));
+
+    let reply = send(&client(), "POST", &host.url("/probe/params"), &[], "whole").await;
+    assert_eq!(
+        reply.status,
+        200,
+        "a normal request is served while uploads stall: {}",
+        reply.text()
+    );
+
+    for (mut stream, started) in stalled {
+        let answer = read_to_close(&mut stream, Duration::from_secs(5))
+            .expect("the host closes a stalled upload's connection");
+        let waited = started.elapsed();
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        assert!(
+            answer.ends_with("\r\n\r\nrequest timeout: the body did not arrive in time\n"),
+            "{answer}"
+        );
+        assert!(
+            waited < Duration::from_millis(2500),
+            "408 within the app's timeout of 1s (and some slack), took {waited:?}"
+        );
+    }
+    host.wait_for_log(&["the request body did not arrive within the app's timeout of 1s"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasi_http_guest_blocked_on_a_stalled_body_is_stopped_at_its_deadline() {
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"http-probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\nmax_concurrency = 1\ntimeout = \"1s\"\n",
+        guest_artifacts::TEST_HTTP_PROBE_PATH
+    ));
+    // Long enough a queue that the next request waits for the slot.
+    let host = Host::start(Some(&config.path()), &["--queue-timeout", "5000"]);
+    let mut stream = TcpStream::connect(host.address).unwrap();
+    stream
+        .write_all(
+            b"POST /http-probe/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\npart",
+        )
+        .unwrap();
+    let started = Instant::now();
+    // The echo guest answers first, then reads: the head says it runs.
+    let head = read_until(&mut stream, "\r\n\r\n", Duration::from_secs(5));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("a request id")
+        .to_owned();
+
+    let queued = Instant::now();
+    let reply = get(&host.url("/http-probe/meta")).await;
+    assert_eq!(reply.status, 200, "the slot is freed at the deadline");
+    assert!(
+        queued.elapsed() < Duration::from_secs(3),
+        "waited {:?} for the slot",
+        queued.elapsed()
+    );
+    read_to_close(&mut stream, Duration::from_secs(5))
+        .expect("the stalled exchange is closed at the deadline");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "closed within the app's timeout of 1s, took {:?}",
+        started.elapsed()
+    );
+    host.wait_for_log(&[
+        &id,
+        "request failed after the guest set its response or its client left: deadline",
+    ]);
+}
