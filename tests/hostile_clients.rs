@@ -30,6 +30,37 @@ fn read_until(stream: &mut TcpStream, needle: &str, timeout: Duration) -> String
     String::from_utf8_lossy(&received).into_owned()
 }
 
+/// Reads one response with a `content-length` body, or what arrived
+/// before the peer closed or `timeout` passed.
+fn read_response(stream: &mut TcpStream, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return text;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        // A byte at a time, so that nothing of a next response is taken.
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return text,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
 /// Reads until the peer closes the connection; `None` if it is still open
 /// after `timeout`.
 fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Option<String> {
@@ -166,4 +197,60 @@ async fn a_wasi_http_guest_blocked_on_a_stalled_body_is_stopped_at_its_deadline(
         &id,
         "request failed after the guest set its response or its client left: deadline",
     ]);
+}
+
+const SIMPLE_GET: &[u8] = b"GET /probe/params HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
+    let host = Host::start(Some(&probe_config("").path()), &["--max-connections", "2"]);
+    // Two keep-alive connections, each served once and left open.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(host.address).unwrap();
+        stream.write_all(SIMPLE_GET).unwrap();
+        let head = read_until(&mut stream, "\r\n\r\n", Duration::from_secs(5));
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        open.push(stream);
+    }
+    host.wait_for_log(&[
+        "2 connections open (--max-connections): new ones wait in the listen backlog until one closes",
+    ]);
+    // The kernel completes the handshake; the host does not accept it.
+    let mut third = TcpStream::connect(host.address).unwrap();
+    third.write_all(SIMPLE_GET).unwrap();
+    assert_eq!(
+        read_until(&mut third, "\r\n\r\n", Duration::from_millis(500)),
+        "",
+        "not served while two connections are open"
+    );
+    drop(open.pop());
+    let head = read_until(&mut third, "\r\n\r\n", Duration::from_secs(5));
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n"),
+        "served once one closed: {head:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let host = Host::start(Some(&probe_config("").path()), &["--idle-timeout", "400ms"]);
+    let mut stream = TcpStream::connect(host.address).unwrap();
+    for _ in 0..2 {
+        stream.write_all(SIMPLE_GET).unwrap();
+        let response = read_response(&mut stream, Duration::from_secs(5));
+        assert!(
+            response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("action=params\n"),
+            "kept alive for the next request: {response:?}"
+        );
+    }
+    let answered = Instant::now();
+    let rest = read_to_close(&mut stream, Duration::from_secs(5))
+        .expect("the host closes the idle connection");
+    assert_eq!(rest, "", "nothing more was sent");
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(300) && idle < Duration::from_secs(3),
+        "closed after about 400ms idle, not {idle:?}"
+    );
 }

@@ -194,6 +194,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
     pub(crate) queue_timeout: u64,
 
+    /// How many client connections may be open at once. Past it the host
+    /// stops accepting: new connections wait in the kernel's listen backlog
+    /// until one closes. Default: half the soft open-files limit
+    /// (`ulimit -n`), at most 10000, so that the instances' files and
+    /// sockets keep the other half.
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_connections: Option<u32>,
+
+    /// How long a connection may wait for its next request: counted from
+    /// its opening or its last response until the request's head has
+    /// arrived, then the connection is closed. For example `500ms`, `30s`,
+    /// `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_flag)]
+    pub(crate) idle_timeout: std::time::Duration,
+
     /// Reloads when the configuration file or a component file changes,
     /// as SIGHUP does (checked twice a second).
     #[arg(long)]
@@ -220,6 +235,14 @@ fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
     text.parse()
         .map(|address| AdminListen(Some(address)))
         .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9464, or `off`"))
+}
+
+/// Parses a duration flag as the configuration writes durations (`250ms`,
+/// `5s`, `2m`, `1h`); clap names the flag in its error.
+fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    serverless_config::parse_duration(text).ok_or_else(|| {
+        format!("{text:?} is not a positive duration; write a whole number with a unit: 250ms, 5s, 2m or 1h")
+    })
 }
 
 /// Parses one `--allow-tcp` value; clap reports the error before anything

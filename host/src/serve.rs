@@ -35,6 +35,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
     let address = args.listen.unwrap_or(config.listen_address);
+    let max_connections = args.max_connections.unwrap_or_else(default_max_connections);
     let listen_address = config.listen_address;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -65,6 +66,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let hangups = reload::hangups()?;
         print_banner(&routes, &operator_rules, &pool, bound, admin_address);
+        tracing::info!(
+            "at most {max_connections} connections at once (--max-connections); one idle for {:?} is closed (--idle-timeout)",
+            args.idle_timeout
+        );
         let described = reload::describe(&routes);
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
@@ -109,11 +114,34 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             listener,
             dispatcher,
             shutdown,
-            Duration::from_secs(args.drain_timeout),
+            server::Settings {
+                max_connections,
+                idle_timeout: args.idle_timeout,
+                drain_timeout: Duration::from_secs(args.drain_timeout),
+            },
         )
         .await;
         Ok(())
     })
+}
+
+/// The default `--max-connections`: half the soft open-files limit, so
+/// that the other half stays for the instances' files and sockets, the
+/// compile cache and the admin listener; at most 10000.
+fn default_max_connections() -> u32 {
+    const MOST: u64 = 10_000;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one `rlimit` through a valid pointer.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        // Unknown: the usual default soft limit.
+        1024
+    };
+    u32::try_from((soft / 2).clamp(1, MOST)).unwrap_or(1)
 }
 
 /// The configuration file, or the bundled samples with the folder holding

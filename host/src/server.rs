@@ -1,5 +1,6 @@
-//! The HTTP/1.1 listener: accepts connections, serves each on its own task
-//! with keep-alive, and drains in-flight requests on shutdown.
+//! The HTTP/1.1 listener: accepts connections up to a cap, serves each on
+//! its own task with keep-alive, closes idle ones, and drains in-flight
+//! requests on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,33 +12,68 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::dispatch::Dispatcher;
-
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How large the request line and headers may be together; larger get
 /// `431`. (Hyper also refuses more than 100 headers with `431`.)
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// How the listener treats its connections.
+pub(crate) struct Settings {
+    /// Connections open at once. Past it the listener stops accepting, so
+    /// new connections wait in the kernel's listen backlog (or are refused
+    /// by it when that is full) until one closes.
+    pub(crate) max_connections: u32,
+    /// How long a connection may go without a whole request head, counted
+    /// from its opening or from its last response: the keep-alive idle
+    /// timeout, which also bounds how long a client takes to send headers.
+    pub(crate) idle_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub(crate) drain_timeout: Duration,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and waits up to
-/// `drain_timeout` for in-flight requests to finish.
+/// the drain timeout for in-flight requests to finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     dispatcher: Arc<Dispatcher>,
     shutdown: impl Future<Output = ()>,
-    drain_timeout: Duration,
+    settings: Settings,
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
+    // Hyper's head timer runs from the moment the connection waits for a
+    // request head: after connecting and after each response. It is the
+    // idle timeout.
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(settings.idle_timeout)
         .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
+    let open = Arc::new(Semaphore::new(
+        usize::try_from(settings.max_connections).unwrap_or(usize::MAX),
+    ));
     tokio::pin!(shutdown);
 
     loop {
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(
+                    "{} connections open (--max-connections): new ones wait in the listen backlog until one closes",
+                    settings.max_connections
+                );
+                tokio::select! {
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        // Never closed.
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -64,17 +100,18 @@ pub(crate) async fn serve(
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, "connection ended with an error: {error}");
             }
+            drop(permit);
         });
     }
 
     drop(listener);
     tracing::info!(
-        "stopped accepting connections; draining in-flight requests for up to {}s",
-        drain_timeout.as_secs()
+        "stopped accepting connections; draining in-flight requests for up to {:?}",
+        settings.drain_timeout
     );
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed; exiting"),
-        () = tokio::time::sleep(drain_timeout) => {
+        () = tokio::time::sleep(settings.drain_timeout) => {
             tracing::warn!("drain timeout elapsed with requests still in flight; exiting");
         }
     }

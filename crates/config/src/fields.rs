@@ -319,8 +319,11 @@ impl<'de> Deserialize<'de> for Timeout {
     }
 }
 
-/// Parses `"250ms"`, `"5s"`, `"2m"`; `None` for anything else or zero.
-pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
+/// Parses a duration as the configuration writes it: a whole number with
+/// a unit, `"250ms"`, `"5s"`, `"2m"` or `"1h"`; `None` for anything else
+/// or zero (a zero timeout would make every attempt fail). The host's
+/// time flags use it too, so that one spelling works everywhere.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Location};
+pub use fields::parse_duration;
 pub use serverless_outbound::{HttpRule, TcpRule};
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
 
