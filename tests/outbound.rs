@@ -488,3 +488,117 @@ async fn name_rules_reach_what_the_name_resolves_to_and_nothing_else() {
     assert_eq!(backend.wait_accepted(2), 2);
     assert_eq!(loopback.accepted(), 0);
 }
+
+#[tokio::test]
+async fn names_are_looked_up_only_when_a_name_rule_allows_them() {
+    let network = support::netns::TestNetwork::create();
+    let backend = network.echo_server();
+    let port = backend.address.port();
+    let resolution =
+        support::netns::Resolution::new(&format!("{} made-up.test\n", network.address));
+    let host = Host::start_with(
+        resolution.command(support::HOST_BIN),
+        Some(&probe_config("").path()),
+        &["--allow-tcp", &format!("{}:{port}", network.address)],
+    );
+    assert_eq!(
+        probe(&host, "tcp", &format!("{}:{port}", network.address)).await,
+        "connected"
+    );
+    // A network rule on the port is no reason to resolve a name the guest
+    // chose: before the fix this name was looked up and connected.
+    assert_eq!(
+        probe(&host, "tcp", &format!("made-up.test:{port}")).await,
+        format!("Error::NotAllowed(\"made-up.test:{port}\")")
+    );
+    host.wait_for_log(&[
+        &format!("refused outbound TCP connection to made-up.test:{port}: no name rule allows made-up.test:{port}; the host looks up only names that a name rule allows"),
+    ]);
+    assert_eq!(backend.accepted(), 1);
+}
+
+#[tokio::test]
+async fn the_hosts_own_interface_addresses_are_treated_as_loopback() {
+    // Services bound to every interface, as a database on 0.0.0.0 is.
+    let tcp_service = EchoServer::start_on("0.0.0.0:0");
+    let tcp_port = tcp_service.address.port();
+    let http_service = support::backends::HttpBackend::start_on("0.0.0.0:0");
+    let http_port = http_service.address.port();
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/probe/:action\"\n\n[[applications]]\nname = \"http-probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\n",
+        guest_artifacts::TEST_PROBE_PATH,
+        guest_artifacts::TEST_HTTP_PROBE_PATH,
+    ));
+    let host = Host::start(
+        Some(&config.path()),
+        &[
+            "--allow-tcp",
+            "0.0.0.0/0:*",
+            "--allow-http",
+            "http://0.0.0.0/0:*",
+        ],
+    );
+    host.wait_for_log(&["local interface addresses, treated as loopback by the outbound policy"]);
+    // An interface address that appears while the host runs: this
+    // machine's end of a test network.
+    let network = support::netns::TestNetwork::create();
+    let local = network.local;
+    host.wait_for_log(&[
+        "local interface addresses changed: added",
+        &local.to_string(),
+    ]);
+    assert_eq!(
+        probe(&host, "tcp", &format!("{local}:{tcp_port}")).await,
+        format!("Error::NotAllowed(\"{local}:{tcp_port}\")")
+    );
+    host.wait_for_log(&[&format!(
+        "refused outbound TCP connection to {local}:{tcp_port}: {local} is an address of this host's own interfaces, which only a rule naming it allows, such as `--allow-tcp {local}:{tcp_port}`"
+    )]);
+    assert_eq!(
+        probe(&host, "std-tcp", &format!("{local}:{tcp_port}")).await,
+        "error: PermissionDenied"
+    );
+    let url: String =
+        form_urlencoded::byte_serialize(format!("http://{local}:{http_port}/").as_bytes())
+            .collect();
+    assert_eq!(
+        get(&host.url(&format!("/http-probe/fetch?url={url}")))
+            .await
+            .text(),
+        "error: ErrorCode::HttpRequestDenied"
+    );
+    // The test host behind the link is an ordinary destination.
+    let remote = network.echo_server();
+    assert_eq!(
+        probe(
+            &host,
+            "tcp",
+            &format!("{}:{}", network.address, remote.address.port())
+        )
+        .await,
+        "connected"
+    );
+    assert_eq!(tcp_service.accepted(), 0);
+    assert_eq!(http_service.connections(), 0);
+}
+
+#[tokio::test]
+async fn ipv6_forms_that_embed_ipv4_need_an_explicit_rule() {
+    let host = Host::start(Some(&probe_config("").path()), &["--allow-tcp", "[::/0]:*"]);
+    for (target, what) in [
+        ("[2002:7f00:1::]:80", "a 6to4 address"),
+        ("[64:ff9b:1::7f00:1]:80", "a local-use NAT64 address"),
+        ("[::ffff:0:7f00:1]:80", "an IPv4-translated address"),
+        ("[2001:0:7f00:1::1]:80", "a Teredo address"),
+    ] {
+        assert_eq!(
+            probe(&host, "tcp", target).await,
+            format!("Error::NotAllowed(\"{target}\")"),
+            "{target}"
+        );
+        host.wait_for_log(&[
+            &format!("refused outbound TCP connection to {target}"),
+            what,
+        ]);
+    }
+}

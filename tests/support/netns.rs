@@ -23,6 +23,8 @@ pub struct TestNetwork {
     veth: String,
     /// The test host's address inside the namespace.
     pub address: Ipv4Addr,
+    /// This machine's end of the link: an address of a local interface.
+    pub local: Ipv4Addr,
 }
 
 fn ip(args: &[&str]) {
@@ -54,6 +56,7 @@ impl TestNetwork {
             name: name.clone(),
             veth: veth.clone(),
             address: inside,
+            local: outside,
         };
         ip(&["netns", "add", &name]);
         ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
@@ -76,11 +79,16 @@ impl TestNetwork {
 
     /// An echo server on the test host, on a free port.
     pub fn echo_server(&self) -> EchoServer {
+        EchoServer::serve(self.listener())
+    }
+
+    /// A listener on the test host, on a free port.
+    pub fn listener(&self) -> TcpListener {
         let path = format!("/run/netns/{}", self.name);
         let address = SocketAddr::from((self.address, 0));
         // A thread that enters the namespace binds the listener there; the
         // socket stays in that namespace whichever thread serves it.
-        let listener = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let file = std::fs::File::open(&path).unwrap();
             // SAFETY: setns(2) on this thread with a namespace fd we opened.
             let result = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
@@ -93,8 +101,7 @@ impl TestNetwork {
             TcpListener::bind(address).unwrap()
         })
         .join()
-        .unwrap();
-        EchoServer::serve(listener)
+        .unwrap()
     }
 }
 
@@ -127,6 +134,12 @@ impl Resolution {
         )
         .unwrap();
         Resolution { dir }
+    }
+
+    /// Replaces the hosts file's text in place, so that a running program
+    /// sees the change at its next lookup.
+    pub fn set_hosts(&self, hosts: &str) {
+        std::fs::write(self.dir.path().join("hosts"), hosts).unwrap();
     }
 
     /// A command that runs `program` in a private mount namespace where

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
@@ -184,12 +185,9 @@ impl Runtime {
     ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
         let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
         let operator_tcp = Arc::new(operator.tcp.clone());
-        // Apps without their own `allowed_http` share one pooled client.
-        let operator_http = Arc::new(HttpClient::new(
-            operator.http.clone(),
-            serverless_config::DEFAULT_TCP_CONNECT_TIMEOUT,
-            self.slow_lane.clone(),
-        ));
+        // Apps without their own `allowed_http` share one pooled client
+        // per pair of timeouts, so that each keeps its own.
+        let mut operator_http: HashMap<(Duration, Duration), Arc<HttpClient>> = HashMap::new();
         routes.try_map(|config| {
             let fail = |problem| LoadError {
                 app: config.name.clone(),
@@ -226,8 +224,19 @@ impl Runtime {
                     })?)
                 }
             };
+            let timeouts = (config.outbound.connect_timeout, config.outbound.io_timeout);
             let http_client = match &config.outbound.allowed_http {
-                None => operator_http.clone(),
+                None => operator_http
+                    .entry(timeouts)
+                    .or_insert_with(|| {
+                        Arc::new(HttpClient::new(
+                            operator.http.clone(),
+                            timeouts.0,
+                            timeouts.1,
+                            self.slow_lane.clone(),
+                        ))
+                    })
+                    .clone(),
                 Some(entries) => {
                     let rules = entries.iter().map(|(rule, _)| rule.clone()).collect();
                     let narrowed = operator.http.narrow(rules).map_err(|uncovered| {
@@ -246,7 +255,8 @@ impl Runtime {
                     })?;
                     Arc::new(HttpClient::new(
                         narrowed,
-                        config.outbound.connect_timeout,
+                        timeouts.0,
+                        timeouts.1,
                         self.slow_lane.clone(),
                     ))
                 }

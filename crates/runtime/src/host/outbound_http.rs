@@ -6,6 +6,12 @@
 //! requests. The client's connector resolves names itself and connects
 //! only to addresses the app's policy allows (the same engine, special
 //! ranges and normalisation as outbound TCP), over TLS for `https`.
+//!
+//! Timeouts: connecting (resolve, connect, TLS) is bounded by the smaller
+//! of the guest's `connect-timeout` and the app's `tcp_connect_timeout`;
+//! the wait for the response head by the guest's `first-byte-timeout`
+//! (60 s by default); each wait between body frames by the smaller of the
+//! guest's `between-bytes-timeout` and the app's `tcp_io_timeout`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -57,6 +63,15 @@ pub struct HttpClient {
     rules: HttpAllowlist,
     policy: Arc<SchemePolicy>,
     client: Client<PolicyConnector, WasiBody>,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+}
+
+tokio::task_local! {
+    /// The connect timeout of the request on whose behalf the pooled
+    /// client is opening a connection: the connector is shared by the
+    /// app's requests and only sees the URI.
+    static CONNECT_TIMEOUT: Duration;
 }
 
 /// The app's rules split by scheme, as TCP allowlists.
@@ -93,10 +108,12 @@ where
 
 impl HttpClient {
     /// A client for one app with these rules; `connect_timeout` bounds
-    /// resolving plus connecting plus the TLS handshake.
+    /// resolving plus connecting plus the TLS handshake, `io_timeout` each
+    /// wait between response body frames (a guest may ask for less).
     pub fn new(
         rules: HttpAllowlist,
         connect_timeout: Duration,
+        io_timeout: Duration,
         slow_lane: Arc<SlowLane>,
     ) -> HttpClient {
         let policy = Arc::new(SchemePolicy {
@@ -119,6 +136,8 @@ impl HttpClient {
             rules,
             policy,
             client,
+            connect_timeout,
+            io_timeout,
         }
     }
 
@@ -135,14 +154,40 @@ pub(crate) struct OutboundHttp {
 }
 
 /// The destination of a request URI: its host and port (default by
-/// scheme), normalised like any outbound destination.
-fn destination(uri: &Uri) -> Option<Destination> {
-    let host = uri.host()?;
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    });
-    format!("{host}:{port}").parse().ok()
+/// scheme), normalised like any outbound destination. A port that is not
+/// a number from 1 to 65535 makes the URI invalid; it never falls back to
+/// the scheme's default.
+fn destination(uri: &Uri) -> Result<Destination, Error> {
+    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
+    // `Uri::port` is `None` both without a port and with one that is not
+    // a `u16`: read what the authority says after the host.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, rest)| rest);
+    let written = after_host
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty());
+    let port = match written {
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or(Error::HttpRequestUriInvalid)?,
+        None => match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        },
+    };
+    format!("{host}:{port}")
+        .parse()
+        .map_err(|_| Error::HttpRequestUriInvalid)
+}
+
+/// The smaller of the guest's limit, if it set one, and the app's.
+fn smaller(guest: Option<Duration>, app: Duration) -> Duration {
+    guest.map_or(app, |guest| guest.min(app))
 }
 
 impl WasiHttpHooks for OutboundHttp {
@@ -167,37 +212,113 @@ impl WasiHttpHooks for OutboundHttp {
         let first_byte = options
             .and_then(|o| o.first_byte_timeout)
             .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
+        let connect = smaller(
+            options.and_then(|o| o.connect_timeout),
+            client.connect_timeout,
+        );
+        let between_bytes = smaller(
+            options.and_then(|o| o.between_bytes_timeout),
+            client.io_timeout,
+        );
         Box::new(async move {
-            let Some(target) = destination(request.uri()) else {
-                return Err(Error::HttpRequestUriInvalid);
-            };
+            let target = destination(request.uri())?;
             if client.rules.is_empty() {
                 return Err(refuse("no --allow-http rule allows any request"));
             }
             // Check before queueing on the pool, so that a refused request
-            // is logged with its request id; the connector checks again
-            // for every connection it opens.
+            // is logged with its request id; this needs no DNS, and the
+            // connector checks every address of every connection it opens.
             let allowlist = client.policy.for_uri(request.uri());
-            if let Err(refusal) = resolve::allowed_addresses(allowlist, &target).await {
-                return Err(match refusal {
-                    Refusal::NotAllowed(why) => refuse(&why),
-                    Refusal::Dns(message) => Error::DnsError {
-                        rcode: Some(message),
-                        info_code: None,
-                    },
-                });
+            if let Err(Refusal::NotAllowed(why) | Refusal::Dns(why)) =
+                resolve::precheck(allowlist, &target)
+            {
+                return Err(refuse(&why));
             }
+            let sent = CONNECT_TIMEOUT.scope(connect, client.client.request(request));
+            let response = match tokio::time::timeout(first_byte, sent).await {
+                Err(_) => return Err(Error::ConnectionReadTimeout),
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => return Err(client_error(error, &refuse)),
+            };
             let response =
-                match tokio::time::timeout(first_byte, client.client.request(request)).await {
-                    Err(_) => return Err(Error::ConnectionReadTimeout),
-                    Ok(Ok(response)) => response,
-                    Ok(Err(error)) => return Err(client_error(error, &refuse)),
-                };
-            let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+                response.map(|body| BetweenBytes::new(body, between_bytes).boxed_unsync());
             let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, done))
         })
+    }
+}
+
+/// A response body that fails with `connection-read-timeout` when the next
+/// frame takes longer than the limit.
+struct BetweenBytes {
+    body: hyper::body::Incoming,
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BetweenBytes {
+    fn new(body: hyper::body::Incoming, limit: Duration) -> BetweenBytes {
+        BetweenBytes {
+            body,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl hyper::body::Body for BetweenBytes {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.limit;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|frame| frame.map_err(|error| hyper_error(&error))))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The I/O error under `error`, if any.
+fn io_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The wasi:http error for an I/O error on an established connection.
+fn io_error(error: &io::Error) -> Error {
+    match error.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Error::ConnectionTerminated,
+        io::ErrorKind::TimedOut => Error::ConnectionReadTimeout,
+        _ => Error::HttpProtocolError,
     }
 }
 
@@ -226,11 +347,31 @@ fn client_error(error: hyper_util::client::legacy::Error, refuse: &dyn Fn(&str) 
             };
         }
         if let Some(error) = cause.downcast_ref::<hyper::Error>() {
-            return Error::InternalError(Some(error.to_string()));
+            return hyper_error(error);
         }
         source = cause.source();
     }
     Error::InternalError(Some(error.to_string()))
+}
+
+/// The wasi:http error for a hyper error: by what went wrong, as
+/// wasmtime's own client maps them, never a bare `internal-error`.
+fn hyper_error(error: &hyper::Error) -> Error {
+    if error.is_timeout() {
+        Error::HttpResponseTimeout
+    } else if error.is_incomplete_message() {
+        Error::HttpResponseIncomplete
+    } else if error.is_parse_too_large() {
+        Error::HttpResponseHeaderSectionSize(None)
+    } else if error.is_parse() || error.is_parse_status() {
+        Error::HttpProtocolError
+    } else if error.is_closed() || error.is_canceled() {
+        Error::ConnectionTerminated
+    } else if let Some(io) = io_cause(error) {
+        io_error(io)
+    } else {
+        Error::HttpProtocolError
+    }
 }
 
 /// Why the connector opened no connection.
@@ -268,8 +409,15 @@ impl tower_service::Service<Uri> for PolicyConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connector = self.clone();
+        // Read now, while the requesting task polls the client: the
+        // connection may go on in a task of its own.
+        let timeout = CONNECT_TIMEOUT
+            .try_with(|timeout| *timeout)
+            .map_or(connector.connect_timeout, |asked| {
+                asked.min(connector.connect_timeout)
+            });
         Box::pin(async move {
-            let target = destination(&uri).ok_or(ConnectFailure::BadUri)?;
+            let target = destination(&uri).map_err(|_| ConnectFailure::BadUri)?;
             let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
             let allowlist = connector.policy.for_uri(&uri);
             let attempt = async {
@@ -291,7 +439,7 @@ impl tower_service::Service<Uri> for PolicyConnector {
                     .map_err(ConnectFailure::Tls)?;
                 Ok(MaybeTls::Tls(Box::new(tls)))
             };
-            match tokio::time::timeout(connector.connect_timeout, attempt).await {
+            match tokio::time::timeout(timeout, attempt).await {
                 Ok(result) => result.map(TokioIo::new),
                 Err(_) => Err(ConnectFailure::TimedOut),
             }

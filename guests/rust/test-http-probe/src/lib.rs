@@ -5,8 +5,9 @@
 //! * `echo`: streams the request body back as the response body.
 //! * `bytes` (`n`): answers `n` bytes of `x`, written 64 KiB at a time.
 //! * `meta`: answers the method, path and the headers the host adds.
-//! * `fetch` (`url`): GETs `url` and answers its status and body, or the
-//!   error code.
+//! * `fetch` (`url`, optional `connect_ms`, `between_ms`): GETs `url` with
+//!   those request options and answers its status and body, or the error
+//!   code (of the request, or of the body stream).
 //! * `read` (`path`): reads a file through `std::fs` (`wasi:filesystem`).
 //! * `trap`: executes `unreachable` before answering.
 //! * `error-then-trap`: answers with an error code, then executes
@@ -88,7 +89,14 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+/// The request options a `fetch` asks for, in milliseconds.
+#[derive(Default)]
+struct FetchOptions {
+    connect_ms: Option<u64>,
+    between_ms: Option<u64>,
+}
+
+fn fetch(url: &str, options: &FetchOptions) -> Result<(u16, Vec<u8>), String> {
     let (scheme, rest) = url.split_once("://").ok_or("the url has no scheme")?;
     let (authority, path) = match rest.find('/') {
         Some(index) => rest.split_at(index),
@@ -108,7 +116,20 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
     request
         .set_path_with_query(Some(path))
         .map_err(|()| "path")?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let request_options = wasip2::http::types::RequestOptions::new();
+    let millis = |ms: u64| ms * 1_000_000;
+    if let Some(ms) = options.connect_ms {
+        request_options
+            .set_connect_timeout(Some(millis(ms)))
+            .map_err(|()| "connect-timeout")?;
+    }
+    if let Some(ms) = options.between_ms {
+        request_options
+            .set_between_bytes_timeout(Some(millis(ms)))
+            .map_err(|()| "between-bytes-timeout")?;
+    }
+    let pending =
+        outgoing_handler::handle(request, Some(request_options)).map_err(|e| format!("{e:?}"))?;
     pending.subscribe().block();
     let response = pending
         .get()
@@ -123,7 +144,17 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
         match stream.blocking_read(CHUNK as u64) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(wasip2::io::streams::StreamError::Closed) => break,
-            Err(error) => return Err(format!("{error:?}")),
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(error)) => {
+                // The error code when the host gives one, else the first
+                // line of its description (without a host backtrace).
+                return Err(match wasip2::http::types::http_error_code(&error) {
+                    Some(code) => format!("body: {code:?}"),
+                    None => format!(
+                        "body: {}",
+                        error.to_debug_string().lines().next().unwrap_or_default()
+                    ),
+                });
+            }
         }
     }
     Ok((status, bytes))
@@ -181,7 +212,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 );
                 answer(out, 200, &text);
             }
-            "fetch" => match fetch(&decode(&query(&request, "url"))) {
+            "fetch" => match fetch(
+                &decode(&query(&request, "url")),
+                &FetchOptions {
+                    connect_ms: query(&request, "connect_ms").parse().ok(),
+                    between_ms: query(&request, "between_ms").parse().ok(),
+                },
+            ) {
                 Ok((status, body)) => answer(
                     out,
                     200,
