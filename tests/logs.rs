@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{Host, get, host_command};
+use support::{Host, client, get, host_command, probe_config, send};
 
 fn logs(host: &Host, app: &str) -> (String, String) {
     let output = host_command()
@@ -93,6 +93,50 @@ async fn follow_streams_an_invocation_as_it_finishes() {
     wait_for("greeting Live");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_requests_with_one_request_id_are_both_kept_with_their_own_lines() {
+    let host = Host::start(Some(&probe_config("").path()), &[]);
+    let id: &[u8] = b"same-id-twice";
+    let sleeping = {
+        let url = host.url("/probe/sleep?ms=700");
+        tokio::spawn(async move { send(&client(), "GET", &url, &[("x-request-id", id)], "").await })
+    };
+    // The first is running when the second begins.
+    host.wait_for_log(&["sleeping 700 ms", "same-id-twice"]);
+    let output = send(
+        &client(),
+        "GET",
+        &host.url("/probe/output"),
+        &[("x-request-id", id)],
+        "",
+    )
+    .await;
+    assert_eq!(output.text(), "written");
+    assert_eq!(sleeping.await.unwrap().text(), "slept");
+
+    let raw = get(&format!("http://{}/logs/probe", host.admin.unwrap())).await;
+    let kept: serde_json::Value = serde_json::from_str(&raw.text()).unwrap();
+    let kept = kept.as_array().unwrap();
+    let messages = |path: &str| -> Vec<String> {
+        let found: Vec<_> = kept.iter().filter(|i| i["path"] == path).collect();
+        assert_eq!(found.len(), 1, "one invocation of {path}: {kept:?}");
+        assert_eq!(found[0]["request_id"], "same-id-twice");
+        found[0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(messages("/probe/sleep"), ["sleeping 700 ms"]);
+    assert_eq!(
+        messages("/probe/output"),
+        ["probe line on stdout", "probe line on stderr"]
+    );
+    assert_ne!(kept[0]["invocation"], kept[1]["invocation"]);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
+use tracing::Instrument as _;
 use serverless_runtime::{
     App, BodyError, GuestResponse, IncomingRequest, InvocationStats, LaterStats, ResponseBody,
     World,
@@ -31,7 +32,7 @@ pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 /// figures.
 struct AccessRecord {
     /// Keeps the invocation's lines collected until the line is written.
-    _collecting: Collecting,
+    collecting: Collecting,
     request_id: Arc<str>,
     app: Option<Arc<str>>,
     route: Option<Arc<str>>,
@@ -65,7 +66,7 @@ impl AccessRecord {
             "request"
         );
         Invocations::global().finish(
-            &self.request_id,
+            self.collecting.seq(),
             self.app.as_deref(),
             self.method.as_str(),
             &self.path,
@@ -285,7 +286,14 @@ impl Dispatcher {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let collecting = Invocations::global().begin(&request_id);
-        let (mut response, app) = match self.route_and_run(request, &request_id).await {
+        // Every line of the request, the runtime's and the guest's, is
+        // emitted in the invocation's span, which keys its log record.
+        let span = collecting.span();
+        let (mut response, app) = match self
+            .route_and_run(request, &request_id)
+            .instrument(span.clone())
+            .await
+        {
             Ok((response, app)) => (response, Some(app)),
             Err((refusal, app)) => {
                 let kind = match &refusal {
@@ -308,7 +316,7 @@ impl Dispatcher {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let record = AccessRecord {
-            _collecting: collecting,
+            collecting,
             request_id,
             app,
             route: response
@@ -332,10 +340,13 @@ impl Dispatcher {
             // A wasi:http guest is still writing its body: its line comes
             // when it has finished.
             Some(later) => {
-                tokio::spawn(async move {
-                    let stats = later.wait().await;
-                    record.emit(stats);
-                });
+                tokio::spawn(
+                    async move {
+                        let stats = later.wait().await;
+                        record.emit(stats);
+                    }
+                    .instrument(span),
+                );
             }
             None => record.emit(stats),
         }

@@ -3,19 +3,32 @@
 //! `/logs/APP`). Bounded per app by count and bytes, and per invocation by
 //! lines and bytes, so a chatty guest cannot grow the host.
 //!
-//! Lines are captured by a `tracing` layer from every event that carries
-//! the `request_id` of a request in progress: the guest's `log` calls, its
-//! stdout and stderr, and the host's own lines about the request (failures,
-//! refused outbound connections). A wasi:http invocation is kept open
-//! until its guest has finished streaming the body.
+//! Lines are captured by a `tracing` layer from every event of a request
+//! in progress: the guest's `log` calls, its stdout and stderr, and the
+//! host's own lines about the request (failures, refused outbound
+//! connections). A wasi:http invocation is kept open until its guest has
+//! finished streaming the body.
+//!
+//! Each invocation is keyed by a sequence number of its own, carried by the
+//! span ([`INVOCATION_TARGET`]) the request runs in; the `request_id`
+//! comes from the client and is only a tag, since two requests may bring
+//! the same one. An event outside every invocation span is attributed by
+//! its `request_id` field, when exactly one running invocation has it.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
+use tracing::span;
 use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The target of the span each request runs in; its field `invocation`
+/// is the invocation's sequence number.
+pub(crate) const INVOCATION_TARGET: &str = "serverless_invocation";
 
 /// Invocations kept per app.
 const KEEP_PER_APP: usize = 50;
@@ -35,8 +48,9 @@ struct Line {
 }
 
 /// A request in progress: the lines so far.
-#[derive(Default)]
 struct Running {
+    /// The request id, as the client gave it or as the host made it.
+    request_id: String,
     lines: Vec<Line>,
     bytes: usize,
     dropped: usize,
@@ -45,6 +59,8 @@ struct Running {
 /// One finished invocation, as `/logs/APP` serves it.
 #[derive(Debug, Clone)]
 pub(crate) struct Invocation {
+    /// The invocation's own sequence number.
+    seq: u64,
     request_id: String,
     app: String,
     method: String,
@@ -66,6 +82,7 @@ impl Invocation {
     /// The invocation as a JSON object.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "invocation": self.seq,
             "request_id": self.request_id,
             "app": self.app,
             "method": self.method,
@@ -120,14 +137,40 @@ struct Kept {
 
 #[derive(Default)]
 struct Inner {
-    running: HashMap<String, Running>,
+    running: HashMap<u64, Running>,
+    /// The running invocations of each request id (usually one).
+    by_request_id: HashMap<String, Vec<u64>>,
     finished: HashMap<String, Kept>,
+}
+
+impl Inner {
+    /// Stops collecting invocation `seq`, returning what it collected.
+    fn end(&mut self, seq: u64) -> Option<Running> {
+        let running = self.running.remove(&seq)?;
+        if let Some(seqs) = self.by_request_id.get_mut(&running.request_id) {
+            seqs.retain(|other| *other != seq);
+            if seqs.is_empty() {
+                self.by_request_id.remove(&running.request_id);
+            }
+        }
+        Some(running)
+    }
+}
+
+/// Which invocation an event belongs to.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    /// The invocation span it was emitted in.
+    Seq(u64),
+    /// Only its `request_id` field, outside every invocation span.
+    RequestId(&'a str),
 }
 
 /// The store; one per process, shared by the capture layer, the
 /// dispatcher and the admin endpoint.
 pub(crate) struct Invocations {
     inner: Mutex<Inner>,
+    next_seq: AtomicU64,
     finished: tokio::sync::broadcast::Sender<Arc<Invocation>>,
 }
 
@@ -135,10 +178,15 @@ impl Invocations {
     /// The process's store.
     pub(crate) fn global() -> &'static Invocations {
         static STORE: OnceLock<Invocations> = OnceLock::new();
-        STORE.get_or_init(|| Invocations {
+        STORE.get_or_init(|| Invocations::new(256))
+    }
+
+    fn new(followers: usize) -> Invocations {
+        Invocations {
             inner: Mutex::new(Inner::default()),
-            finished: tokio::sync::broadcast::channel(256).0,
-        })
+            next_seq: AtomicU64::new(1),
+            finished: tokio::sync::broadcast::channel(followers).0,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -147,22 +195,42 @@ impl Invocations {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts collecting lines tagged with `request_id`, until `finish`
-    /// or until the returned guard drops (a request whose client went away
-    /// mid-way never reaches `finish`).
+    /// Starts a new invocation tagged `request_id` and collects its lines
+    /// until `finish` or until the returned guard drops (a request whose
+    /// client went away mid-way never reaches `finish`). Run the request in
+    /// the guard's [`Collecting::span`].
     pub(crate) fn begin(&'static self, request_id: &str) -> Collecting {
-        self.lock()
-            .running
-            .insert(request_id.to_owned(), Running::default());
-        Collecting {
-            store: self,
-            request_id: request_id.to_owned(),
-        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.running.insert(
+            seq,
+            Running {
+                request_id: request_id.to_owned(),
+                lines: Vec::new(),
+                bytes: 0,
+                dropped: 0,
+            },
+        );
+        inner
+            .by_request_id
+            .entry(request_id.to_owned())
+            .or_default()
+            .push(seq);
+        Collecting { store: self, seq }
     }
 
-    fn capture(&self, request_id: &str, line: Line) {
+    fn capture(&self, key: Key<'_>, line: Line) {
         let mut inner = self.lock();
-        let Some(running) = inner.running.get_mut(request_id) else {
+        let seq = match key {
+            Key::Seq(seq) => seq,
+            // Ambiguous when several running requests share the id: the
+            // line is not kept rather than kept with the wrong one.
+            Key::RequestId(request_id) => match inner.by_request_id.get(request_id).map(Vec::as_slice) {
+                Some([only]) => *only,
+                _ => return,
+            },
+        };
+        let Some(running) = inner.running.get_mut(&seq) else {
             return;
         };
         let size = line.message.len();
@@ -176,11 +244,11 @@ impl Invocations {
         running.lines.push(line);
     }
 
-    /// Ends collection for `request_id` and keeps the invocation under its
-    /// app (requests that reached no app are not kept).
+    /// Ends collection for invocation `seq` and keeps it under its app
+    /// (requests that reached no app are not kept).
     pub(crate) fn finish(
         &self,
-        request_id: &str,
+        seq: u64,
         app: Option<&str>,
         method: &str,
         path: &str,
@@ -188,14 +256,15 @@ impl Invocations {
         duration: Duration,
     ) {
         let mut inner = self.lock();
-        let Some(running) = inner.running.remove(request_id) else {
+        let Some(running) = inner.end(seq) else {
             return;
         };
         let Some(app) = app else {
             return;
         };
         let invocation = Arc::new(Invocation {
-            request_id: request_id.to_owned(),
+            seq,
+            request_id: running.request_id,
             app: app.to_owned(),
             method: method.to_owned(),
             path: path.to_owned(),
@@ -241,13 +310,45 @@ impl Invocations {
 /// Stops collecting a request's lines when dropped, if `finish` did not.
 pub(crate) struct Collecting {
     store: &'static Invocations,
-    request_id: String,
+    seq: u64,
+}
+
+impl Collecting {
+    /// The invocation's sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The span to run the request in: its events are the invocation's.
+    /// At `TRACE`, so that the log output does not show it under the
+    /// default filter; the capture layer enables its target.
+    pub(crate) fn span(&self) -> tracing::Span {
+        tracing::trace_span!(target: INVOCATION_TARGET, "invocation", invocation = self.seq)
+    }
 }
 
 impl Drop for Collecting {
     fn drop(&mut self) {
-        self.store.lock().running.remove(&self.request_id);
+        self.store.lock().end(self.seq);
     }
+}
+
+/// The sequence number an invocation span carries, kept in its
+/// extensions.
+struct Seq(u64);
+
+/// Reads the `invocation` field of an invocation span.
+#[derive(Default)]
+struct SeqField(Option<u64>);
+
+impl Visit for SeqField {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "invocation" {
+            self.0 = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
 }
 
 /// Reads the fields of one event.
@@ -285,16 +386,40 @@ impl Visit for Fields {
 /// The `tracing` layer that feeds [`Invocations`].
 pub(crate) struct CaptureLayer;
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _context: Context<'_, S>) {
+impl<S> tracing_subscriber::Layer<S> for CaptureLayer
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, context: Context<'_, S>) {
+        if attrs.metadata().target() != INVOCATION_TARGET {
+            return;
+        }
+        let mut seq = SeqField::default();
+        attrs.record(&mut seq);
+        if let (Some(seq), Some(span)) = (seq.0, context.span(id)) {
+            span.extensions_mut().insert(Seq(seq));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, context: Context<'_, S>) {
+        if event.metadata().target() == INVOCATION_TARGET {
+            return;
+        }
+        let seq = context.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<Seq>().map(|seq| seq.0))
+        });
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let Some(request_id) = fields.request_id else {
-            return;
+        let key = match (seq, &fields.request_id) {
+            (Some(seq), _) => Key::Seq(seq),
+            (None, Some(request_id)) => Key::RequestId(request_id),
+            (None, None) => return,
         };
         let metadata = event.metadata();
         Invocations::global().capture(
-            &request_id,
+            key,
             Line {
                 level: metadata.level().to_string(),
                 target: metadata.target().to_owned(),
@@ -308,41 +433,43 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
 mod tests {
     use super::*;
 
+    fn line(message: &str) -> Line {
+        Line {
+            level: "INFO".into(),
+            target: "guest".into(),
+            message: message.into(),
+        }
+    }
+
+    fn store() -> &'static Invocations {
+        Box::leak(Box::new(Invocations::new(4)))
+    }
+
     #[test]
     fn an_app_keeps_its_last_invocations_and_a_chatty_one_is_cut() {
-        let store: &'static Invocations = Box::leak(Box::new(Invocations {
-            inner: Mutex::new(Inner::default()),
-            finished: tokio::sync::broadcast::channel(4).0,
-        }));
+        let store = store();
         for index in 0..(KEEP_PER_APP + 5) {
             let id = format!("r{index}");
-            let _collecting = store.begin(&id);
-            store.capture(
-                &id,
-                Line {
-                    level: "INFO".into(),
-                    target: "guest".into(),
-                    message: format!("line of {id}"),
-                },
+            let collecting = store.begin(&id);
+            store.capture(Key::Seq(collecting.seq()), line(&format!("line of {id}")));
+            store.finish(
+                collecting.seq(),
+                Some("a"),
+                "GET",
+                "/",
+                200,
+                Duration::from_millis(1),
             );
-            store.finish(&id, Some("a"), "GET", "/", 200, Duration::from_millis(1));
         }
         let kept = store.recent("a");
         assert_eq!(kept.len(), KEEP_PER_APP);
         assert_eq!(kept[0].request_id, "r5", "the oldest went first");
 
-        let _chatty = store.begin("chatty");
+        let chatty = store.begin("chatty");
         for _ in 0..(LINES_PER_INVOCATION + 7) {
-            store.capture(
-                "chatty",
-                Line {
-                    level: "INFO".into(),
-                    target: "guest".into(),
-                    message: "x".into(),
-                },
-            );
+            store.capture(Key::Seq(chatty.seq()), line("x"));
         }
-        store.finish("chatty", Some("b"), "GET", "/", 200, Duration::ZERO);
+        store.finish(chatty.seq(), Some("b"), "GET", "/", 200, Duration::ZERO);
         let chatty = &store.recent("b")[0];
         assert_eq!(chatty.lines.len(), LINES_PER_INVOCATION);
         assert_eq!(chatty.dropped, 7);
@@ -350,20 +477,44 @@ mod tests {
         assert!(text.contains("7 more lines not kept"), "{text}");
 
         // Lines of unknown requests and requests without an app are not kept.
-        store.capture(
-            "unknown",
-            Line {
-                level: "INFO".into(),
-                target: "guest".into(),
-                message: "stray".into(),
-            },
-        );
+        store.capture(Key::RequestId("unknown"), line("stray"));
+        store.capture(Key::Seq(u64::MAX), line("stray"));
         let no_app = store.begin("no-app");
-        store.finish("no-app", None, "GET", "/", 404, Duration::ZERO);
+        store.finish(no_app.seq(), None, "GET", "/", 404, Duration::ZERO);
         drop(no_app);
         // A request dropped before it finished leaves nothing behind.
         drop(store.begin("abandoned"));
-        assert!(store.lock().running.is_empty());
+        let inner = store.lock();
+        assert!(inner.running.is_empty());
+        assert!(inner.by_request_id.is_empty());
+        drop(inner);
         assert!(store.recent("-").is_empty());
+    }
+
+    #[test]
+    fn two_invocations_with_one_request_id_keep_their_own_lines() {
+        let store = store();
+        let first = store.begin("same");
+        let second = store.begin("same");
+        assert_ne!(first.seq(), second.seq());
+        store.capture(Key::Seq(first.seq()), line("first's line"));
+        store.capture(Key::Seq(second.seq()), line("second's line"));
+        // Outside their spans the id alone cannot tell them apart.
+        store.capture(Key::RequestId("same"), line("ambiguous"));
+        store.finish(second.seq(), Some("a"), "GET", "/two", 200, Duration::ZERO);
+        // With one left running, the id names it.
+        store.capture(Key::RequestId("same"), line("first's late line"));
+        store.finish(first.seq(), Some("a"), "GET", "/one", 200, Duration::ZERO);
+        let kept = store.recent("a");
+        let lines = |invocation: &Invocation| -> Vec<String> {
+            invocation.lines.iter().map(|l| l.message.clone()).collect()
+        };
+        assert_eq!(kept.len(), 2);
+        assert_eq!((kept[0].path.as_str(), kept[0].seq), ("/two", second.seq()));
+        assert_eq!(lines(&kept[0]), ["second's line"]);
+        assert_eq!((kept[1].path.as_str(), kept[1].seq), ("/one", first.seq()));
+        assert_eq!(lines(&kept[1]), ["first's line", "first's late line"]);
+        assert_eq!(kept[1].request_id, "same");
+        assert_eq!(kept[1].to_json()["invocation"], first.seq());
     }
 }

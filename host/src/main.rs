@@ -307,7 +307,8 @@ fn init_logging(format: LogFormat) {
     let captured = tracing_subscriber::filter::Targets::new()
         .with_target("guest", tracing::Level::INFO)
         .with_target("host", tracing::Level::INFO)
-        .with_target("serverless_runtime", tracing::Level::INFO);
+        .with_target("serverless_runtime", tracing::Level::INFO)
+        .with_target(invocations::INVOCATION_TARGET, tracing::Level::TRACE);
     tracing_subscriber::registry()
         .with(output)
         .with(invocations::CaptureLayer.with_filter(captured))
