@@ -10,6 +10,7 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -204,10 +205,13 @@ fn retire<H: Send + 'static>(store: Store<InstanceState>, hold: H) {
         drop(store);
         drop(hold);
     };
+    // Lines written as the store goes (the guest's last output) stay in
+    // the request's span.
+    let span = tracing::Span::current();
     if large {
-        tokio::task::spawn_blocking(release);
+        tokio::task::spawn_blocking(move || span.in_scope(release));
     } else {
-        tokio::spawn(async move { release() });
+        tokio::spawn(async move { release() }.instrument(span));
     }
 }
 
@@ -259,7 +263,10 @@ impl<H: Send + 'static> Drop for Retiring<H> {
             )
         };
         if lanes::on_slow_lane() {
-            drop(self.home.spawn(async move { retire(store, hold) }));
+            drop(
+                self.home
+                    .spawn(async move { retire(store, hold) }.in_current_span()),
+            );
         } else {
             retire(store, hold);
         }
@@ -633,7 +640,7 @@ impl App {
             secrets: self.secrets.clone(),
         };
         let late_in_task = late.clone();
-        let task = tokio::spawn(async move {
+        let guest = async move {
             let outcome = match slow_lane.run(long_running, deadline, run).await {
                 Ok((retiring, stats, outcome)) => {
                     // On the host's runtime; the hold goes once the slot is
@@ -651,7 +658,10 @@ impl App {
             {
                 late_in_task.log(&error);
             }
-        });
+        };
+        // The guest's lines belong to the caller's span (the host keys its
+        // per-invocation log record by it).
+        let task = tokio::spawn(guest.in_current_span());
         match receiver.await {
             Ok(answer) => {
                 // The guest has set its response, a normal one or an error

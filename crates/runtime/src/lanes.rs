@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 /// How long past its deadline the host waits for a moved request to stop
 /// by itself (its own deadline check needs the slow lane to get the CPU)
@@ -149,7 +150,8 @@ impl SlowLane {
         };
         self.home.get_or_init(Handle::current);
         MOVED.fetch_add(1, Ordering::Relaxed);
-        let task = AbortOnDrop(runtime.spawn(request));
+        // The request keeps its span (its lines are keyed by it) there.
+        let task = AbortOnDrop(runtime.spawn(request.in_current_span()));
         match tokio::time::timeout_at(deadline + DEADLINE_GRACE, task).await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(failed)) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
