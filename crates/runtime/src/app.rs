@@ -20,8 +20,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::bindings::HandlerPre;
 use crate::guest_log::{LogTags, Secrets};
+use crate::handles::{HandleRefusal, HostHandles, RequestHandles};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
 use crate::host::outbound_tcp::{OutboundTcp, TcpSettings};
+use crate::host::response::{MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::lanes::{self, LaneError, LongRunning, SlowLane};
 use crate::limits::{
     Contention, DeadlineExceeded, InstanceLimiter, LONG_RUNNING_SLICES, trap_kind,
@@ -29,7 +31,7 @@ use crate::limits::{
 use crate::request::IncomingRequest;
 use crate::response::{GuestResponse, InvocationStats};
 use crate::state::{HandlerCall, InstanceState, WasiRecipe};
-use crate::stdio::StderrTail;
+use crate::stdio::{GuestOutput, StderrTail};
 
 /// How many host resources (streams, pollables, sockets, ...) one request
 /// may hold at once; past it the call that would create one traps.
@@ -55,6 +57,7 @@ pub struct App {
     slow_lane: Arc<SlowLane>,
     tcp: TcpSettings,
     http: Arc<HttpClient>,
+    handles: Arc<HostHandles>,
     entry: Entry,
 }
 
@@ -89,6 +92,14 @@ pub enum HandleError {
     /// The guest tried to send a larger response than the app allows.
     #[error("response too large: the handler tried to send more than the app's limit of {0} bytes")]
     ResponseTooLarge(u64),
+    /// The guest tried to set more response headers, or larger ones, than
+    /// the host sends.
+    #[error(
+        "response headers too large: the handler tried to set more than {headers} headers or more than {bytes} bytes of reason phrase and headers",
+        headers = MAX_HEADERS,
+        bytes = MAX_HEAD_BYTES
+    )]
+    ResponseHeadersTooLarge,
     /// The request ran past the app's timeout, in a host call or waiting.
     #[error("deadline: the request ran longer than the app's timeout of {0:?}")]
     Deadline(Duration),
@@ -101,6 +112,10 @@ pub enum HandleError {
     /// The request was handed to an app of the other world.
     #[error("the app serves the {0} world, not this kind of request")]
     WrongWorld(World),
+    /// The request's mounted folders would take more OS handles than its
+    /// budget or the host's allow.
+    #[error("cannot open the mounted folders: {0}")]
+    Handles(HandleRefusal),
     /// The request was stopped by the host, which is shutting down.
     #[error("the request was cancelled: the host is shutting down")]
     Cancelled,
@@ -126,7 +141,10 @@ impl HandleError {
             HandleError::ErrorCode(_) => "error code",
             HandleError::NoResponse => "no response",
             HandleError::WrongWorld(_) => "wrong world",
-            HandleError::ResponseTooLarge(_) => "response too large",
+            HandleError::ResponseTooLarge(_) | HandleError::ResponseHeadersTooLarge => {
+                "response too large"
+            }
+            HandleError::Handles(_) => "handles",
             HandleError::Cancelled => "cancelled",
         }
     }
@@ -166,6 +184,9 @@ async fn instantiate_and_call<I>(
             .map_err(|error| trapped(error, stderr))
     })
     .await;
+    // The guest has finished: what it wrote without a line end, and how
+    // much of its output was over budget, go to the log now.
+    store.data().output.finish();
     stats.execute = started.elapsed().saturating_sub(stats.instantiate);
     stats.peak_memory = store.data().limits.peak_memory as u64;
     (stats, outcome)
@@ -333,16 +354,30 @@ impl LateFailure {
     }
 }
 
+/// What every app of one runtime shares with the others.
+pub(crate) struct Shared {
+    /// Whether fuel metering is on for every instance.
+    pub(crate) fuel_metered: bool,
+    pub(crate) contention: Arc<Contention>,
+    pub(crate) slow_lane: Arc<SlowLane>,
+    /// The OS handles all guests may hold together.
+    pub(crate) handles: Arc<HostHandles>,
+}
+
 impl App {
     pub(crate) fn new(
         config: AppConfig,
-        fuel_metered: bool,
-        contention: Arc<Contention>,
-        slow_lane: Arc<SlowLane>,
+        shared: Shared,
         tcp: TcpSettings,
         http: Arc<HttpClient>,
         entry: Entry,
     ) -> App {
+        let Shared {
+            fuel_metered,
+            contention,
+            slow_lane,
+            handles,
+        } = shared;
         App {
             name: config.name.into(),
             component: config.component.to_string(),
@@ -356,6 +391,7 @@ impl App {
             slow_lane,
             tcp,
             http,
+            handles,
             entry,
         }
     }
@@ -420,12 +456,16 @@ impl App {
             request_id,
             secrets: self.secrets.clone(),
         };
+        let output = GuestOutput::new(tags.clone(), stderr);
         let wasi_recipe = WasiRecipe {
             env: self.env.clone(),
             tags: tags.clone(),
-            stderr,
+            output: output.clone(),
             tcp_allowlist: self.tcp.allowlist.clone(),
         };
+        // Each mounted folder is an open directory for the whole request.
+        let handles = RequestHandles::new(self.handles.clone(), self.files.len())
+            .map_err(HandleError::Handles)?;
         // Mounted folders are opened now, so that a missing one fails the
         // request before the guest runs; without them the context waits
         // for the guest's first WASI call.
@@ -465,7 +505,9 @@ impl App {
                 peak_memory: 0,
             },
             tags,
+            output,
             tcp: OutboundTcp::new(self.tcp.clone()),
+            handles,
             call,
             _running: self.contention.enter(),
         };
@@ -519,6 +561,7 @@ impl App {
             response: GuestResponse::default(),
             max_response_body: self.limits.max_response_body,
             response_too_large: false,
+            headers_too_large: false,
         };
         let deadline = Instant::now() + self.limits.timeout;
         let timeout = self.limits.timeout;
@@ -558,6 +601,9 @@ impl App {
         drop(retiring);
         outcome?;
         let mut response = match call {
+            Some(call) if call.headers_too_large => {
+                return Err(HandleError::ResponseHeadersTooLarge);
+            }
             Some(call) if call.response_too_large => {
                 return Err(HandleError::ResponseTooLarge(call.max_response_body));
             }

@@ -5,6 +5,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
 use crate::cache::CompileCache;
+use crate::handles::{HostHandles, raise_open_file_limit};
 use crate::lanes::SlowLane;
 use crate::limits::{Contention, EPOCH_TICK};
 use crate::state::InstanceState;
@@ -57,6 +58,34 @@ pub struct Runtime {
     pub(crate) contention: Arc<Contention>,
     pub(crate) slow_lane: Arc<SlowLane>,
     pub(crate) cache: Option<CompileCache>,
+    /// The OS handles all guests may hold together.
+    pub(crate) handles: Arc<HostHandles>,
+}
+
+/// Raises the process's open-file limit to its maximum and sizes the
+/// guests' share of it, logging both.
+fn guest_handle_budget() -> Arc<HostHandles> {
+    let limit = match raise_open_file_limit() {
+        Ok((before, now)) => {
+            if now > before {
+                tracing::info!("raised the open-file limit (RLIMIT_NOFILE) from {before} to {now}");
+            }
+            now
+        }
+        Err(error) => {
+            // Assume the common default rather than fail: the budget is
+            // then conservative.
+            tracing::warn!("cannot read or raise the open-file limit ({error}); assuming 1024");
+            1024
+        }
+    };
+    let handles = HostHandles::for_open_file_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+    tracing::info!(
+        "guests may hold {} OS handles (files, sockets, connections) together, {} per request; the rest of the {limit} open files is kept for the host",
+        handles.limit(),
+        crate::handles::MAX_HANDLES_PER_REQUEST
+    );
+    handles
 }
 
 /// After this many ticks with no instance running, the ticker waits for
@@ -148,6 +177,8 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+        crate::host::filesystem::add_symlink_check(&mut linker).map_err(RuntimeError::Linker)?;
+        crate::host::os_handles::add_handle_budget(&mut linker).map_err(RuntimeError::Linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(RuntimeError::Linker)?;
         Handler::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
@@ -159,7 +190,13 @@ impl Runtime {
             contention,
             slow_lane: SlowLane::new().map_err(RuntimeError::Threads)?,
             cache: None,
+            handles: guest_handle_budget(),
         })
+    }
+
+    /// The OS handles all guests may hold together.
+    pub fn handle_budget(&self) -> &Arc<HostHandles> {
+        &self.handles
     }
 
     /// The virtual address space the instance pool reserves up front,

@@ -10,7 +10,7 @@ use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use wasmtime::component::Component;
 
-use crate::app::{App, Entry};
+use crate::app::{App, Entry, Shared};
 use crate::bindings::HandlerPre;
 use crate::cache::CacheOutcome;
 use crate::engine::Runtime;
@@ -298,15 +298,13 @@ impl Runtime {
                     Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?)
                 }
             };
-            Ok(Arc::new(App::new(
-                config,
-                self.settings.fuel,
-                self.contention.clone(),
-                self.slow_lane.clone(),
-                tcp,
-                http_client,
-                entry,
-            )))
+            let shared = Shared {
+                fuel_metered: self.settings.fuel,
+                contention: self.contention.clone(),
+                slow_lane: self.slow_lane.clone(),
+                handles: self.handles.clone(),
+            };
+            Ok(Arc::new(App::new(config, shared, tcp, http_client, entry)))
         })
     }
 

@@ -8,13 +8,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::LogTags;
+use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
 use crate::limits::{InstanceLimiter, Running};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
 use crate::sockets;
-use crate::stdio::{GuestOutput, StderrTail};
+use crate::stdio::GuestOutput;
 
 /// The store data of one instance, which serves one request: WASI and
 /// wasi:http state, limits, and for handler-world components the request
@@ -32,7 +33,12 @@ pub(crate) struct InstanceState {
     pub(crate) http_outbound: OutboundHttp,
     pub(crate) limits: InstanceLimiter,
     pub(crate) tags: LogTags,
+    /// The guest's log lines, stdout and stderr, under one budget.
+    pub(crate) output: GuestOutput,
     pub(crate) tcp: OutboundTcp,
+    /// The OS handles this request holds, against its and the host's
+    /// budgets.
+    pub(crate) handles: RequestHandles,
     /// The request and response of a handler-world call; `None` when the
     /// component serves `wasi:http/incoming-handler` instead.
     pub(crate) call: Option<HandlerCall>,
@@ -45,7 +51,7 @@ pub(crate) struct InstanceState {
 pub(crate) struct WasiRecipe {
     pub(crate) env: Arc<[(String, String)]>,
     pub(crate) tags: LogTags,
-    pub(crate) stderr: StderrTail,
+    pub(crate) output: GuestOutput,
     pub(crate) tcp_allowlist: Arc<TcpAllowlist>,
 }
 
@@ -59,8 +65,8 @@ impl WasiRecipe {
         let mut builder = WasiCtx::builder();
         builder
             .envs(&self.env)
-            .stdout(GuestOutput::stdout(self.tags.clone()))
-            .stderr(GuestOutput::stderr(self.tags.clone(), self.stderr.clone()))
+            .stdout(self.output.stdout())
+            .stderr(self.output.stderr())
             .allow_tcp(true)
             .socket_addr_check(sockets::address_check(
                 self.tcp_allowlist.clone(),
@@ -76,8 +82,12 @@ pub(crate) struct HandlerCall {
     pub(crate) response: GuestResponse,
     /// The app's response size limit.
     pub(crate) max_response_body: u64,
-    /// Set once the guest tried to exceed it: the client then gets `500`.
+    /// Set once the guest tried to exceed it, headers and body together:
+    /// the client then gets `500`.
     pub(crate) response_too_large: bool,
+    /// Set once the guest tried to set more headers, or larger ones, than
+    /// the host sends: the client then gets `500`.
+    pub(crate) headers_too_large: bool,
 }
 
 impl InstanceState {

@@ -18,6 +18,7 @@ use tracing::Level;
 use wasmtime::component::Resource;
 
 use crate::bindings::outbound_tcp::{Error, Host, HostConnection};
+use crate::handles::HandleKind;
 use crate::resolve::{self, Refusal};
 use crate::state::InstanceState;
 
@@ -153,9 +154,31 @@ impl Host for InstanceState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        // A connection is an OS handle: it counts against the request's
+        // and the host's budgets while it is open.
+        if let Err(refusal) = self.handles.reserve(&self.table) {
+            self.tags.emit(
+                Level::WARN,
+                "outbound-tcp",
+                &format!("refused outbound TCP connection to {address}: {refusal}"),
+            );
+            return Ok(Err(Error::LimitReached));
+        }
         match self.open(&address).await {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(error) => Ok(Err(error)),
+            Ok(connection) => {
+                let connection = self.table.push(connection);
+                match &connection {
+                    Ok(resource) => self
+                        .handles
+                        .record(resource.rep(), HandleKind::TcpConnection),
+                    Err(_) => self.handles.unreserve(),
+                }
+                Ok(Ok(connection?))
+            }
+            Err(error) => {
+                self.handles.unreserve();
+                Ok(Err(error))
+            }
         }
     }
 }

@@ -14,6 +14,12 @@
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
 //! * `std-bind` (`addr`): tries to listen through `std::net` (`wasi:sockets`).
 //! * `files`: lists `/` through `std::fs` (`wasi:filesystem`).
+//! * `sockets` (`count`): creates `count` TCP sockets through
+//!   `wasi:sockets` without connecting them and keeps them; answers
+//!   `created N` and the error that stopped it, if any.
+//! * `open-files` (`path`, `count`): opens the file `count` times through
+//!   `std::fs` and keeps every handle; answers `opened N` and the error
+//!   that stopped it, if any.
 //! * `print-env` (`name`): prints `NAME is VALUE` on stdout.
 //! * `panic-env` (`name`): panics with the variable's value in the message.
 //! * `read` (`path`): reads a file through `std::fs`, answers its text.
@@ -100,6 +106,40 @@ impl Handler for Probe {
                 Ok(_) => answer("connected"),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
             },
+            "sockets" => {
+                use wasip2::sockets::network::IpAddressFamily;
+                let count: u32 = query("count").parse().unwrap_or(1);
+                let mut kept = Vec::new();
+                let mut stopped = String::new();
+                for _ in 0..count {
+                    match wasip2::sockets::tcp_create_socket::create_tcp_socket(
+                        IpAddressFamily::Ipv4,
+                    ) {
+                        Ok(socket) => kept.push(socket),
+                        Err(error) => {
+                            stopped = format!(" then {}", error.name());
+                            break;
+                        }
+                    }
+                }
+                answer(&format!("created {}{stopped}", kept.len()));
+            }
+            "open-files" => {
+                let count: u32 = query("count").parse().unwrap_or(1);
+                let path = query("path");
+                let mut kept = Vec::new();
+                let mut stopped = String::new();
+                for _ in 0..count {
+                    match std::fs::File::open(&path) {
+                        Ok(file) => kept.push(file),
+                        Err(error) => {
+                            stopped = format!(" then {:?}", error.kind());
+                            break;
+                        }
+                    }
+                }
+                answer(&format!("opened {}{stopped}", kept.len()));
+            }
             "files" => match std::fs::read_dir("/") {
                 Ok(entries) => answer(&format!("listed {} entries", entries.count())),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),

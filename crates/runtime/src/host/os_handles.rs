@@ -1,0 +1,133 @@
+//! The WASI functions that open an OS handle, wrapped so that each handle
+//! counts against the request's and the host's budgets
+//! ([`crate::handles`]): `create-tcp-socket`, `create-udp-socket` and
+//! `open-at`. Each is defined over wasmtime-wasi's own in the linker (a
+//! later definition shadows an earlier one) and calls wasmtime-wasi's
+//! implementation once the budget has room.
+
+use tracing::Level;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    DescriptorFlags, ErrorCode as FsErrorCode, HostDescriptor, OpenFlags, PathFlags,
+};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode as SocketErrorCode, IpAddressFamily,
+};
+use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
+use wasmtime_wasi::p2::{TcpSocket, UdpSocket};
+use wasmtime_wasi::sockets::WasiSocketsView;
+
+use crate::handles::{HandleKind, HandleRefusal};
+use crate::state::InstanceState;
+
+/// The interfaces in the version wasmtime-wasi defines its functions under
+/// (components importing older 0.2 versions are linked to it).
+const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
+
+impl InstanceState {
+    /// Takes one handle from the budgets, or logs why not.
+    fn reserve_handle(&mut self, what: &str) -> Result<(), HandleRefusal> {
+        let reserved = self.handles.reserve(&self.table);
+        if let Err(refusal) = &reserved {
+            self.tags.emit(
+                Level::WARN,
+                "os-handles",
+                &format!("refused to open {what}: {refusal}"),
+            );
+        }
+        reserved
+    }
+
+    /// Records a handle opened (or returns the reservation of one that was
+    /// not).
+    fn opened<T, E>(&mut self, result: &Result<Resource<T>, E>, kind: HandleKind) {
+        match result {
+            Ok(resource) => self.handles.record(resource.rep(), kind),
+            Err(_) => self.handles.unreserve(),
+        }
+    }
+}
+
+/// Replaces the three functions in `linker`, which must already hold
+/// wasmtime-wasi's interfaces.
+pub(crate) fn add_handle_budget(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let defined = define(linker);
+    linker.allow_shadowing(false);
+    defined
+}
+
+fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.instance(TCP_CREATE_SOCKET)?.func_wrap(
+        "create-tcp-socket",
+        |mut store, (family,): (IpAddressFamily,)| {
+            let state = store.data_mut();
+            if state.reserve_handle("a TCP socket").is_err() {
+                return Ok((Err(SocketErrorCode::NewSocketLimit),));
+            }
+            let created = tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
+            let created: Result<Resource<TcpSocket>, SocketErrorCode> = match created {
+                Ok(socket) => Ok(socket),
+                Err(error) => Err(error.downcast()?),
+            };
+            state.opened(&created, HandleKind::TcpSocket);
+            Ok((created,))
+        },
+    )?;
+    linker.instance(UDP_CREATE_SOCKET)?.func_wrap_async(
+        "create-udp-socket",
+        |mut store, (family,): (IpAddressFamily,)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                if state.reserve_handle("a UDP socket").is_err() {
+                    return Ok((Err(SocketErrorCode::NewSocketLimit),));
+                }
+                let created =
+                    udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family).await;
+                let created: Result<Resource<UdpSocket>, SocketErrorCode> = match created {
+                    Ok(socket) => Ok(socket),
+                    Err(error) => Err(error.downcast()?),
+                };
+                state.opened(&created, HandleKind::UdpSocket);
+                Ok((created,))
+            })
+        },
+    )?;
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
+        "[method]descriptor.open-at",
+        |mut store,
+         (descriptor, path_flags, path, open_flags, flags): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            OpenFlags,
+            DescriptorFlags,
+        )| {
+            Box::new(async move {
+                let state = store.data_mut();
+                if state.reserve_handle(&format!("{path:?}")).is_err() {
+                    return Ok((Err(FsErrorCode::Io),));
+                }
+                let opened = HostDescriptor::open_at(
+                    &mut state.filesystem(),
+                    descriptor,
+                    path_flags,
+                    path,
+                    open_flags,
+                    flags,
+                )
+                .await;
+                let opened: Result<Resource<Descriptor>, FsErrorCode> = match opened {
+                    Ok(file) => Ok(file),
+                    Err(error) => Err(error.downcast()?),
+                };
+                state.opened(&opened, HandleKind::File);
+                Ok((opened,))
+            })
+        },
+    )?;
+    Ok(())
+}

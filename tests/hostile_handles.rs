@@ -1,0 +1,113 @@
+//! Hostile guests against the host's file descriptors: every OS handle a
+//! request holds (mounted folders, opened files, `wasi:sockets` sockets,
+//! `outbound-tcp` connections) counts against one per-request budget, and
+//! all requests together against a host-wide budget kept below the
+//! process's open-file limit.
+
+mod support;
+
+use std::os::unix::process::CommandExt as _;
+
+use serverless_runtime::MAX_HANDLES_PER_REQUEST;
+use support::backends::EchoServer;
+use support::{ConfigDir, Host, get};
+
+/// The probe with the folder `site` (holding `f.txt`) mounted at `/site`.
+fn mounted_probe() -> ConfigDir {
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/probe/:action\"\n[applications.files]\n\"/site\" = \"site\"\n",
+        guest_artifacts::TEST_PROBE_PATH
+    ));
+    std::fs::create_dir(config.dir.path().join("site")).unwrap();
+    std::fs::write(config.dir.path().join("site/f.txt"), "x").unwrap();
+    config
+}
+
+#[tokio::test]
+async fn a_request_holds_at_most_its_budget_of_descriptors_whatever_opens_them() {
+    let config = mounted_probe();
+    let backend = EchoServer::start();
+    let host = Host::start(
+        Some(&config.path()),
+        &["--allow-tcp", &backend.address.to_string()],
+    );
+    // One request first, so that every lazily opened descriptor of the
+    // host is open before the baseline is taken.
+    assert_eq!(
+        get(&host.url("/probe/sockets?count=1")).await.text(),
+        "created 1"
+    );
+    let baseline = host.open_fds();
+    // The mounted folder is one of the request's handles.
+    let room = MAX_HANDLES_PER_REQUEST - 1;
+    let limit_line = format!(
+        "this request already holds {MAX_HANDLES_PER_REQUEST} OS handles (files, sockets and connections), its limit"
+    );
+    let reply = get(&host.url("/probe/sockets?count=10000")).await;
+    assert_eq!(
+        reply.text(),
+        format!("created {room} then new-socket-limit")
+    );
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        &format!("refused to open a TCP socket: {limit_line}"),
+    ]);
+    let reply = get(&host.url("/probe/open-files?path=/site/f.txt&count=10000")).await;
+    assert_eq!(reply.text(), format!("opened {room} then Uncategorized"));
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        &format!("refused to open \"f.txt\": {limit_line}"),
+    ]);
+    let reply = get(&host.url(&format!(
+        "/probe/tcp-hold?addr={}&count=10000",
+        backend.address
+    )))
+    .await;
+    assert!(
+        reply.text().starts_with("opened ") && reply.text().ends_with(" then Error::LimitReached"),
+        "{}",
+        reply.text()
+    );
+    // Everything the requests held was closed with them.
+    let after = host.open_fds();
+    assert!(
+        after <= baseline + 2,
+        "{after} descriptors open after the requests, {baseline} before"
+    );
+}
+
+#[tokio::test]
+async fn all_guests_together_stay_below_the_open_file_limit() {
+    let config = mounted_probe();
+    let mut command = support::host_command();
+    // SAFETY: setrlimit in the child before exec touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 400,
+                rlim_max: 400,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let host = Host::start_with(command, Some(&config.path()), &[]);
+    // A quarter of 400 is 100, less than the 256 kept at the least.
+    host.wait_for_log(&[
+        "guests may hold 144 OS handles (files, sockets, connections) together, 256 per request; the rest of the 400 open files is kept for the host",
+    ]);
+    let reply = get(&host.url("/probe/sockets?count=10000")).await;
+    assert_eq!(reply.text(), "created 143 then new-socket-limit");
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        "refused to open a TCP socket: the host's guests already hold 144 OS handles, the host-wide limit kept below its open-file limit",
+    ]);
+    // The budget came back with the request, and the host still accepts.
+    assert_eq!(
+        get(&host.url("/probe/sockets?count=10")).await.text(),
+        "created 10"
+    );
+}
