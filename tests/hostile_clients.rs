@@ -254,3 +254,45 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         "closed after about 400ms idle, not {idle:?}"
     );
 }
+
+#[test]
+fn an_http_1_1_request_without_exactly_one_host_header_gets_400() {
+    let host = Host::start(Some(&probe_config("").path()), &[]);
+    let refusal = "bad request: an HTTP/1.1 request needs exactly one Host header\n";
+    for (what, head) in [
+        (
+            "no Host",
+            "GET /probe/params HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "two Hosts",
+            "GET /probe/params HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+        ),
+    ] {
+        let answer = support::raw_exchange(host.address, head.as_bytes(), Duration::from_secs(5));
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n") && answer.ends_with(refusal),
+            "{what}: {answer}"
+        );
+    }
+    host.wait_for_log(&["refused: an HTTP/1.1 request with 0 Host headers"]);
+    host.wait_for_log(&["refused: an HTTP/1.1 request with 2 Host headers"]);
+    for (what, head, status) in [
+        (
+            "one Host",
+            "GET /probe/params HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n",
+        ),
+        (
+            "HTTP/1.0 without Host",
+            "GET /probe/params HTTP/1.0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\n",
+        ),
+    ] {
+        let answer = support::raw_exchange(host.address, head.as_bytes(), Duration::from_secs(5));
+        assert!(
+            answer.starts_with(status) && answer.ends_with("action=params\n"),
+            "{what}: {answer}"
+        );
+    }
+}

@@ -14,11 +14,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
-use tracing::Instrument as _;
 use serverless_runtime::{
     App, BodyError, GuestResponse, IncomingRequest, InvocationStats, LaterStats, ResponseBody,
     World,
 };
+use tracing::Instrument as _;
 
 use crate::admin::Metrics;
 use crate::admission::{self, Admitted, Gate};
@@ -153,6 +153,8 @@ struct Served {
 enum Refusal {
     NotFound,
     MethodNotAllowed(String),
+    /// An HTTP/1.1 request without exactly one `Host` header.
+    BadHost,
     BadPath,
     TooLarge,
     BodyRead,
@@ -178,6 +180,10 @@ impl Refusal {
             Refusal::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
+            Refusal::BadHost => (
+                StatusCode::BAD_REQUEST,
+                "bad request: an HTTP/1.1 request needs exactly one Host header\n",
+            ),
             Refusal::BadPath => (
                 StatusCode::BAD_REQUEST,
                 "bad request: the path is not valid percent-encoded UTF-8\n",
@@ -358,6 +364,13 @@ impl Dispatcher {
         request: Request<B>,
         request_id: &Arc<str>,
     ) -> Outcome {
+        if let Some(hosts) = wrong_host_count(&request) {
+            tracing::info!(
+                request_id = &**request_id,
+                "refused: an HTTP/1.1 request with {hosts} Host headers"
+            );
+            return Err((Refusal::BadHost, None));
+        }
         let served = self.current();
         let found = match served
             .routes
@@ -435,6 +448,14 @@ impl Dispatcher {
         }
         admitted
     }
+}
+
+/// How many `Host` headers an HTTP/1.1 request has, when that is not
+/// exactly one (RFC 9112 3.2: the server answers `400`). HTTP/1.0 requests
+/// may go without.
+fn wrong_host_count<B>(request: &Request<B>) -> Option<usize> {
+    let hosts = request.headers().get_all(HOST).iter().count();
+    (request.version() == http::Version::HTTP_11 && hosts != 1).then_some(hosts)
 }
 
 /// The per-app gates for `routes`, reusing a gate of `previous` where the
