@@ -599,3 +599,44 @@ async fn json_logs_are_one_object_a_line_with_the_request_fields() {
             .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
     }
 }
+
+#[test]
+fn a_wasi_http_guest_cannot_answer_with_an_informational_status() {
+    let config = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"http-probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\n",
+        guest_artifacts::TEST_HTTP_PROBE_PATH
+    ));
+    let host = Host::start(Some(&config.path()), &[]);
+    for code in [101, 100, 199] {
+        let answer = raw_exchange(
+            host.address,
+            format!("GET /http-probe/status?code={code} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(5),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n")
+                && answer.ends_with("\r\n\r\ninternal server error\n"),
+            "{code}: {answer}"
+        );
+        let id = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .expect("a request id");
+        host.wait_for_log(&[
+            id,
+            &format!(
+                "request failed: the guest answered {code}, an informational status, as its final response"
+            ),
+        ]);
+    }
+    let answer = raw_exchange(
+        host.address,
+        b"GET /http-probe/status?code=202 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 202 Accepted\r\n")
+            && answer.contains("\r\n\r\nB\r\nstatus 202\n\r\n0\r\n\r\n"),
+        "{answer}"
+    );
+}

@@ -644,7 +644,10 @@ async fn run_wasi_http<B: RequestBody>(
     }
 }
 
-/// Holds a wasi:http response to the app's size limit: a declared length
+/// Holds a wasi:http response to what may be sent: an informational
+/// status (`1xx`) is no final answer, and the host upgrades no connection,
+/// so it is refused (`500`) rather than put on the wire as, say, `101
+/// Switching Protocols`. And to the app's size limit: a declared length
 /// past it is refused before anything is sent (`500`); a streamed body that
 /// grows past it is cut off, which the client sees as a broken response.
 fn limit_response(
@@ -652,6 +655,16 @@ fn limit_response(
     request_id: &Arc<str>,
     response: Response<ResponseBody>,
 ) -> Result<Response<ResponseBody>, Refusal> {
+    if response.status().is_informational() {
+        tracing::error!(
+            app = &**app.name(),
+            request_id = &**request_id,
+            kind = "informational status",
+            "request failed: the guest answered {}, an informational status, as its final response",
+            response.status().as_u16()
+        );
+        return Err(Refusal::HandlerFailed("informational status"));
+    }
     let limit = app.limits().max_response_body;
     let declared = response
         .headers()

@@ -9,6 +9,8 @@
 //!   those request options and answers its status and body, or the error
 //!   code (of the request, or of the body stream).
 //! * `read` (`path`): reads a file through `std::fs` (`wasi:filesystem`).
+//! * `status` (`code`): answers with status `code`, even one a final
+//!   response must not have (`101`).
 //! * `trap`: executes `unreachable` before answering.
 //! * `error-then-trap`: answers with an error code, then executes
 //!   `unreachable`.
@@ -230,6 +232,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 Ok(text) => answer(out, 200, &text),
                 Err(error) => answer(out, 200, &format!("error: {:?}", error.kind())),
             },
+            "status" => {
+                let code: u16 = query(&request, "code").parse().unwrap_or(200);
+                answer(out, code, &format!("status {code}\n"));
+            }
             "trap" => core::arch::wasm32::unreachable(),
             "error-then-trap" => {
                 ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("probe".into()))));
