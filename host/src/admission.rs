@@ -1,13 +1,16 @@
 //! Admission: how many requests may run at once, globally and per app, and
 //! what happens to the rest. A request past a cap waits in a short queue,
 //! bounded in length and in time; when the queue is full or the wait runs
-//! out, the client gets `503` with `Retry-After`.
+//! out, the client gets `503` with `Retry-After`. The time is one deadline
+//! across every gate a request passes, so that it never waits longer than
+//! the queue timeout in all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// One cap on running requests, with its bounded queue.
 pub(crate) struct Gate {
@@ -39,9 +42,9 @@ impl Gate {
         self.cap
     }
 
-    /// A slot, waiting at most `patience`; `None` when the queue is full or
-    /// the wait runs out.
-    async fn enter(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
+    /// A slot, waiting until `deadline` at most; `None` when the queue is
+    /// full or the wait runs out.
+    async fn enter(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Some(permit);
         }
@@ -49,18 +52,20 @@ impl Gate {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let permit = tokio::time::timeout(patience, self.permits.clone().acquire_owned()).await;
+        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         permit.ok().and_then(Result::ok)
     }
 }
 
 /// Admits a request through every gate that applies to it, app first so
-/// that a busy app does not hold global slots while it waits.
+/// that a busy app does not hold global slots while it waits; `patience`
+/// is for all the gates together.
 pub(crate) async fn admit(gates: &[&Gate], patience: Duration) -> Option<Admitted> {
+    let deadline = Instant::now() + patience;
     let mut permits = Vec::with_capacity(gates.len());
     for gate in gates {
-        permits.push(gate.enter(patience).await?);
+        permits.push(gate.enter(deadline).await?);
     }
     Some(Admitted { _permits: permits })
 }
@@ -78,6 +83,29 @@ mod tests {
         assert!(admit(&[&gate], Duration::from_millis(20)).await.is_none());
         drop(first);
         assert!(admit(&[&gate], Duration::from_millis(10)).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_timeout_is_one_deadline_across_the_gates() {
+        let (app, global) = (Arc::new(Gate::new(1)), Arc::new(Gate::new(1)));
+        let app_holder = admit(&[&app], Duration::ZERO).await.unwrap();
+        let _global_holder = admit(&[&global], Duration::ZERO).await.unwrap();
+        let started = Instant::now();
+        let waiter = {
+            let (app, global) = (app.clone(), global.clone());
+            tokio::spawn(async move {
+                let admitted = admit(&[&app, &global], Duration::from_secs(1)).await;
+                (admitted.is_some(), started.elapsed())
+            })
+        };
+        // The app's slot frees after 600 ms; the global one never does.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        drop(app_holder);
+        let (admitted, waited) = waiter.await.unwrap();
+        assert!(!admitted);
+        assert_eq!(waited, Duration::from_secs(1), "not 600 ms + 1 s");
+        // Refused, it holds no app slot either.
+        assert!(admit(&[&app], Duration::ZERO).await.is_some());
     }
 
     #[tokio::test]
