@@ -48,6 +48,8 @@ async fn a_plain_wasi_http_component_runs_unchanged() {
 #[tokio::test]
 async fn route_and_request_id_reach_the_component_and_cannot_be_forged() {
     let host = Host::start(Some(&http_config("").path()), &[]);
+    // A malformed client id is replaced; the route and parameter headers
+    // a client sends are never passed on.
     let reply = send(
         &client(),
         "POST",
@@ -55,17 +57,36 @@ async fn route_and_request_id_reach_the_component_and_cannot_be_forged() {
         &[
             ("x-serverless-route", b"/forged"),
             ("x-serverless-params", b"admin=1"),
-            ("x-request-id", b"forged-id"),
+            ("x-request-id", b"forged id with spaces"),
         ],
         Bytes::new(),
     )
     .await;
     let id = reply.header("x-request-id").unwrap();
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "a malformed client id is replaced by a UUID, got {id:?}"
+    );
     assert_eq!(
         reply.text(),
         format!(
             "method=Method::Post\npath=/http-probe/meta?x=1\nrequest-id={id}\nroute=/http-probe/:action\nparams=action=meta\n"
         )
+    );
+    // A well-formed client id is kept, and the component sees that one,
+    // not a second copy the client adds.
+    let reply = send(
+        &client(),
+        "POST",
+        &host.url("/http-probe/meta"),
+        &[("x-request-id", b"trace-1"), ("x-request-id", b"trace-2")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.header("x-request-id"), Some("trace-1"));
+    assert_eq!(
+        reply.text(),
+        "method=Method::Post\npath=/http-probe/meta\nrequest-id=trace-1\nroute=/http-probe/:action\nparams=action=meta\n"
     );
 }
 

@@ -79,7 +79,32 @@ impl EchoServer {
 }
 
 /// A free port on 127.0.0.1 (free when this returns).
-pub fn free_port() -> u16 {
+/// A loopback port that is bound but never listens: connections to it are
+/// refused, and no other program can take it while this lives (a port
+/// merely found free could be taken by the time it is used).
+pub struct ClosedPort {
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+impl ClosedPort {
+    pub fn reserve() -> ClosedPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        ClosedPort {
+            port,
+            _socket: socket,
+        }
+    }
+}
+
+/// A port that was free a moment ago, for servers that cannot be told to
+/// pick one themselves; callers retry when it was taken meanwhile.
+fn port_free_now() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -95,10 +120,20 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts Redis and waits until it answers `PING`.
+    /// Starts Redis and waits until it answers `PING`. Redis cannot pick
+    /// a port itself, so a port that was free is tried, and another one if
+    /// Redis exits because it was taken meanwhile.
     pub fn start() -> RedisServer {
+        for _ in 0..5 {
+            if let Some(server) = RedisServer::try_start(port_free_now()) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
+    }
+
+    fn try_start(port: u16) -> Option<RedisServer> {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .current_dir(dir.path())
@@ -108,7 +143,7 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it, for example with `apt-get install redis-server`")
             });
-        let server = RedisServer {
+        let mut server = RedisServer {
             port,
             child,
             _dir: dir,
@@ -121,8 +156,12 @@ impl RedisServer {
                     && stream.read_exact(&mut reply).is_ok()
                     && &reply == b"+PONG\r\n"
                 {
-                    return server;
+                    return Some(server);
                 }
+            }
+            // Exited: most likely the port was taken since it was found.
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return None;
             }
             assert!(
                 Instant::now() < deadline,
