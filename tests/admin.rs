@@ -15,12 +15,12 @@ fn admin_url(host: &Host, path: &str) -> String {
     )
 }
 
-/// The value of the metric line that starts with `series` (name and
-/// labels), or 0 when there is none.
+/// The value of the metric line that is `series` (name and labels), a
+/// space and a number; a missing series fails the test.
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
 fn config(echo: &EchoServer) -> ConfigDir {
@@ -95,11 +95,17 @@ async fn health_routes_and_metrics_after_known_traffic() {
         1.0,
         "{text}"
     );
-    assert_eq!(
-        metric(&text, "serverless_outbound_denied{via=\"outbound-tcp\"}"),
-        1.0,
-        "{text}"
-    );
+    // Counters, in OpenMetrics form: a `counter` type and `_total` samples.
+    for lines in [
+        "# HELP serverless_outbound_denied Outbound attempts the policy refused since the host started, by interface.\n\
+         # TYPE serverless_outbound_denied counter\n",
+        "serverless_outbound_denied_total{via=\"outbound-tcp\"} 1\n",
+        "# HELP serverless_slow_lane_moves Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started.\n\
+         # TYPE serverless_slow_lane_moves counter\n\
+         serverless_slow_lane_moves_total 0\n",
+    ] {
+        assert!(text.contains(lines), "{lines:?} in:\n{text}");
+    }
     assert_eq!(metric(&text, "serverless_instances_in_flight"), 0.0);
     assert!(metric(&text, "serverless_pool_capacity_instances") >= 1.0);
     assert!(text.ends_with("# EOF\n"), "OpenMetrics text: {text}");

@@ -57,7 +57,7 @@ struct TrapLabels {
     kind: String,
 }
 
-/// Labels of the outbound refusal gauge.
+/// Labels of the outbound refusal counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeniedLabels {
     via: String,
@@ -70,10 +70,19 @@ pub(crate) struct Metrics {
     latency: Family<AppLabels, Histogram>,
     traps: Family<TrapLabels, Counter>,
     in_flight: Gauge,
-    /// Refusals are counted by the runtime; copied in at each scrape.
-    outbound_denied: Family<DeniedLabels, Gauge>,
-    /// Counted by the runtime too; copied in at each scrape.
-    slow_lane_moves: Gauge,
+    /// Refusals are counted by the runtime; brought up to its totals at
+    /// each scrape.
+    outbound_denied: Family<DeniedLabels, Counter>,
+    /// Counted by the runtime too; brought up to date at each scrape.
+    slow_lane_moves: Counter,
+    /// Serialises bringing the copies up to date, so that two scrapes at
+    /// once do not both add the same difference.
+    copying: std::sync::Mutex<()>,
+}
+
+/// Raises `counter` to the runtime's `total`, which only grows.
+fn catch_up(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 impl Metrics {
@@ -114,13 +123,13 @@ impl Metrics {
             "How many instances the pool holds (--max-instances)",
             pool_capacity.clone(),
         );
-        let outbound_denied = Family::<DeniedLabels, Gauge>::default();
+        let outbound_denied = Family::<DeniedLabels, Counter>::default();
         registry.register(
             "outbound_denied",
             "Outbound attempts the policy refused since the host started, by interface",
             outbound_denied.clone(),
         );
-        let slow_lane_moves = Gauge::default();
+        let slow_lane_moves = Counter::default();
         registry.register(
             "slow_lane_moves",
             "Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started",
@@ -134,6 +143,7 @@ impl Metrics {
             in_flight,
             outbound_denied,
             slow_lane_moves,
+            copying: std::sync::Mutex::new(()),
         }
     }
 
@@ -167,15 +177,19 @@ impl Metrics {
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
-        for via in DeniedVia::ALL {
-            self.outbound_denied
-                .get_or_create(&DeniedLabels {
+        {
+            let _copying = self
+                .copying
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for via in DeniedVia::ALL {
+                let counter = self.outbound_denied.get_or_create(&DeniedLabels {
                     via: via.name().to_owned(),
-                })
-                .set(i64::try_from(via.total()).unwrap_or(i64::MAX));
+                });
+                catch_up(&counter, via.total());
+            }
+            catch_up(&self.slow_lane_moves, moved_to_slow_lane());
         }
-        self.slow_lane_moves
-            .set(i64::try_from(moved_to_slow_lane()).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
