@@ -225,10 +225,12 @@ impl Invocations {
             Key::Seq(seq) => seq,
             // Ambiguous when several running requests share the id: the
             // line is not kept rather than kept with the wrong one.
-            Key::RequestId(request_id) => match inner.by_request_id.get(request_id).map(Vec::as_slice) {
-                Some([only]) => *only,
-                _ => return,
-            },
+            Key::RequestId(request_id) => {
+                match inner.by_request_id.get(request_id).map(Vec::as_slice) {
+                    Some([only]) => *only,
+                    _ => return,
+                }
+            }
         };
         let Some(running) = inner.running.get_mut(&seq) else {
             return;
