@@ -151,3 +151,68 @@ fn admin_endpoints_can_be_turned_off_and_a_bad_address_is_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("or `off`"), "{stderr}");
 }
+
+/// A `host serve` started without `--admin-listen`, killed when dropped.
+struct Bare {
+    child: std::process::Child,
+    stdout: String,
+}
+
+impl Bare {
+    /// Starts `host serve --listen 127.0.0.1:0` and reads stdout up to
+    /// the `listening on` line; fails with the host's stderr if it exits.
+    fn start() -> Bare {
+        use std::io::BufRead as _;
+        let mut child = support::host_command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut stdout = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "the host exited at startup: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            stdout.push_str(&line);
+            if line.starts_with("listening on http://") {
+                return Bare { child, stdout };
+            }
+        }
+    }
+
+    /// The admin address the banner names.
+    fn admin(&self) -> std::net::SocketAddr {
+        self.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("admin on http://")?.split(' ').next())
+            .unwrap_or_else(|| panic!("no admin line in:\n{}", self.stdout))
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn with_listen_port_0_and_no_admin_listen_the_admin_port_is_free_too() {
+    let (first, second) = (Bare::start(), Bare::start());
+    let (one, two) = (first.admin(), second.admin());
+    assert_ne!(one, two);
+    for admin in [one, two] {
+        assert!(admin.ip().is_loopback() && admin.port() != 9464, "{admin}");
+        let health = get(&format!("http://{admin}/healthz")).await;
+        assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    }
+}

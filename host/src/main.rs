@@ -217,8 +217,10 @@ pub(crate) struct ServeArgs {
     /// Where the admin endpoints listen (`/healthz`, `/readyz`,
     /// `/metrics`, `/routes`): keep it on loopback or a private network.
     /// `off` disables them; port 0 picks a free port, printed at startup.
-    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464", value_parser = parse_admin_listen)]
-    pub(crate) admin_listen: AdminListen,
+    /// Default: `127.0.0.1:9464`, or `127.0.0.1:0` when the listen address
+    /// has port 0, so that hosts started side by side do not collide.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_admin_listen)]
+    pub(crate) admin_listen: Option<AdminListen>,
 
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
@@ -227,6 +229,26 @@ pub(crate) struct ServeArgs {
 /// The value of `--admin-listen`.
 #[derive(Clone, Copy)]
 pub(crate) struct AdminListen(pub(crate) Option<std::net::SocketAddr>);
+
+impl AdminListen {
+    /// The admin address when `--admin-listen` is not given: the fixed
+    /// port, or a free one when the server's own port is picked freely
+    /// (a fixed one would make a second such host fail to start).
+    pub(crate) fn default_for(listen: std::net::SocketAddr) -> AdminListen {
+        let port = if listen.port() == 0 {
+            0
+        } else {
+            DEFAULT_ADMIN_PORT
+        };
+        AdminListen(Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        ))))
+    }
+}
+
+/// The admin port when neither `--admin-listen` nor port 0 says otherwise.
+const DEFAULT_ADMIN_PORT: u16 = 9464;
 
 fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
     if text == "off" {

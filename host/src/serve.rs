@@ -51,7 +51,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("cannot read the bound address")?;
         let metrics = Arc::new(Metrics::new(args.max_instances));
         let admin = Arc::new(Admin::new(metrics.clone(), &routes));
-        let admin_address = match args.admin_listen.0 {
+        let admin_listen = args
+            .admin_listen
+            .unwrap_or_else(|| crate::AdminListen::default_for(address));
+        let admin_address = match admin_listen.0 {
             Some(address) => {
                 let admin_listener = TcpListener::bind(address).await.with_context(|| {
                     format!("cannot listen on {address} for the admin endpoints (--admin-listen)")
