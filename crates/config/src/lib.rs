@@ -18,8 +18,6 @@
 //! error carries the file, line and column of the offending value and says
 //! how to fix it.
 
-#![warn(missing_docs)]
-
 mod error;
 mod fields;
 mod raw;
@@ -29,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Location};
-pub use fields::parse_duration;
+pub use fields::{parse_duration, parse_duration_or_zero};
 pub use serverless_outbound::{HttpRule, TcpRule};
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
 

@@ -5,6 +5,4 @@
 //! target with rustup when it is missing). For each guest `NAME` this crate
 //! exports `NAME_PATH`, the component file, and `NAME`, its bytes.
 
-#![warn(missing_docs)]
-
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -24,8 +24,6 @@
 //! `env` table and `println!`/`eprintln!` go to the host log, tagged with
 //! the app and the request id.
 
-#![warn(missing_docs)]
-
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({

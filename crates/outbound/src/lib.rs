@@ -11,8 +11,6 @@
 //! `--allow-http` rules ([`HttpRule`]) add a scheme and are checked by the
 //! same engine.
 
-#![warn(missing_docs)]
-
 mod allowlist;
 mod destination;
 mod http;

@@ -139,7 +139,10 @@ fn read_interfaces() -> std::io::Result<HashSet<IpAddr>> {
         // SAFETY: `entry` is a node of the list getifaddrs returned, alive
         // until freeifaddrs.
         let node = unsafe { &*entry };
-        if let Some(ip) = unsafe { socket_address(node.ifa_addr) } {
+        // SAFETY: getifaddrs gives each node a null or valid address of
+        // the length its family implies.
+        let ip = unsafe { socket_address(node.ifa_addr) };
+        if let Some(ip) = ip {
             addresses.insert(ip);
         }
         entry = node.ifa_next;

@@ -6,8 +6,6 @@
 //! each request with a [`Lookup`]: a match with its parameters, a `405` with
 //! the methods that would have matched, or a `404`.
 
-#![warn(missing_docs)]
-
 mod method;
 mod pattern;
 mod table;

@@ -11,8 +11,6 @@
 //! * `lanes.rs` moves long-running guests to low-priority threads, so
 //!   that short requests go first.
 
-#![warn(missing_docs)]
-
 mod app;
 mod bindings;
 mod cache;
