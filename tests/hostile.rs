@@ -10,7 +10,23 @@ use bytes::Bytes;
 use support::backends::{EchoServer, SilentServer};
 use support::{ConfigDir, Host, client, get, send};
 
+/// The hostile app with `timeout`, 32 MiB of memory, a 4 MiB response
+/// limit and 8 TCP connections; a `key = value` line of `extra` replaces
+/// the default of that key, other lines are added.
 fn hostile_config(timeout: &str, extra: &str) -> ConfigDir {
+    let defaults = [
+        ("max_memory", "\"32 MiB\""),
+        ("max_response_body", "\"4 MiB\""),
+        ("max_tcp_connections", "8"),
+        ("tcp_io_timeout", "\"60s\""),
+    ];
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
+    let mut settings: Vec<String> = defaults
+        .iter()
+        .filter(|(name, _)| !extra.lines().any(|line| key(line) == *name))
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect();
+    settings.extend(extra.lines().map(str::to_owned));
     ConfigDir::new(&format!(
         r#"[[applications]]
 name = "hostile"
@@ -18,13 +34,10 @@ file_path = {hostile:?}
 method = "ANY"
 url_path = "/hostile/:action"
 timeout = "{timeout}"
-max_memory = "32 MiB"
-max_response_body = "4 MiB"
-max_tcp_connections = 8
-tcp_io_timeout = "60s"
-{extra}
+{settings}
 "#,
         hostile = guest_artifacts::TEST_HOSTILE_PATH,
+        settings = settings.join("\n"),
     ))
 }
 
@@ -366,8 +379,185 @@ async fn a_long_request_moved_to_the_slow_lane_still_answers_while_short_ones_ar
     .text();
     let moves: u64 = metrics
         .lines()
-        .find_map(|line| line.strip_prefix("serverless_slow_lane_moves "))
+        .find_map(|line| line.strip_prefix("serverless_slow_lane_moves_total "))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("no slow-lane metric in {metrics}"));
     assert!(moves >= 1, "the long request moved to the slow lane");
+}
+
+/// Every log line of the request `id`.
+fn lines_of(host: &Host, id: &str) -> Vec<String> {
+    host.stderr()
+        .lines()
+        .filter(|line| line.contains(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits for the line saying how much of request `id`'s output was dropped
+/// (written once the guest has finished) and returns the request's lines.
+fn lines_after_drop(host: &Host, id: &str, dropped: &str) -> Vec<String> {
+    host.wait_for_log(&[
+        id,
+        &format!(
+            "dropped {dropped} of guest output (log, stdout and stderr) past the budget of 1048576 bytes or 10000 lines per request"
+        ),
+    ]);
+    lines_of(host, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_headers_are_capped_and_count_into_the_response_limit() {
+    // Fails before the cap: 30,000 headers overflowed the header map and
+    // the worker panicked, so the client saw its connection dropped.
+    let host = Host::start(Some(&hostile_config("5s", "").path()), &[]);
+    let id = expect(
+        &host,
+        "/hostile/headers-flood",
+        500,
+        "request failed: response headers too large: the handler tried to set more than 90 headers or more than 65536 bytes of reason phrase and headers",
+    )
+    .await;
+    host.wait_for_log(&[&id, "request failed", "kind=\"response too large\""]);
+    host.wait_for_log(&[
+        &id,
+        "header 91 refused: ResponseError::HeadersTooLarge",
+        "source=\"log\"",
+    ]);
+    // 90 are allowed.
+    let fine = get(&host.url("/hostile/headers-flood?count=90")).await;
+    assert_eq!((fine.status, fine.text().as_str()), (200, "flooded"));
+    assert_eq!(fine.headers.get_all("x-flood").iter().count(), 90);
+
+    // 64 KiB of headers at most: the fourth of 16 KiB is refused.
+    let id = expect(
+        &host,
+        "/hostile/header-bytes?count=8&size=16384",
+        500,
+        "response headers too large",
+    )
+    .await;
+    host.wait_for_log(&[&id, "header 4 refused: ResponseError::HeadersTooLarge"]);
+
+    // Header bytes count into max_response_body: behind a 1 KiB limit, a
+    // body of 1000 bytes leaves no room for a header of 100.
+    let small = hostile_config("5s", "max_response_body = \"1 KiB\"");
+    let host = Host::start(Some(&small.path()), &[]);
+    let id = expect(
+        &host,
+        "/hostile/header-bytes?body=1000&size=100",
+        500,
+        "request failed: response too large: the handler tried to send more than the app's limit of 1024 bytes",
+    )
+    .await;
+    host.wait_for_log(&[&id, "header 1 refused: ResponseError::TooLarge(1024)"]);
+    // The body fits alone, and with a small header.
+    let fine = get(&host.url("/hostile/header-bytes?body=900&size=10")).await;
+    assert_eq!((fine.status, fine.body.len()), (200, 900));
+    assert_eq!(fine.header("x-big-0"), Some("vvvvvvvvvv"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_log_message_costs_the_host_neither_memory_nor_log() {
+    // Fails before the budget: the 100 MB message was formatted and
+    // captured whole, raising the host's RSS by about 490 MiB and writing
+    // 100 MB to its log.
+    let config = hostile_config("30s", "max_memory = \"256 MiB\"");
+    let host = Host::start(Some(&config.path()), &[]);
+    assert_eq!(get(&host.url("/hostile/ok")).await.text(), "fine");
+    let rss = host.memory("VmRSS");
+    let log_before = host.stderr().len();
+    let reply = get(&host.url("/hostile/log-huge")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "logged"));
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    // 64 pieces of 16 KiB fill the 1 MiB budget; the rest of the message
+    // and the short one after it are dropped.
+    let after = "after the huge message".len();
+    let dropped = 100_000_000 - (1 << 20) + after;
+    let lines = lines_after_drop(&host, &id, &format!("{dropped} bytes in 6041 lines"));
+    let piece = format!(" {} ", "x".repeat(16 * 1024));
+    let pieces = lines
+        .iter()
+        .filter(|line| line.contains("source=\"log\""))
+        .collect::<Vec<_>>();
+    assert_eq!(pieces.len(), 64);
+    assert!(pieces.iter().all(|line| line.contains(&piece)));
+    assert!(!host.stderr().contains("after the huge message"));
+    let logged = host.stderr().len() - log_before;
+    assert!(logged < (1 << 20) + 64 * 1024, "{logged} bytes of log");
+    // The instance's 100 MB of linear memory is given back once its pool
+    // slot is reset, which happens after the response has gone out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let growth = loop {
+        let growth = host.memory("VmRSS").saturating_sub(rss);
+        if growth < 64 << 20 || Instant::now() > deadline {
+            break growth;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "RSS grew by {} KiB after a 100 MB log message",
+        growth >> 10
+    );
+    assert!(growth < 64 << 20, "RSS grew by {} MiB", growth >> 20);
+    assert_eq!(get(&host.url("/hostile/ok")).await.text(), "fine");
+}
+
+#[tokio::test]
+async fn log_and_stdout_share_one_output_budget_per_request() {
+    // Fails before the budget: all 2 MB reached the log.
+    let host = Host::start(Some(&hostile_config("30s", "").path()), &[]);
+    let reply = get(&host.url("/hostile/output-flood?lines=2000&width=1000")).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "flooded"));
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    // 1048 lines of 1000 bytes fit in 1 MiB; the 952 after them do not.
+    let lines = lines_after_drop(&host, &id, "952000 bytes in 952 lines");
+    let count = |source: &str| {
+        lines
+            .iter()
+            .filter(|line| line.contains(&format!("source=\"{source}\"")))
+            .count()
+    };
+    assert_eq!((count("log"), count("stdout")), (524, 524));
+    // Blank lines count too: 20,000 of them cost the log 10,000 records.
+    let reply = get(&host.url("/hostile/output-flood?lines=20000&width=0")).await;
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    let lines = lines_after_drop(&host, &id, "0 bytes in 10000 lines");
+    assert_eq!(
+        lines.iter().filter(|line| line.contains("source=")).count(),
+        10_000
+    );
+    // The next request has a budget of its own.
+    let reply = get(&host.url("/hostile/output-flood?lines=10&width=10")).await;
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    // The dropped line comes before the access line.
+    host.wait_for_log(&[&id, "access: request"]);
+    assert!(
+        !lines_of(&host, &id)
+            .iter()
+            .any(|line| line.contains("dropped"))
+    );
+}
+
+#[tokio::test]
+async fn a_line_written_in_pieces_is_one_log_line_and_blank_lines_stay() {
+    // Fails before one buffer per stream: each of the five handles logged
+    // its piece as a line of its own, and the blank line was dropped.
+    let host = Host::start(Some(&hostile_config("5s", "").path()), &[]);
+    let reply = get(&host.url("/hostile/stdout-pieces")).await;
+    assert_eq!(reply.text(), "written");
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    host.wait_for_log(&[&id, "after the blank line"]);
+    let lines: Vec<String> = lines_of(&host, &id)
+        .into_iter()
+        .filter(|line| line.contains("source=\"stdout\""))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].contains(" one line in five pieces "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("guest:  app=\"hostile\""), "{}", lines[1]);
+    assert!(lines[2].contains(" after the blank line "), "{}", lines[2]);
 }

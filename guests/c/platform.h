@@ -141,6 +141,8 @@ static inline const char *response_error_name(const response_error_t *error) {
         return "reserved-header";
     case SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_TOO_LARGE:
         return "too-large";
+    case SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_HEADERS_TOO_LARGE:
+        return "headers-too-large";
     default:
         return "unknown response error";
     }

@@ -87,6 +87,7 @@ constexpr std::string_view name(const RE::InvalidHeaderName&) { return "invalid-
 constexpr std::string_view name(const RE::InvalidHeaderValue&) { return "invalid-header-value"; }
 constexpr std::string_view name(const RE::ReservedHeader&) { return "reserved-header"; }
 constexpr std::string_view name(const RE::TooLarge&) { return "too-large"; }
+constexpr std::string_view name(const RE::HeadersTooLarge&) { return "headers-too-large"; }
 constexpr std::string_view name(const TE::NotAllowed&) { return "not-allowed"; }
 constexpr std::string_view name(const TE::InvalidAddress&) { return "invalid-address"; }
 constexpr std::string_view name(const TE::DnsFailure&) { return "dns-failure"; }

@@ -252,6 +252,7 @@ pub const response = struct {
         InvalidHeaderValue,
         ReservedHeader,
         TooLarge,
+        HeadersTooLarge,
     };
 
     /// Turns the bindings' result into a Zig error, freeing its payload.
@@ -263,7 +264,8 @@ pub const response = struct {
             c.SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_INVALID_HEADER_NAME => error.InvalidHeaderName,
             c.SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_INVALID_HEADER_VALUE => error.InvalidHeaderValue,
             c.SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_RESERVED_HEADER => error.ReservedHeader,
-            else => error.TooLarge,
+            c.SERVERLESS_WASM_PLATFORM_RESPONSE_RESPONSE_ERROR_TOO_LARGE => error.TooLarge,
+            else => error.HeadersTooLarge,
         };
     }
 

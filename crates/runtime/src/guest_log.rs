@@ -39,6 +39,43 @@ impl Secrets {
         Secrets { values }
     }
 
+    /// Where to cut `bytes` at or before `limit` so that no secret is cut
+    /// in two, which would let each half reach the log unredacted: `limit`
+    /// itself, or the start of a secret that spans it. When more bytes may
+    /// follow (`open`), the beginning of a secret at the end of `bytes`
+    /// counts as one. `0` means the bytes before `limit` all belong to a
+    /// secret that starts at `0`.
+    pub(crate) fn cut_before(&self, bytes: &[u8], limit: usize, open: bool) -> usize {
+        let mut cut = limit.min(bytes.len());
+        // Moving the cut to a secret's start may cut another secret that
+        // overlaps it: repeat until no secret spans the cut.
+        loop {
+            let spanning = self.values.iter().find_map(|secret| {
+                let secret = secret.as_bytes();
+                (cut.saturating_sub(secret.len() - 1)..cut).find(|&start| {
+                    let here = &bytes[start..bytes.len().min(start + secret.len())];
+                    if here.len() == secret.len() {
+                        here == secret
+                    } else {
+                        open && secret.starts_with(here)
+                    }
+                })
+            });
+            match spanning {
+                Some(start) => cut = start,
+                None => return cut,
+            }
+        }
+    }
+
+    /// The length of the longest secret at the start of `bytes`, if one is.
+    pub(crate) fn at_start(&self, bytes: &[u8]) -> Option<usize> {
+        self.values
+            .iter()
+            .find(|secret| bytes.starts_with(secret.as_bytes()))
+            .map(String::len)
+    }
+
     /// `text` with every secret replaced by `[redacted]`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(text);
@@ -98,6 +135,26 @@ mod tests {
             "pw=[redacted] or [redacted], abc"
         );
         assert!(matches!(secrets.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_cut_never_falls_inside_a_secret() {
+        let secrets = Secrets::new(&["s3cret-value".into(), "cret-v".into()]);
+        let text = b"0123456789s3cret-value tail";
+        // No secret spans position 5 or 22.
+        assert_eq!(secrets.cut_before(text, 5, false), 5);
+        assert_eq!(secrets.cut_before(text, 22, false), 22);
+        // Inside the secret, the cut moves to its start; inside the
+        // shorter one it contains as well.
+        assert_eq!(secrets.cut_before(text, 15, false), 10);
+        assert_eq!(secrets.cut_before(text, 19, false), 10);
+        // A secret's beginning at the end counts only while more may come.
+        let open = b"0123456789s3cr";
+        assert_eq!(secrets.cut_before(open, 14, true), 10);
+        assert_eq!(secrets.cut_before(open, 14, false), 14);
+        assert_eq!(secrets.cut_before(b"s3cret-value", 6, false), 0);
+        assert_eq!(secrets.at_start(b"s3cret-value and more"), Some(12));
+        assert_eq!(Secrets::default().cut_before(text, 15, true), 15);
     }
 
     #[test]

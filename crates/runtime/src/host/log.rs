@@ -14,7 +14,8 @@ impl Host for InstanceState {
             GuestLevel::Warn => Level::WARN,
             GuestLevel::Error => Level::ERROR,
         };
-        self.tags.emit(level, "log", &message);
+        // Cut into pieces and counted against the request's output budget.
+        self.output.log(level, &message);
         Ok(())
     }
 }

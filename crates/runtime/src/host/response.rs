@@ -4,7 +4,8 @@ use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::bindings::response::{Host, ResponseError};
-use crate::state::InstanceState;
+use crate::response::GuestResponse;
+use crate::state::{HandlerCall, InstanceState};
 
 /// Headers that the host computes itself; letting a handler set them would
 /// corrupt the framing of the connection or the request id.
@@ -16,6 +17,32 @@ const RESERVED_HEADERS: [&str; 6] = [
     "upgrade",
     "x-request-id",
 ];
+
+/// How many header lines a handler may set: the 100 that hyper accepts on
+/// a request, and that a hyper client reads by default, less room for the
+/// ones the host adds (`x-request-id`, `content-length`, `date`).
+pub(crate) const MAX_HEADERS: usize = 90;
+
+/// How large the status line's reason phrase and the header lines may be
+/// together (each line its name, its value and 4 bytes of `: ` and line
+/// end): what the server accepts as a request's head.
+pub(crate) const MAX_HEAD_BYTES: u64 = 64 * 1024;
+
+/// The bytes one header line takes on the wire.
+fn line_bytes(name: &HeaderName, value: &HeaderValue) -> u64 {
+    (name.as_str().len() + value.len() + 4) as u64
+}
+
+/// The bytes of the reason phrase and every header line of `response`.
+pub(crate) fn head_bytes(response: &GuestResponse) -> u64 {
+    let reason = response.reason.as_ref().map_or(0, String::len) as u64;
+    reason
+        + response
+            .headers
+            .iter()
+            .map(|(name, value)| line_bytes(name, value))
+            .sum::<u64>()
+}
 
 fn status(code: u16) -> Result<StatusCode, ResponseError> {
     // 1xx answers cannot be the final response to a request.
@@ -58,26 +85,54 @@ enum Replace {
     Nothing,
 }
 
-impl InstanceState {
+impl HandlerCall {
+    /// Refuses a response whose head would pass the host's limits, or whose
+    /// head and body together would pass the app's; a refused response
+    /// makes the request fail.
+    fn check_size(
+        &mut self,
+        headers: usize,
+        head_bytes: u64,
+        body_bytes: u64,
+    ) -> Result<(), ResponseError> {
+        if headers > MAX_HEADERS || head_bytes > MAX_HEAD_BYTES {
+            self.headers_too_large = true;
+            return Err(ResponseError::HeadersTooLarge);
+        }
+        if head_bytes.saturating_add(body_bytes) > self.max_response_body {
+            self.response_too_large = true;
+            return Err(ResponseError::TooLarge(self.max_response_body));
+        }
+        Ok(())
+    }
+
     fn add_header(
         &mut self,
         name: &str,
         value: &str,
         replace: Replace,
-    ) -> wasmtime::Result<Result<(), ResponseError>> {
-        let headers = &mut self.call()?.response.headers;
-        Ok(header_name(name).and_then(|name| {
-            let value = header_value(value)?;
-            match replace {
-                Replace::All => {
-                    headers.insert(name, value);
-                }
-                Replace::Nothing => {
-                    headers.append(name, value);
-                }
+    ) -> Result<(), ResponseError> {
+        let name = header_name(name)?;
+        let value = header_value(value)?;
+        let response = &self.response;
+        let (mut headers, mut head) = (response.headers.len(), head_bytes(response));
+        if let Replace::All = replace {
+            for old in response.headers.get_all(&name) {
+                headers -= 1;
+                head -= line_bytes(&name, old);
             }
-            Ok(())
-        }))
+        }
+        let body = self.response.body.len() as u64;
+        self.check_size(headers + 1, head + line_bytes(&name, &value), body)?;
+        let headers = &mut self.response.headers;
+        let added = match replace {
+            Replace::All => headers.try_insert(name, value).map(drop),
+            Replace::Nothing => headers.try_append(name, value).map(drop),
+        };
+        added.map_err(|_| {
+            self.headers_too_large = true;
+            ResponseError::HeadersTooLarge
+        })
     }
 }
 
@@ -96,9 +151,17 @@ impl Host for InstanceState {
         {
             return Ok(Err(ResponseError::InvalidHeaderValue(reason.clone())));
         }
-        let response = &mut self.call()?.response;
-        response.status = parsed;
-        response.reason = reason;
+        let call = self.call()?;
+        let response = &call.response;
+        let old_reason = response.reason.as_ref().map_or(0, String::len);
+        let head = head_bytes(response) - old_reason as u64
+            + reason.as_ref().map_or(0, String::len) as u64;
+        let (headers, body) = (response.headers.len(), response.body.len() as u64);
+        if let Err(error) = call.check_size(headers, head, body) {
+            return Ok(Err(error));
+        }
+        call.response.status = parsed;
+        call.response.reason = reason;
         Ok(Ok(()))
     }
 
@@ -111,7 +174,7 @@ impl Host for InstanceState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
-        self.add_header(&name, &value, Replace::All)
+        Ok(self.call()?.add_header(&name, &value, Replace::All))
     }
 
     fn append_header(
@@ -119,14 +182,15 @@ impl Host for InstanceState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), ResponseError>> {
-        self.add_header(&name, &value, Replace::Nothing)
+        Ok(self.call()?.add_header(&name, &value, Replace::Nothing))
     }
 
     fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
         let call = self.call()?;
-        if body.len() as u64 > call.max_response_body {
-            call.response_too_large = true;
-            return Ok(Err(ResponseError::TooLarge(call.max_response_body)));
+        let response = &call.response;
+        let (headers, head) = (response.headers.len(), head_bytes(response));
+        if let Err(error) = call.check_size(headers, head, body.len() as u64) {
+            return Ok(Err(error));
         }
         call.response.body = body;
         Ok(Ok(()))
@@ -134,9 +198,11 @@ impl Host for InstanceState {
 
     fn append_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
         let call = self.call()?;
-        if (call.response.body.len() + chunk.len()) as u64 > call.max_response_body {
-            call.response_too_large = true;
-            return Ok(Err(ResponseError::TooLarge(call.max_response_body)));
+        let response = &call.response;
+        let (headers, head) = (response.headers.len(), head_bytes(response));
+        let body = (response.body.len() + chunk.len()) as u64;
+        if let Err(error) = call.check_size(headers, head, body) {
+            return Ok(Err(error));
         }
         call.response.body.extend_from_slice(&chunk);
         Ok(Ok(()))
@@ -192,6 +258,69 @@ mod tests {
             header_value("split\r\nheader"),
             Err(ResponseError::InvalidHeaderValue(_))
         ));
+    }
+
+    fn handler_call(max_response_body: u64) -> HandlerCall {
+        HandlerCall {
+            request: crate::request::IncomingRequest {
+                request_id: "test".into(),
+                method: http::Method::GET,
+                path: "/".into(),
+                query: String::new(),
+                headers: http::HeaderMap::new(),
+                body: bytes::Bytes::new(),
+                route: "/".into(),
+                params: Vec::new(),
+            },
+            response: GuestResponse::default(),
+            max_response_body,
+            response_too_large: false,
+            headers_too_large: false,
+        }
+    }
+
+    #[test]
+    fn headers_are_capped_in_number() {
+        let mut call = handler_call(u64::MAX);
+        for _ in 0..MAX_HEADERS {
+            call.add_header("x-many", "v", Replace::Nothing).unwrap();
+        }
+        assert!(matches!(
+            call.add_header("x-many", "v", Replace::Nothing),
+            Err(ResponseError::HeadersTooLarge)
+        ));
+        assert!(call.headers_too_large);
+        assert_eq!(call.response.headers.len(), MAX_HEADERS);
+        // Replacing them all leaves room again.
+        call.add_header("x-many", "one", Replace::All).unwrap();
+        assert_eq!(call.response.headers.len(), 1);
+    }
+
+    #[test]
+    fn header_bytes_are_capped_and_count_into_the_response_limit() {
+        let mut call = handler_call(u64::MAX);
+        // Each line costs its name, value and 4 bytes.
+        let value = "v".repeat(MAX_HEAD_BYTES as usize - "x-big".len() - 4);
+        call.add_header("x-big", &value, Replace::All).unwrap();
+        assert_eq!(head_bytes(&call.response), MAX_HEAD_BYTES);
+        assert!(matches!(
+            call.add_header("x", "", Replace::Nothing),
+            Err(ResponseError::HeadersTooLarge)
+        ));
+        // Replacing the header frees its bytes.
+        call.add_header("x-big", "small", Replace::All).unwrap();
+        assert_eq!(head_bytes(&call.response), 14);
+
+        let mut call = handler_call(100);
+        call.add_header("x-a", "0123456789", Replace::All).unwrap();
+        // 17 bytes of header leave 83 for the body.
+        assert!(matches!(
+            call.check_size(1, 17, 84),
+            Err(ResponseError::TooLarge(100))
+        ));
+        assert!(call.response_too_large);
+        call.response_too_large = false;
+        assert!(call.check_size(1, 17, 83).is_ok());
     }
 
     #[test]

@@ -29,7 +29,9 @@ func (e *Error) Error() string {
 	case wit.ResponseErrorReservedHeader:
 		return fmt.Sprintf("header %q is managed by the host", e.wit.ReservedHeader())
 	case wit.ResponseErrorTooLarge:
-		return fmt.Sprintf("body larger than the app's limit of %d bytes", e.wit.TooLarge())
+		return fmt.Sprintf("response larger than the app's limit of %d bytes", e.wit.TooLarge())
+	case wit.ResponseErrorHeadersTooLarge:
+		return "more headers, or larger ones, than the host sends"
 	default:
 		return fmt.Sprintf("response error %d", e.wit.Tag())
 	}

@@ -28,8 +28,8 @@ class ResponseError(ValueError):
     """The host refused a response change.
 
     `case` is the WIT case of `response-error` (`invalid-status`,
-    `invalid-header-name`, `invalid-header-value`, `reserved-header` or
-    `too-large`) and `detail` its payload.
+    `invalid-header-name`, `invalid-header-value`, `reserved-header`,
+    `too-large` or `headers-too-large`) and `detail` its payload.
     """
 
     def __init__(self, case: str, detail: Any) -> None:
