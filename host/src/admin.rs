@@ -32,7 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serverless_config::RouteTable;
-use serverless_runtime::{App, DeniedVia, moved_to_slow_lane};
+use serverless_runtime::{App, DeniedVia, RuntimeCounters};
 
 use crate::invocations::Invocations;
 use tokio::net::TcpListener;
@@ -75,6 +75,8 @@ pub(crate) struct Metrics {
     outbound_denied: Family<DeniedLabels, Counter>,
     /// Counted by the runtime too; brought up to date at each scrape.
     slow_lane_moves: Counter,
+    /// The runtime's own counts, copied into the series above.
+    runtime: RuntimeCounters,
     /// Serialises bringing the copies up to date, so that two scrapes at
     /// once do not both add the same difference.
     copying: std::sync::Mutex<()>,
@@ -86,8 +88,9 @@ fn catch_up(counter: &Counter, total: u64) {
 }
 
 impl Metrics {
-    /// Empty series, with the pool sized for `max_instances`.
-    pub(crate) fn new(max_instances: u32) -> Metrics {
+    /// Empty series, with the pool sized for `max_instances`; the counts
+    /// the runtime keeps itself are read from `runtime`.
+    pub(crate) fn new(max_instances: u32, runtime: RuntimeCounters) -> Metrics {
         let mut registry = Registry::with_prefix("serverless");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -143,6 +146,7 @@ impl Metrics {
             in_flight,
             outbound_denied,
             slow_lane_moves,
+            runtime,
             copying: std::sync::Mutex::new(()),
         }
     }
@@ -186,9 +190,9 @@ impl Metrics {
                 let counter = self.outbound_denied.get_or_create(&DeniedLabels {
                     via: via.name().to_owned(),
                 });
-                catch_up(&counter, via.total());
+                catch_up(&counter, self.runtime.denied(via));
             }
-            catch_up(&self.slow_lane_moves, moved_to_slow_lane());
+            catch_up(&self.slow_lane_moves, self.runtime.slow_lane_moves());
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

@@ -133,7 +133,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<bool> {
             routes,
             1,
             Duration::from_secs(1),
-            Arc::new(Metrics::new(1)),
+            Arc::new(Metrics::new(1, runtime.counters())),
         ));
         let response = dispatcher.dispatch(request).await;
         let (parts, body) = response.into_parts();

@@ -49,7 +49,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let metrics = Arc::new(Metrics::new(args.max_instances));
+        let metrics = Arc::new(Metrics::new(args.max_instances, runtime.counters()));
         let admin = Arc::new(Admin::new(metrics.clone(), &routes));
         let admin_listen = args
             .admin_listen

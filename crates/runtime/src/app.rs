@@ -19,6 +19,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::bindings::HandlerPre;
+use crate::denials::Denials;
 use crate::guest_log::{LogTags, Secrets};
 use crate::handles::{HandleRefusal, HostHandles, RequestHandles};
 use crate::host::outbound_http::{HttpClient, OutboundHttp};
@@ -58,6 +59,7 @@ pub struct App {
     tcp: TcpSettings,
     http: Arc<HttpClient>,
     handles: Arc<HostHandles>,
+    denials: Arc<Denials>,
     entry: Entry,
 }
 
@@ -362,6 +364,8 @@ pub(crate) struct Shared {
     pub(crate) slow_lane: Arc<SlowLane>,
     /// The OS handles all guests may hold together.
     pub(crate) handles: Arc<HostHandles>,
+    /// Where refused outbound attempts are counted.
+    pub(crate) denials: Arc<Denials>,
 }
 
 impl App {
@@ -377,6 +381,7 @@ impl App {
             contention,
             slow_lane,
             handles,
+            denials,
         } = shared;
         App {
             name: config.name.into(),
@@ -392,6 +397,7 @@ impl App {
             tcp,
             http,
             handles,
+            denials,
             entry,
         }
     }
@@ -462,6 +468,7 @@ impl App {
             tags: tags.clone(),
             output: output.clone(),
             tcp_allowlist: self.tcp.allowlist.clone(),
+            denials: self.denials.clone(),
         };
         // Each mounted folder is an open directory for the whole request.
         let handles = RequestHandles::new(self.handles.clone(), self.files.len())
@@ -499,6 +506,7 @@ impl App {
             http_outbound: OutboundHttp {
                 client: self.http.clone(),
                 tags: tags.clone(),
+                denials: self.denials.clone(),
             },
             limits: InstanceLimiter {
                 max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),
@@ -506,7 +514,7 @@ impl App {
             },
             tags,
             output,
-            tcp: OutboundTcp::new(self.tcp.clone()),
+            tcp: OutboundTcp::new(self.tcp.clone(), self.denials.clone()),
             handles,
             call,
             _running: self.contention.enter(),

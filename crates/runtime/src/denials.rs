@@ -1,11 +1,8 @@
-//! Process-wide counts of outbound attempts the policy refused, for the
-//! host's metrics. Each refusal is also logged with its app and request.
+//! Counts of outbound attempts the policy refused, for the host's metrics,
+//! kept by the runtime (each refusal is also logged with its app and
+//! request).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-static TCP: AtomicU64 = AtomicU64::new(0);
-static HTTP: AtomicU64 = AtomicU64::new(0);
-static SOCKETS: AtomicU64 = AtomicU64::new(0);
 
 /// Through which door a refused attempt came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,21 +32,43 @@ impl DeniedVia {
         }
     }
 
-    fn counter(self) -> &'static AtomicU64 {
+    fn index(self) -> usize {
         match self {
-            DeniedVia::OutboundTcp => &TCP,
-            DeniedVia::OutboundHttp => &HTTP,
-            DeniedVia::WasiSockets => &SOCKETS,
+            DeniedVia::OutboundTcp => 0,
+            DeniedVia::OutboundHttp => 1,
+            DeniedVia::WasiSockets => 2,
         }
     }
+}
 
-    /// How many attempts through this door were refused since the process
+/// The refusals of one runtime, by door.
+#[derive(Debug, Default)]
+pub struct Denials([AtomicU64; 3]);
+
+impl Denials {
+    /// How many attempts through `via` were refused since the runtime
     /// started.
-    pub fn total(self) -> u64 {
-        self.counter().load(Ordering::Relaxed)
+    pub fn total(&self, via: DeniedVia) -> u64 {
+        self.0[via.index()].load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count(self) {
-        self.counter().fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count(&self, via: DeniedVia) {
+        self.0[via.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_door_counts_apart() {
+        let denials = Denials::default();
+        denials.count(DeniedVia::OutboundTcp);
+        denials.count(DeniedVia::OutboundTcp);
+        denials.count(DeniedVia::WasiSockets);
+        assert_eq!(denials.total(DeniedVia::OutboundTcp), 2);
+        assert_eq!(denials.total(DeniedVia::OutboundHttp), 0);
+        assert_eq!(denials.total(DeniedVia::WasiSockets), 1);
     }
 }

@@ -5,6 +5,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
 use crate::cache::CompileCache;
+use crate::denials::{Denials, DeniedVia};
 use crate::handles::{HostHandles, raise_open_file_limit};
 use crate::lanes::SlowLane;
 use crate::limits::{Contention, EPOCH_TICK};
@@ -60,6 +61,28 @@ pub struct Runtime {
     pub(crate) cache: Option<CompileCache>,
     /// The OS handles all guests may hold together.
     pub(crate) handles: Arc<HostHandles>,
+    /// Outbound attempts the policy refused.
+    pub(crate) denials: Arc<Denials>,
+}
+
+/// What the runtime counts for the host's metrics: its own state, shared
+/// with whoever reports it (cheap to clone).
+#[derive(Clone)]
+pub struct RuntimeCounters {
+    denials: Arc<Denials>,
+    slow_lane: Arc<SlowLane>,
+}
+
+impl RuntimeCounters {
+    /// Outbound attempts the policy refused, by door.
+    pub fn denied(&self, via: DeniedVia) -> u64 {
+        self.denials.total(via)
+    }
+
+    /// Requests moved to the slow lane.
+    pub fn slow_lane_moves(&self) -> u64 {
+        self.slow_lane.moves()
+    }
 }
 
 /// Raises the process's open-file limit to its maximum and sizes the
@@ -191,7 +214,16 @@ impl Runtime {
             slow_lane: SlowLane::new().map_err(RuntimeError::Threads)?,
             cache: None,
             handles: guest_handle_budget(),
+            denials: Arc::default(),
         })
+    }
+
+    /// The runtime's counters, for the host's metrics.
+    pub fn counters(&self) -> RuntimeCounters {
+        RuntimeCounters {
+            denials: self.denials.clone(),
+            slow_lane: self.slow_lane.clone(),
+        }
     }
 
     /// The OS handles all guests may hold together.

@@ -29,15 +29,6 @@ use tracing::Instrument as _;
 /// before answering for it.
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
-/// Requests moved to the slow lane since the process started.
-static MOVED: AtomicU64 = AtomicU64::new(0);
-
-/// How many requests have moved to the slow lane since the process
-/// started, for the host's metrics.
-pub fn moved_to_slow_lane() -> u64 {
-    MOVED.load(Ordering::Relaxed)
-}
-
 thread_local! {
     /// Whether this thread is one of the slow lane's.
     static ON_SLOW_LANE: Cell<bool> = const { Cell::new(false) };
@@ -81,6 +72,8 @@ pub(crate) struct SlowLane {
     /// The host's own runtime, learnt from the first request that moves:
     /// tasks that must not run at low priority are spawned there.
     home: OnceLock<Handle>,
+    /// Requests moved here since the lane started, for the metrics.
+    moved: AtomicU64,
 }
 
 impl SlowLane {
@@ -103,7 +96,13 @@ impl SlowLane {
         Ok(Arc::new(SlowLane {
             runtime: Some(runtime),
             home: OnceLock::new(),
+            moved: AtomicU64::new(0),
         }))
+    }
+
+    /// How many requests have moved here since the lane started.
+    pub(crate) fn moves(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
     }
 
     /// Spawns `task` on the host's runtime, even when called from the slow
@@ -149,7 +148,7 @@ impl SlowLane {
             return Ok(request.await);
         };
         self.home.get_or_init(Handle::current);
-        MOVED.fetch_add(1, Ordering::Relaxed);
+        self.moved.fetch_add(1, Ordering::Relaxed);
         // The request keeps its span (its lines are keyed by it) there.
         let task = AbortOnDrop(runtime.spawn(request.in_current_span()));
         match tokio::time::timeout_at(deadline + DEADLINE_GRACE, task).await {
@@ -250,7 +249,7 @@ mod tests {
         let lane = SlowLane::new().unwrap();
         let long_running = LongRunning::default();
         let marker = long_running.clone();
-        let moved_before = moved_to_slow_lane();
+        let moved_before = lane.moves();
         let (ran_on, on_lane, policy) = lane
             .run(long_running, far_away(), async move {
                 marker.mark();
@@ -261,7 +260,7 @@ mod tests {
             .unwrap();
         assert_eq!(ran_on, "slow-lane");
         assert!(on_lane);
-        assert!(moved_to_slow_lane() > moved_before);
+        assert_eq!(lane.moves(), moved_before + 1);
         #[cfg(target_os = "linux")]
         assert_eq!(policy, Some(libc::SCHED_IDLE));
         #[cfg(not(target_os = "linux"))]

@@ -31,12 +31,11 @@ mod stdio;
 
 pub use app::{App, HandleError, LaterStats};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
-pub use denials::DeniedVia;
-pub use engine::{Runtime, RuntimeError, RuntimeSettings};
+pub use denials::{Denials, DeniedVia};
+pub use engine::{Runtime, RuntimeCounters, RuntimeError, RuntimeSettings};
 pub use guest_log::Secrets;
 pub use handles::{HandleRefusal, HostHandles, MAX_HANDLES_PER_REQUEST, raise_open_file_limit};
 pub use host::outbound_tcp::TcpSettings;
-pub use lanes::moved_to_slow_lane;
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;

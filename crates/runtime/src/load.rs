@@ -303,6 +303,7 @@ impl Runtime {
                 contention: self.contention.clone(),
                 slow_lane: self.slow_lane.clone(),
                 handles: self.handles.clone(),
+                denials: self.denials.clone(),
             };
             Ok(Arc::new(App::new(config, shared, tcp, http_client, entry)))
         })

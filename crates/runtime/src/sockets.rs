@@ -13,6 +13,7 @@ use serverless_outbound::{Decision, TcpAllowlist};
 use tracing::Level;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
+use crate::denials::{Denials, DeniedVia};
 use crate::guest_log::LogTags;
 
 /// The check `WasiCtxBuilder::socket_addr_check` runs for every address a
@@ -20,6 +21,7 @@ use crate::guest_log::LogTags;
 pub(crate) fn address_check(
     allowlist: Arc<TcpAllowlist>,
     tags: LogTags,
+    denials: Arc<Denials>,
 ) -> impl Fn(SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
 + Send
 + Sync
@@ -34,7 +36,7 @@ pub(crate) fn address_check(
                 match allowlist.decide(address.ip(), address.port(), None) {
                     Decision::Allowed(_) => true,
                     Decision::Denied(why) => {
-                        crate::denials::DeniedVia::WasiSockets.count();
+                        denials.count(DeniedVia::WasiSockets);
                         tags.emit(
                             Level::WARN,
                             "wasi-sockets",
@@ -45,7 +47,7 @@ pub(crate) fn address_check(
                 }
             }
             other => {
-                crate::denials::DeniedVia::WasiSockets.count();
+                denials.count(DeniedVia::WasiSockets);
                 tags.emit(
                     Level::WARN,
                     "wasi-sockets",

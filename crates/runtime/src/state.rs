@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::denials::Denials;
 use crate::guest_log::LogTags;
 use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
@@ -53,6 +54,7 @@ pub(crate) struct WasiRecipe {
     pub(crate) tags: LogTags,
     pub(crate) output: GuestOutput,
     pub(crate) tcp_allowlist: Arc<TcpAllowlist>,
+    pub(crate) denials: Arc<Denials>,
 }
 
 impl WasiRecipe {
@@ -71,6 +73,7 @@ impl WasiRecipe {
             .socket_addr_check(sockets::address_check(
                 self.tcp_allowlist.clone(),
                 self.tags.clone(),
+                self.denials.clone(),
             ));
         builder
     }

@@ -35,6 +35,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tracing::Level;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::denials::{Denials, DeniedVia};
 use crate::guest_log::LogTags;
 use crate::lanes::SlowLane;
 use crate::resolve::{self, Refusal};
@@ -151,6 +152,8 @@ impl HttpClient {
 pub(crate) struct OutboundHttp {
     pub(crate) client: Arc<HttpClient>,
     pub(crate) tags: LogTags,
+    /// Where refusals are counted.
+    pub(crate) denials: Arc<Denials>,
 }
 
 /// The destination of a request URI: its host and port (default by
@@ -199,9 +202,10 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> SendFuture {
         let tags = self.tags.clone();
         let client = self.client.clone();
+        let denials = self.denials.clone();
         let shown = request.uri().to_string();
         let refuse = move |why: &str| {
-            crate::denials::DeniedVia::OutboundHttp.count();
+            denials.count(DeniedVia::OutboundHttp);
             tags.emit(
                 Level::WARN,
                 "outbound-http",

@@ -18,6 +18,7 @@ use tracing::Level;
 use wasmtime::component::Resource;
 
 use crate::bindings::outbound_tcp::{Error, Host, HostConnection};
+use crate::denials::{Denials, DeniedVia};
 use crate::handles::HandleKind;
 use crate::resolve::{self, Refusal};
 use crate::state::InstanceState;
@@ -47,14 +48,17 @@ pub(crate) struct OutboundTcp {
     pub(crate) opened: u32,
     /// Connections the policy refused during this request.
     pub(crate) denied: u32,
+    /// Where refusals are counted for the host's metrics.
+    denials: Arc<Denials>,
 }
 
 impl OutboundTcp {
-    pub(crate) fn new(settings: TcpSettings) -> OutboundTcp {
+    pub(crate) fn new(settings: TcpSettings, denials: Arc<Denials>) -> OutboundTcp {
         OutboundTcp {
             settings,
             opened: 0,
             denied: 0,
+            denials,
         }
     }
 }
@@ -81,7 +85,7 @@ fn io_error(error: &std::io::Error) -> Error {
 impl InstanceState {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
-        crate::denials::DeniedVia::OutboundTcp.count();
+        self.tcp.denials.count(DeniedVia::OutboundTcp);
         self.tcp.denied += 1;
         self.tags.emit(
             Level::WARN,
