@@ -164,3 +164,49 @@ fn bad_arguments_are_named() {
     let env = run(guest_artifacts::HELLO_PATH, &["--env", "NOVALUE"]);
     assert!(stderr(&env).contains("NAME=value"), "{}", stderr(&env));
 }
+
+#[test]
+fn a_bad_timeout_is_a_clear_error_naming_the_flag_not_a_panic() {
+    for bad in ["inf", "-1", "nan", "0"] {
+        let output = run(guest_artifacts::HELLO_PATH, &[&format!("--timeout={bad}")]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {text}");
+        let reason = if bad == "0" {
+            "is zero; the time must be longer"
+        } else {
+            "is not a duration"
+        };
+        let first = text.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(
+                "error: invalid value '{bad}' for '--timeout <DURATION>': \"{bad}\" {reason}; write 250ms, 5s, 2m, 1h, or a number of seconds"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+#[test]
+fn the_timeout_takes_a_duration_or_bare_seconds() {
+    for (timeout, status) in [("300ms", "504"), ("1", "504"), ("5s", "200")] {
+        let output = run(
+            guest_artifacts::TEST_PROBE_PATH,
+            &[
+                "--path",
+                "/probe/sleep?ms=1500",
+                "--route",
+                "/probe/:action",
+                "--timeout",
+                timeout,
+            ],
+        );
+        let text = stdout(&output);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "--timeout {timeout}: {text}{}",
+            stderr(&output)
+        );
+    }
+}

@@ -640,3 +640,55 @@ fn a_wasi_http_guest_cannot_answer_with_an_informational_status() {
         "{answer}"
     );
 }
+
+#[test]
+fn time_flags_take_durations_and_name_the_flag_when_bad() {
+    for (flag, bad, forms) in [
+        (
+            "--drain-timeout",
+            "soon",
+            "250ms, 5s, 2m, 1h, or a number of seconds",
+        ),
+        (
+            "--queue-timeout",
+            "-5",
+            "250ms, 5s, 2m, 1h, or a number of milliseconds",
+        ),
+        (
+            "--idle-timeout",
+            "30",
+            "a whole number with a unit: 250ms, 5s, 2m or 1h",
+        ),
+    ] {
+        let output = support::host_command()
+            .args(["serve", &format!("{flag}={bad}")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert_eq!(
+            text.lines().next().unwrap_or_default(),
+            format!(
+                "error: invalid value '{bad}' for '{flag} <DURATION>': \"{bad}\" is not a duration; write {forms}"
+            )
+        );
+    }
+    // The new forms and the old bare numbers start a host.
+    let host = Host::start(
+        Some(&probe_config("").path()),
+        &[
+            "--drain-timeout",
+            "2s",
+            "--queue-timeout",
+            "250ms",
+            "--idle-timeout",
+            "1m",
+        ],
+    );
+    host.wait_for_log(&["one idle for 60s is closed (--idle-timeout)"]);
+    drop(host);
+    Host::start(
+        Some(&probe_config("").path()),
+        &["--drain-timeout", "20", "--queue-timeout", "200"],
+    );
+}

@@ -110,9 +110,10 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME=VALUE")]
     pub(crate) env: Vec<String>,
 
-    /// The request's time limit in seconds (default 30, as `serve`).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) timeout: Option<f64>,
+    /// The request's time limit (default 30s, as `serve`): `250ms`, `5s`,
+    /// `2m`, or a number of seconds.
+    #[arg(long, value_name = "DURATION", value_parser = parse_seconds_flag)]
+    pub(crate) timeout: Option<std::time::Duration>,
 
     /// Allows outbound TCP to a destination, as for `host serve`.
     #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
@@ -166,9 +167,10 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Option<std::net::SocketAddr>,
 
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
-    /// before the host exits anyway.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub(crate) drain_timeout: u64,
+    /// before the host exits anyway: `500ms`, `30s`, `2m`, or a number of
+    /// seconds; 0 does not wait.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_drain_flag)]
+    pub(crate) drain_timeout: std::time::Duration,
 
     /// Allows outbound TCP to a destination, repeatable. Without any,
     /// handlers cannot open connections. Forms: `redis.internal:6379`,
@@ -190,9 +192,10 @@ pub(crate) struct ServeArgs {
     pub(crate) max_instances: u32,
 
     /// How long a request past a concurrency cap may wait for a slot
-    /// before it gets `503`, in milliseconds.
-    #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
-    pub(crate) queue_timeout: u64,
+    /// before it gets `503`: `250ms`, `1s`, or a number of milliseconds;
+    /// 0 does not wait.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_queue_flag)]
+    pub(crate) queue_timeout: std::time::Duration,
 
     /// How many client connections may be open at once. Past it the host
     /// stops accepting: new connections wait in the kernel's listen backlog
@@ -206,7 +209,7 @@ pub(crate) struct ServeArgs {
     /// its opening or its last response until the request's head has
     /// arrived, then the connection is closed. For example `500ms`, `30s`,
     /// `2m`.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_flag)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_idle_flag)]
     pub(crate) idle_timeout: std::time::Duration,
 
     /// Reloads when the configuration file or a component file changes,
@@ -259,12 +262,69 @@ fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
         .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9464, or `off`"))
 }
 
-/// Parses a duration flag as the configuration writes durations (`250ms`,
-/// `5s`, `2m`, `1h`); clap names the flag in its error.
-fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
-    serverless_config::parse_duration(text).ok_or_else(|| {
-        format!("{text:?} is not a positive duration; write a whole number with a unit: 250ms, 5s, 2m or 1h")
-    })
+/// What a bare number means in a time flag: the unit the flag took before
+/// it took durations, or nothing for a flag that never took numbers.
+#[derive(Clone, Copy, Debug)]
+enum BareNumber {
+    Seconds,
+    Milliseconds,
+    Refused,
+}
+
+/// The one parser of every time flag: a duration as the configuration
+/// writes it (`250ms`, `5s`, `2m`, `1h`), or a bare number in the flag's
+/// old unit. `zero` says whether zero ("do not wait") is allowed. Clap
+/// names the flag in front of the error.
+fn parse_time_flag(
+    text: &str,
+    bare: BareNumber,
+    zero: bool,
+) -> Result<std::time::Duration, String> {
+    let forms = match bare {
+        BareNumber::Seconds => "250ms, 5s, 2m, 1h, or a number of seconds",
+        BareNumber::Milliseconds => "250ms, 5s, 2m, 1h, or a number of milliseconds",
+        BareNumber::Refused => "a whole number with a unit: 250ms, 5s, 2m or 1h",
+    };
+    let number = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = match bare {
+        BareNumber::Seconds if number => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|seconds| std::time::Duration::try_from_secs_f64(seconds).ok()),
+        BareNumber::Milliseconds if number => text
+            .parse::<u64>()
+            .ok()
+            .map(std::time::Duration::from_millis),
+        _ => serverless_config::parse_duration_or_zero(text),
+    };
+    match parsed {
+        Some(duration) if duration.is_zero() && !zero => Err(format!(
+            "{text:?} is zero; the time must be longer; write {forms}"
+        )),
+        Some(duration) => Ok(duration),
+        None => Err(format!("{text:?} is not a duration; write {forms}")),
+    }
+}
+
+/// `host run --timeout`: seconds when bare, as before; more than zero.
+fn parse_seconds_flag(text: &str) -> Result<std::time::Duration, String> {
+    parse_time_flag(text, BareNumber::Seconds, false)
+}
+
+/// `--drain-timeout`: seconds when bare, as before; zero does not wait.
+fn parse_drain_flag(text: &str) -> Result<std::time::Duration, String> {
+    parse_time_flag(text, BareNumber::Seconds, true)
+}
+
+/// `--queue-timeout`: milliseconds when bare, as before; zero does not
+/// wait.
+fn parse_queue_flag(text: &str) -> Result<std::time::Duration, String> {
+    parse_time_flag(text, BareNumber::Milliseconds, true)
+}
+
+/// `--idle-timeout`: a duration with its unit; more than zero.
+fn parse_idle_flag(text: &str) -> Result<std::time::Duration, String> {
+    parse_time_flag(text, BareNumber::Refused, false)
 }
 
 /// Parses one `--allow-tcp` value; clap reports the error before anything
@@ -335,4 +395,69 @@ fn init_logging(format: LogFormat) {
         .with(output)
         .with(invocations::CaptureLayer.with_filter(captured))
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_time_flag_takes_durations_and_its_old_bare_unit() {
+        let ok = |parse: fn(&str) -> Result<Duration, String>, text: &str| parse(text).unwrap();
+        assert_eq!(ok(parse_seconds_flag, "250ms"), Duration::from_millis(250));
+        assert_eq!(ok(parse_seconds_flag, "2"), Duration::from_secs(2));
+        assert_eq!(ok(parse_seconds_flag, "0.5"), Duration::from_millis(500));
+        assert_eq!(ok(parse_drain_flag, "30"), Duration::from_secs(30));
+        assert_eq!(ok(parse_drain_flag, "2m"), Duration::from_secs(120));
+        assert_eq!(ok(parse_drain_flag, "0"), Duration::ZERO);
+        assert_eq!(ok(parse_queue_flag, "200"), Duration::from_millis(200));
+        assert_eq!(ok(parse_queue_flag, "1s"), Duration::from_secs(1));
+        assert_eq!(ok(parse_queue_flag, "0ms"), Duration::ZERO);
+        assert_eq!(ok(parse_idle_flag, "1h"), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_time_flags_are_refused_with_the_forms() {
+        let seconds = "250ms, 5s, 2m, 1h, or a number of seconds";
+        for bad in [
+            "inf", "-1", "nan", "NaN", "1e400", "", "1.5s", "1d", "1.2.3", "5 x",
+        ] {
+            assert_eq!(
+                parse_seconds_flag(bad),
+                Err(format!("{bad:?} is not a duration; write {seconds}")),
+            );
+        }
+        assert_eq!(
+            parse_seconds_flag("0"),
+            Err(format!(
+                "\"0\" is zero; the time must be longer; write {seconds}"
+            ))
+        );
+        assert_eq!(
+            parse_seconds_flag("99999999999999999999999"),
+            Err(format!(
+                "\"99999999999999999999999\" is not a duration; write {seconds}"
+            ))
+        );
+        assert_eq!(
+            parse_queue_flag("0.5"),
+            Err(
+                "\"0.5\" is not a duration; write 250ms, 5s, 2m, 1h, or a number of milliseconds"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_idle_flag("30"),
+            Err(
+                "\"30\" is not a duration; write a whole number with a unit: 250ms, 5s, 2m or 1h"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_idle_flag("0s"),
+            Err("\"0s\" is zero; the time must be longer; write a whole number with a unit: 250ms, 5s, 2m or 1h".to_owned())
+        );
+    }
 }

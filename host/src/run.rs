@@ -67,8 +67,8 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
         .unwrap_or("component")
         .to_owned();
     let mut limits = serverless_config::AppLimits::default();
-    if let Some(seconds) = args.timeout {
-        limits.timeout = Duration::from_secs_f64(seconds);
+    if let Some(timeout) = args.timeout {
+        limits.timeout = timeout;
     }
     let app = AppConfig {
         name,

@@ -77,7 +77,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             args.max_instances,
-            Duration::from_millis(args.queue_timeout),
+            args.queue_timeout,
             metrics,
         ));
         match &args.config {
@@ -120,7 +120,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             server::Settings {
                 max_connections,
                 idle_timeout: args.idle_timeout,
-                drain_timeout: Duration::from_secs(args.drain_timeout),
+                drain_timeout: args.drain_timeout,
             },
         )
         .await;

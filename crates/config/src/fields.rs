@@ -324,6 +324,12 @@ impl<'de> Deserialize<'de> for Timeout {
 /// or zero (a zero timeout would make every attempt fail). The host's
 /// time flags use it too, so that one spelling works everywhere.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    parse_duration_or_zero(text).filter(|duration| !duration.is_zero())
+}
+
+/// Like [`parse_duration`], but zero (`"0s"`) is a duration too, for the
+/// flags where it means "do not wait".
+pub fn parse_duration_or_zero(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
@@ -337,7 +343,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         "h" => std::time::Duration::from_secs(number.checked_mul(3600)?),
         _ => return None,
     };
-    (!duration.is_zero()).then_some(duration)
+    Some(duration)
 }
 
 /// A size in bytes: an integer, or a string with a unit such as
@@ -432,6 +438,11 @@ mod tests {
             Some(std::time::Duration::from_secs(120))
         );
         assert_eq!(parse_duration("0s"), None);
+        assert_eq!(
+            parse_duration_or_zero("0ms"),
+            Some(std::time::Duration::ZERO)
+        );
+        assert_eq!(parse_duration_or_zero("0"), None);
         assert_eq!(parse_duration("5"), None);
         assert_eq!(
             parse_duration("1h"),
