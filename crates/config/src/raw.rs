@@ -212,8 +212,9 @@ pub(crate) fn parse(
             at(
                 route_span.clone(),
                 format!(
-                    "route {} {} of app `{name}` overlaps route {} {} of app `{other_name}` at line {other_line}; change the path or the methods so that each request has one route",
+                    "route {} {} of app `{name}` overlaps route {} {} of app `{other_name}` at line {other_line}{}; change the path or the methods so that each request has one route",
                     conflict.methods, conflict.pattern, conflict.existing_methods, conflict.existing_pattern,
+                    if conflict.implied_head { " (a GET route also answers HEAD)" } else { "" },
                 ),
             )
         })?;

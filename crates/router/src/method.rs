@@ -161,11 +161,23 @@ impl MethodFilter {
         }
     }
 
-    /// Whether some request method would be served by both filters.
+    /// Whether some request method would be served by both filters,
+    /// counting the `HEAD` that a `GET` route answers.
     pub fn overlaps(self, other: MethodFilter) -> bool {
+        match (self.allowed_methods(), other.allowed_methods()) {
+            (Some(a), Some(b)) => a.0 & b.0 != 0,
+            _ => true,
+        }
+    }
+
+    /// Whether the filters overlap only because a `GET` route also
+    /// answers `HEAD`, so that an error can say why.
+    pub fn overlap_is_implied_head(self, other: MethodFilter) -> bool {
         match (self, other) {
-            (MethodFilter::Any, _) | (_, MethodFilter::Any) => true,
-            (MethodFilter::Only(a), MethodFilter::Only(b)) => a.0 & b.0 != 0,
+            (MethodFilter::Only(a), MethodFilter::Only(b)) => {
+                a.0 & b.0 == 0 && self.overlaps(other)
+            }
+            _ => false,
         }
     }
 
@@ -245,6 +257,13 @@ mod tests {
         assert!(filter(&["GET", "POST"]).overlaps(filter(&["POST"])));
         assert!(!filter(&["GET"]).overlaps(filter(&["POST", "PUT"])));
         assert!(filter(&["ANY"]).overlaps(filter(&["DELETE"])));
+        // A GET route answers HEAD too.
+        for (a, b) in [(&["GET"][..], &["HEAD"][..]), (&["HEAD"], &["GET", "PUT"])] {
+            assert!(filter(a).overlaps(filter(b)), "{a:?} {b:?}");
+            assert!(filter(a).overlap_is_implied_head(filter(b)), "{a:?} {b:?}");
+        }
+        assert!(!filter(&["GET"]).overlap_is_implied_head(filter(&["GET"])));
+        assert!(!filter(&["HEAD"]).overlaps(filter(&["POST"])));
         assert_eq!(filter(&["POST", "GET"]).to_string(), "GET,POST");
     }
 

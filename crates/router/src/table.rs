@@ -40,6 +40,9 @@ pub struct RouteConflict {
     pub existing_methods: MethodFilter,
     /// The earlier route's position in insertion order.
     pub existing_index: usize,
+    /// Whether the routes share only the `HEAD` that a `GET` route
+    /// answers.
+    pub implied_head: bool,
 }
 
 /// The answer to one request.
@@ -99,6 +102,7 @@ impl<T> RouteTable<T> {
                 existing_pattern: existing.pattern.as_str().to_owned(),
                 existing_methods: existing.methods,
                 existing_index: existing.index,
+                implied_head: existing.methods.overlap_is_implied_head(methods),
             });
         }
         let index = self.routes.len();
@@ -311,6 +315,28 @@ mod tests {
                 .is_err()
         );
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_head_route_conflicts_with_a_get_route_on_the_same_paths() {
+        let mut t = table(&[("/items/:id", &["GET"], "get")]);
+        let err = t
+            .insert("/items/:name".parse().unwrap(), filter(&["HEAD"]), "head")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "route HEAD /items/:name conflicts with an earlier route GET /items/:id"
+        );
+        assert!(err.implied_head);
+        let mut t = table(&[("/items", &["HEAD"], "head")]);
+        let err = t
+            .insert("/items".parse().unwrap(), filter(&["GET", "POST"]), "get")
+            .unwrap_err();
+        assert!(err.implied_head);
+        let err = t
+            .insert("/items".parse().unwrap(), filter(&["HEAD"]), "again")
+            .unwrap_err();
+        assert!(!err.implied_head, "a HEAD route named twice");
     }
 
     #[test]
