@@ -162,27 +162,34 @@ impl Bare {
     /// Starts `host serve --listen 127.0.0.1:0` and reads stdout up to
     /// the `listening on` line; fails with the host's stderr if it exits.
     fn start() -> Bare {
-        use std::io::BufRead as _;
-        let mut child = support::host_command()
+        use std::io::{BufRead as _, Read as _};
+        let child = support::host_command()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut stdout = String::new();
+        // From here on, dropping `host` kills and reaps the process.
+        let mut host = Bare {
+            child,
+            stdout: String::new(),
+        };
+        let mut reader = std::io::BufReader::new(host.child.stdout.take().unwrap());
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap() == 0 {
-                let output = child.wait_with_output().unwrap();
-                panic!(
-                    "the host exited at startup: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
+                let mut stderr = String::new();
+                let _ = host
+                    .child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr);
+                panic!("the host exited at startup: {stderr}");
             }
-            stdout.push_str(&line);
+            host.stdout.push_str(&line);
             if line.starts_with("listening on http://") {
-                return Bare { child, stdout };
+                return host;
             }
         }
     }
