@@ -5,10 +5,11 @@
 //! wasmtime-wasi keeps the guest inside its mounts by resolving every path
 //! it opens within the mount (through cap-std), symlinks included, so a
 //! link pointing out does not let the guest itself out. But it creates any
-//! link the guest asks for, and on the host the link is an ordinary one: the
-//! operator, a backup, a web server or another program serving the folder
-//! would follow it out of the mount. So the target is checked lexically
-//! before the link is made: it must be relative and without `..`.
+//! relative link the guest asks for (cap-std refuses only absolute
+//! targets), and on the host the link is an ordinary one: the operator, a
+//! backup, a web server or another program serving the folder would follow
+//! it out of the mount. So the target is checked lexically before the link
+//! is made: it must be relative and without `..`.
 //!
 //! Forbidding every `..`, rather than only one that climbs above the
 //! mount's root from the link's place, is what makes a lexical check
