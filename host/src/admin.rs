@@ -32,7 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serverless_config::RouteTable;
-use serverless_runtime::{App, DeniedVia, RuntimeCounters};
+use serverless_runtime::{App, DeniedVia, FailureKind, RuntimeCounters};
 
 use crate::invocations::Invocations;
 use tokio::net::TcpListener;
@@ -165,11 +165,11 @@ impl Metrics {
     }
 
     /// Counts a guest failure of `kind`.
-    pub(crate) fn record_failure(&self, app: &str, kind: &str) {
+    pub(crate) fn record_failure(&self, app: &str, kind: FailureKind) {
         self.traps
             .get_or_create(&TrapLabels {
                 app: app.to_owned(),
-                kind: kind.to_owned(),
+                kind: kind.as_str().to_owned(),
             })
             .inc();
     }

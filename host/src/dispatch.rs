@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serverless_config::RouteTable;
 use serverless_router::{Lookup, RouteMatch};
 use serverless_runtime::{
-    App, BodyError, GuestResponse, IncomingRequest, InvocationStats, LaterStats, ResponseBody,
-    World,
+    App, BodyError, FailureKind, GuestResponse, IncomingRequest, InvocationStats, LaterStats,
+    ResponseBody, World,
 };
 use tracing::Instrument as _;
 
@@ -160,8 +160,8 @@ enum Refusal {
     BodyRead,
     /// A handler-world body did not arrive within the app's timeout.
     BodyTimedOut,
-    /// The guest failed; the kind (for metrics) as `trap_kind` names it.
-    HandlerFailed(&'static str),
+    /// The guest failed, and how (for the log and metrics).
+    HandlerFailed(FailureKind),
     TimedOut,
     Busy,
 }
@@ -304,7 +304,7 @@ impl Dispatcher {
             Err((refusal, app)) => {
                 let kind = match &refusal {
                     Refusal::HandlerFailed(kind) => Some(*kind),
-                    Refusal::TimedOut => Some("deadline"),
+                    Refusal::TimedOut => Some(FailureKind::Deadline),
                     _ => None,
                 };
                 if let (Some(kind), Some(app)) = (kind, &app) {
@@ -495,7 +495,7 @@ fn failed(app: &App, request_id: &str, error: &serverless_runtime::HandleError) 
     tracing::error!(
         app = &**app.name(),
         request_id,
-        kind = error.kind(),
+        kind = error.kind().as_str(),
         "request failed: {message}"
     );
     if error.is_deadline() {
@@ -663,7 +663,7 @@ fn limit_response(
             "request failed: the guest answered {}, an informational status, as its final response",
             response.status().as_u16()
         );
-        return Err(Refusal::HandlerFailed("informational status"));
+        return Err(Refusal::HandlerFailed(FailureKind::InformationalStatus));
     }
     let limit = app.limits().max_response_body;
     let declared = response
@@ -678,7 +678,7 @@ fn limit_response(
             kind = "response too large",
             "request failed: the response declares more than the app's limit of {limit} bytes"
         );
-        return Err(Refusal::HandlerFailed("response too large"));
+        return Err(Refusal::HandlerFailed(FailureKind::ResponseTooLarge));
     }
     let (app_name, id) = (app.name().clone(), request_id.clone());
     Ok(response.map(|body| {

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crate::failure::FailureKind;
 use wasmtime::{ResourceLimiter, Trap};
 
 /// How often the engine's epoch advances. A running guest yields to the
@@ -186,31 +187,32 @@ fn overflowed_shadow_stack(error: &wasmtime::Error) -> bool {
     same * 4 >= frames.len() * 3
 }
 
-/// A short name for why a guest was stopped, for logs and metrics:
-/// `deadline`, `memory`, `fuel`, `unreachable`, `out of bounds`,
-/// `stack overflow`, another trap's name, or `host error`.
-pub fn trap_kind(error: &wasmtime::Error) -> &'static str {
+/// Why a guest was stopped, for logs and metrics: the deadline, a
+/// memory limit, fuel, a kind of trap, or a host error.
+pub fn trap_kind(error: &wasmtime::Error) -> FailureKind {
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        return "deadline";
+        return FailureKind::Deadline;
     }
     if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-        return "memory";
+        return FailureKind::Memory;
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => "fuel",
-        Some(Trap::UnreachableCodeReached) => "unreachable",
-        Some(Trap::MemoryOutOfBounds) if overflowed_shadow_stack(error) => "stack overflow",
-        Some(Trap::MemoryOutOfBounds | Trap::HeapMisaligned | Trap::TableOutOfBounds) => {
-            "out of bounds"
+        Some(Trap::OutOfFuel) => FailureKind::Fuel,
+        Some(Trap::UnreachableCodeReached) => FailureKind::Unreachable,
+        Some(Trap::MemoryOutOfBounds) if overflowed_shadow_stack(error) => {
+            FailureKind::StackOverflow
         }
-        Some(Trap::StackOverflow) => "stack overflow",
+        Some(Trap::MemoryOutOfBounds | Trap::HeapMisaligned | Trap::TableOutOfBounds) => {
+            FailureKind::OutOfBounds
+        }
+        Some(Trap::StackOverflow) => FailureKind::StackOverflow,
         Some(
             Trap::IntegerDivisionByZero | Trap::IntegerOverflow | Trap::BadConversionToInteger,
-        ) => "arithmetic",
-        Some(Trap::IndirectCallToNull | Trap::BadSignature) => "bad call",
-        Some(Trap::Interrupt) => "deadline",
-        Some(_) => "trap",
-        None => "host error",
+        ) => FailureKind::Arithmetic,
+        Some(Trap::IndirectCallToNull | Trap::BadSignature) => FailureKind::BadCall,
+        Some(Trap::Interrupt) => FailureKind::Deadline,
+        Some(_) => FailureKind::Trap,
+        None => FailureKind::HostError,
     }
 }
 
