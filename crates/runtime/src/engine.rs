@@ -1,6 +1,6 @@
 //! The one engine and linker shared by every app.
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Handler;
@@ -9,7 +9,7 @@ use crate::denials::{Denials, DeniedVia};
 use crate::handles::{HostHandles, raise_open_file_limit};
 use crate::lanes::SlowLane;
 use crate::limits::{Contention, EPOCH_TICK};
-use crate::state::InstanceState;
+use crate::state::{InstanceState, Platform};
 use std::sync::Arc;
 
 /// Sizes of the instance pool, fixed when the host starts.
@@ -204,7 +204,7 @@ impl Runtime {
         crate::host::os_handles::add_handle_budget(&mut linker).map_err(RuntimeError::Linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(RuntimeError::Linker)?;
-        Handler::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
+        Handler::add_to_linker::<_, Platform>(&mut linker, InstanceState::platform)
             .map_err(RuntimeError::Linker)?;
         Ok(Runtime {
             engine,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serverless_outbound::TcpAllowlist;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -93,11 +93,45 @@ pub(crate) struct HandlerCall {
     pub(crate) headers_too_large: bool,
 }
 
+/// What the platform's interfaces (`log`, `request`, `response`,
+/// `outbound-tcp`) see of a request's store: the parts each needs,
+/// borrowed, as wasmtime-wasi's `WasiCtxView` is for WASI.
+pub(crate) struct PlatformView<'a> {
+    /// The handler-world call; `None` for a wasi:http component.
+    pub(crate) call: Option<&'a mut HandlerCall>,
+    pub(crate) tags: &'a LogTags,
+    pub(crate) output: &'a GuestOutput,
+    pub(crate) tcp: &'a mut OutboundTcp,
+    pub(crate) handles: &'a mut RequestHandles,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// The linker's handle on [`PlatformView`].
+pub(crate) struct Platform;
+
+impl HasData for Platform {
+    type Data<'a> = PlatformView<'a>;
+}
+
 impl InstanceState {
+    /// The view the platform's interfaces are implemented on.
+    pub(crate) fn platform(&mut self) -> PlatformView<'_> {
+        PlatformView {
+            call: self.call.as_mut(),
+            tags: &self.tags,
+            output: &self.output,
+            tcp: &mut self.tcp,
+            handles: &mut self.handles,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl PlatformView<'_> {
     /// The handler-world call, or a trap for a `wasi:http` component that
     /// imports the handler world's request or response interface.
     pub(crate) fn call(&mut self) -> wasmtime::Result<&mut HandlerCall> {
-        self.call.as_mut().ok_or_else(|| {
+        self.call.as_deref_mut().ok_or_else(|| {
             wasmtime::Error::msg(
                 "the serverless-wasm request and response interfaces serve components that export `handle`; \
                  a wasi:http component reads its request through wasi:http/types",

@@ -3,9 +3,9 @@
 use tracing::Level;
 
 use crate::bindings::log::{Host, Level as GuestLevel};
-use crate::state::InstanceState;
+use crate::state::PlatformView;
 
-impl Host for InstanceState {
+impl Host for PlatformView<'_> {
     fn log(&mut self, level: GuestLevel, message: String) -> wasmtime::Result<()> {
         let level = match level {
             GuestLevel::Trace => Level::TRACE,

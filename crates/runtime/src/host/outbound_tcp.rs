@@ -21,7 +21,10 @@ use crate::bindings::outbound_tcp::{Error, Host, HostConnection};
 use crate::denials::{Denials, DeniedVia};
 use crate::handles::HandleKind;
 use crate::resolve::{self, Refusal};
-use crate::state::InstanceState;
+use crate::state::PlatformView;
+
+/// An `outbound-tcp` error for the guest, or a trap.
+pub type TcpError = wasmtime_wasi::TrappableError<Error>;
 
 /// The most a single `read` returns, whatever the guest asks for, so that
 /// a guest cannot make the host allocate without bound.
@@ -82,7 +85,7 @@ fn io_error(error: &std::io::Error) -> Error {
     }
 }
 
-impl InstanceState {
+impl PlatformView<'_> {
     /// Logs and counts a refusal, returning the error for the guest.
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
         self.tcp.denials.count(DeniedVia::OutboundTcp);
@@ -153,80 +156,79 @@ impl InstanceState {
     }
 }
 
-impl Host for InstanceState {
-    async fn connect(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+impl Host for PlatformView<'_> {
+    fn convert_error(&mut self, error: TcpError) -> wasmtime::Result<Error> {
+        error.downcast()
+    }
+
+    async fn connect(&mut self, address: String) -> Result<Resource<Connection>, TcpError> {
         // A connection is an OS handle: it counts against the request's
         // and the host's budgets while it is open.
-        if let Err(refusal) = self.handles.reserve(&self.table) {
+        if let Err(refusal) = self.handles.reserve(self.table) {
             self.tags.emit(
                 Level::WARN,
                 "outbound-tcp",
                 &format!("refused outbound TCP connection to {address}: {refusal}"),
             );
-            return Ok(Err(Error::LimitReached));
+            return Err(Error::LimitReached.into());
         }
-        match self.open(&address).await {
-            Ok(connection) => {
-                let connection = self.table.push(connection);
-                match &connection {
-                    Ok(resource) => self
-                        .handles
-                        .record(resource.rep(), HandleKind::TcpConnection),
-                    Err(_) => self.handles.unreserve(),
-                }
-                Ok(Ok(connection?))
+        let connection = match self.open(&address).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.handles.unreserve();
+                return Err(error.into());
+            }
+        };
+        match self.table.push(connection) {
+            Ok(resource) => {
+                self.handles
+                    .record(resource.rep(), HandleKind::TcpConnection);
+                Ok(resource)
             }
             Err(error) => {
                 self.handles.unreserve();
-                Ok(Err(error))
+                Err(TcpError::trap(error))
             }
         }
     }
 }
 
-impl HostConnection for InstanceState {
+impl HostConnection for PlatformView<'_> {
     async fn read(
         &mut self,
         connection: Resource<Connection>,
         max: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
-        let connection = self.table.get_mut(&connection)?;
+    ) -> Result<Vec<u8>, TcpError> {
+        let connection = self.table.get_mut(&connection).map_err(TcpError::trap)?;
         let mut buffer = vec![0; max.min(MAX_READ_BYTES) as usize];
-        Ok(
-            match tokio::time::timeout(connection.io_timeout, connection.stream.read(&mut buffer))
-                .await
-            {
-                Ok(Ok(read)) => {
-                    buffer.truncate(read);
-                    Ok(buffer)
-                }
-                Ok(Err(error)) => Err(io_error(&error)),
-                Err(_) => Err(Error::TimedOut),
-            },
-        )
+        match tokio::time::timeout(connection.io_timeout, connection.stream.read(&mut buffer)).await
+        {
+            Ok(Ok(read)) => {
+                buffer.truncate(read);
+                Ok(buffer)
+            }
+            Ok(Err(error)) => Err(io_error(&error).into()),
+            Err(_) => Err(Error::TimedOut.into()),
+        }
     }
 
     async fn write(
         &mut self,
         connection: Resource<Connection>,
         data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), Error>> {
-        let connection = self.table.get_mut(&connection)?;
-        Ok(
-            match tokio::time::timeout(connection.io_timeout, connection.stream.write_all(&data))
-                .await
-            {
-                Ok(result) => result.map_err(|e| io_error(&e)),
-                Err(_) => Err(Error::TimedOut),
-            },
-        )
+    ) -> Result<(), TcpError> {
+        let connection = self.table.get_mut(&connection).map_err(TcpError::trap)?;
+        match tokio::time::timeout(connection.io_timeout, connection.stream.write_all(&data)).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(io_error(&error).into()),
+            Err(_) => Err(Error::TimedOut.into()),
+        }
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
-        // Dropping the stream closes the socket.
+        // Dropping the stream closes the socket; the handle budget notices
+        // the empty slot at its next reservation.
         self.table.delete(connection)?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! `serverless-wasm:platform/request`: the incoming request, read-only.
 
 use crate::bindings::request::Host;
-use crate::state::InstanceState;
+use crate::state::PlatformView;
 
 /// Header bytes as a string, one code point per byte (ISO-8859-1), so that
 /// no byte is lost and ASCII reads as itself.
@@ -9,7 +9,7 @@ pub(crate) fn latin1_to_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| char::from(*b)).collect()
 }
 
-impl Host for InstanceState {
+impl Host for PlatformView<'_> {
     fn method(&mut self) -> wasmtime::Result<String> {
         Ok(self.call()?.request.method.as_str().to_owned())
     }

@@ -5,7 +5,10 @@ use http::header::{HeaderName, HeaderValue};
 
 use crate::bindings::response::{Host, ResponseError};
 use crate::response::GuestResponse;
-use crate::state::{HandlerCall, InstanceState};
+use crate::state::{HandlerCall, PlatformView};
+
+/// A `response-error` for the guest, or a trap.
+pub type ResponseFailure = wasmtime_wasi::TrappableError<ResponseError>;
 
 /// Headers that the host computes itself; letting a handler set them would
 /// corrupt the framing of the connection or the request id.
@@ -136,76 +139,68 @@ impl HandlerCall {
     }
 }
 
-impl Host for InstanceState {
+impl Host for PlatformView<'_> {
+    fn convert_response_error(
+        &mut self,
+        error: ResponseFailure,
+    ) -> wasmtime::Result<ResponseError> {
+        error.downcast()
+    }
+
     fn set_status_line(
         &mut self,
         code: u16,
         reason: Option<String>,
-    ) -> wasmtime::Result<Result<(), ResponseError>> {
-        let parsed = match status(code) {
-            Ok(parsed) => parsed,
-            Err(error) => return Ok(Err(error)),
-        };
+    ) -> Result<(), ResponseFailure> {
+        let parsed = status(code)?;
         if let Some(reason) = &reason
             && !valid_reason(reason)
         {
-            return Ok(Err(ResponseError::InvalidHeaderValue(reason.clone())));
+            return Err(ResponseError::InvalidHeaderValue(reason.clone()).into());
         }
-        let call = self.call()?;
+        let call = self.call().map_err(ResponseFailure::trap)?;
         let response = &call.response;
         let old_reason = response.reason.as_ref().map_or(0, String::len);
         let head = head_bytes(response) - old_reason as u64
             + reason.as_ref().map_or(0, String::len) as u64;
         let (headers, body) = (response.headers.len(), response.body.len() as u64);
-        if let Err(error) = call.check_size(headers, head, body) {
-            return Ok(Err(error));
-        }
+        call.check_size(headers, head, body)?;
         call.response.status = parsed;
         call.response.reason = reason;
-        Ok(Ok(()))
+        Ok(())
     }
 
-    fn set_status(&mut self, code: u16) -> wasmtime::Result<Result<(), ResponseError>> {
+    fn set_status(&mut self, code: u16) -> Result<(), ResponseFailure> {
         self.set_status_line(code, None)
     }
 
-    fn set_header(
-        &mut self,
-        name: String,
-        value: String,
-    ) -> wasmtime::Result<Result<(), ResponseError>> {
-        Ok(self.call()?.add_header(&name, &value, Replace::All))
+    fn set_header(&mut self, name: String, value: String) -> Result<(), ResponseFailure> {
+        let call = self.call().map_err(ResponseFailure::trap)?;
+        Ok(call.add_header(&name, &value, Replace::All)?)
     }
 
-    fn append_header(
-        &mut self,
-        name: String,
-        value: String,
-    ) -> wasmtime::Result<Result<(), ResponseError>> {
-        Ok(self.call()?.add_header(&name, &value, Replace::Nothing))
+    fn append_header(&mut self, name: String, value: String) -> Result<(), ResponseFailure> {
+        let call = self.call().map_err(ResponseFailure::trap)?;
+        Ok(call.add_header(&name, &value, Replace::Nothing)?)
     }
 
-    fn set_body(&mut self, body: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
-        let call = self.call()?;
+    fn set_body(&mut self, body: Vec<u8>) -> Result<(), ResponseFailure> {
+        let call = self.call().map_err(ResponseFailure::trap)?;
         let response = &call.response;
         let (headers, head) = (response.headers.len(), head_bytes(response));
-        if let Err(error) = call.check_size(headers, head, body.len() as u64) {
-            return Ok(Err(error));
-        }
+        call.check_size(headers, head, body.len() as u64)?;
         call.response.body = body;
-        Ok(Ok(()))
+        Ok(())
     }
 
-    fn append_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<Result<(), ResponseError>> {
-        let call = self.call()?;
+    fn append_body(&mut self, chunk: Vec<u8>) -> Result<(), ResponseFailure> {
+        let call = self.call().map_err(ResponseFailure::trap)?;
         let response = &call.response;
         let (headers, head) = (response.headers.len(), head_bytes(response));
         let body = (response.body.len() + chunk.len()) as u64;
-        if let Err(error) = call.check_size(headers, head, body) {
-            return Ok(Err(error));
-        }
+        call.check_size(headers, head, body)?;
         call.response.body.extend_from_slice(&chunk);
-        Ok(Ok(()))
+        Ok(())
     }
 }
 
