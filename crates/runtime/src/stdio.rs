@@ -48,6 +48,33 @@ const WRITE_PERMIT: usize = 64 * 1024;
 /// How many of the last stderr lines are kept to explain a trap.
 const STDERR_TAIL_LINES: usize = 8;
 
+/// How a language's runtime starts the message it prints on stderr before
+/// the guest dies, so that the log line of the trap can quote it.
+enum PanicMarker {
+    /// The text appears in the line.
+    Contains(&'static str),
+    /// The line starts with the text.
+    StartsWith(&'static str),
+}
+
+impl PanicMarker {
+    fn starts(&self, line: &str) -> bool {
+        match self {
+            PanicMarker::Contains(text) => line.contains(text),
+            PanicMarker::StartsWith(text) => line.starts_with(text),
+        }
+    }
+}
+
+/// Rust (`thread 'main' panicked at src/lib.rs:3:5:`), Python's traceback,
+/// Go's and Zig's `panic: `, and C's and C++'s failed `assert`.
+const PANIC_MARKERS: [PanicMarker; 4] = [
+    PanicMarker::Contains("panicked at"),
+    PanicMarker::StartsWith("Traceback (most recent call last):"),
+    PanicMarker::StartsWith("panic: "),
+    PanicMarker::Contains("Assertion failed"),
+];
+
 /// The last lines a guest wrote to stderr, where a panic message lands,
 /// so that the log line of a trap can quote it. Kept also when the output
 /// budget is spent.
@@ -64,11 +91,13 @@ impl StderrTail {
         }
     }
 
-    /// The guest's panic message, if its stderr shows one: the `panicked
-    /// at` line and what follows it.
+    /// The guest's panic message, if its stderr shows one: the first line
+    /// that starts one of the [`PANIC_MARKERS`] and what follows it.
     pub(crate) fn panic_message(&self) -> Option<String> {
         let lines = self.0.lock().ok()?;
-        let start = lines.iter().position(|line| line.contains("panicked at"))?;
+        let start = lines
+            .iter()
+            .position(|line| PANIC_MARKERS.iter().any(|marker| marker.starts(line)))?;
         let message: Vec<&str> = lines
             .iter()
             .skip(start)
@@ -482,6 +511,53 @@ impl AsyncWrite for StreamHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tail(lines: &[&str]) -> StderrTail {
+        let tail = StderrTail::default();
+        for line in lines {
+            tail.push(line);
+        }
+        tail
+    }
+
+    #[test]
+    fn panic_messages_of_every_guest_language_are_recognised() {
+        let rust = tail(&[
+            "starting",
+            "thread '<unnamed>' panicked at src/lib.rs:3:5:",
+            "boom",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        ]);
+        assert_eq!(
+            rust.panic_message().as_deref(),
+            Some("thread '<unnamed>' panicked at src/lib.rs:3:5: boom")
+        );
+        let python = tail(&[
+            "Traceback (most recent call last):",
+            "  File \"app.py\", line 3, in handle",
+            "ValueError: boom",
+        ]);
+        assert_eq!(
+            python.panic_message().as_deref(),
+            Some(
+                "Traceback (most recent call last):   File \"app.py\", line 3, in handle ValueError: boom"
+            )
+        );
+        let go = tail(&["panic: boom", "", "goroutine 1 [running]:"]);
+        assert_eq!(
+            go.panic_message().as_deref(),
+            Some("panic: boom  goroutine 1 [running]:")
+        );
+        let c = tail(&["hello.c:9: handle: Assertion failed: x > 0"]);
+        assert_eq!(
+            c.panic_message().as_deref(),
+            Some("hello.c:9: handle: Assertion failed: x > 0")
+        );
+        assert_eq!(
+            tail(&["an ordinary line", "panicking is fine"]).panic_message(),
+            None
+        );
+    }
 
     /// The lines a stream's buffer gives for `writes`, then at its end.
     fn lines(secrets: &Secrets, writes: &[&[u8]]) -> Vec<String> {
