@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -186,13 +187,31 @@ async fn too_many_or_too_large_headers_get_431() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_hostile_requests_leave_no_trace() {
     let backend = EchoServer::start();
+    let config = hostile_config("200ms", "");
+    // The probe holds an instance slot for as long as it is told to sleep.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(config.path())
+        .unwrap();
+    write!(
+        file,
+        "\n[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"GET\"\nurl_path = \"/probe/:action\"\n",
+        guest_artifacts::TEST_PROBE_PATH
+    )
+    .unwrap();
+    drop(file);
+    // No queue: a request that finds no free slot gets 503 at once, so
+    // a slot leaked by the hostile traffic cannot hide behind another
+    // request's finishing within the queue timeout.
     let host = Host::start(
-        Some(&hostile_config("200ms", "").path()),
+        Some(&config.path()),
         &[
             "--allow-tcp",
             &backend.address.to_string(),
             "--max-instances",
             "16",
+            "--queue-timeout",
+            "0",
         ],
     );
     let actions = [
@@ -230,15 +249,42 @@ async fn a_thousand_hostile_requests_leave_no_trace() {
         }
     }
     drop(client);
-    // All 16 instance slots are free: 16 requests at once all succeed.
-    let mut tasks = Vec::new();
+    // All 16 instance slots are free: 16 requests that each hold a slot
+    // until all 16 are running are all admitted.
+    let mut sleepers = Vec::new();
     for _ in 0..16 {
-        let url = host.url("/hostile/ok");
-        tasks.push(tokio::spawn(async move { get(&url).await.status }));
+        let url = host.url("/probe/sleep?ms=3000");
+        sleepers.push(tokio::spawn(async move { get(&url).await }));
     }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.stderr().matches("sleeping 3000 ms").count() < 16
+        && !sleepers.iter().any(|task| task.is_finished())
+    {
+        assert!(Instant::now() < deadline, "the 16 requests did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The cap is exactly 16: with all of them held, the next is refused.
+    if !sleepers.iter().any(|task| task.is_finished()) {
+        assert_eq!(get(&host.url("/hostile/ok")).await.status, 503);
+    }
+    for (i, task) in sleepers.into_iter().enumerate() {
+        let reply = task.await.unwrap();
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (200, "slept"),
+            "request {i} of 16 found no free slot"
+        );
+    }
+    let metrics = get(&format!(
+        "http://{}/metrics",
+        host.admin.expect("admin endpoints are on")
+    ))
+    .await
+    .text();
+    assert!(
+        metrics.contains("\nserverless_instances_in_flight 0\n"),
+        "{metrics}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while host.open_fds() > fds + 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
