@@ -162,12 +162,20 @@ env = {{ MODE = "literal", DB_PASSWORD = {{ from_env = "SERVERLESS_TEST_DB_PASSW
         reply.text(),
         format!("DB_PASSWORD={secret}\nMODE=literal\n")
     );
-    // The env sample prints how many variables it listed; a guest that
-    // logs the secret itself is redacted too.
-    host.wait_for_log(&["listed 2 environment variables"]);
+    // The env sample logs the variables it listed, the secret's value
+    // included: the log has it redacted.
+    let id = reply.header("x-request-id").unwrap();
+    let line = host.wait_for_log(&[id, "listed 2 environment variables"]);
+    assert!(
+        line.contains(
+            " guest: listed 2 environment variables: DB_PASSWORD=[redacted] MODE=literal "
+        ),
+        "{line}"
+    );
     assert!(
         !host.stderr().contains(secret),
-        "the secret leaked into the log"
+        "the secret leaked into the log:\n{}",
+        host.stderr()
     );
 }
 

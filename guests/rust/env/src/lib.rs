@@ -1,6 +1,8 @@
 //! `GET /env`: lists the environment the app was configured with, one
 //! `NAME=value` line each, sorted by name, read through the standard
-//! library (`wasi:cli/environment`).
+//! library (`wasi:cli/environment`). It logs what it listed, values
+//! included: the host replaces the values that came from its own
+//! environment (`from_env`) by `[redacted]` in the log.
 
 use serverless_wasm_sdk::{Handler, response};
 
@@ -14,7 +16,15 @@ impl Handler for Env {
             .iter()
             .map(|(name, value)| format!("{name}={value}\n"))
             .collect();
-        println!("listed {} environment variables", vars.len());
+        let listed: Vec<String> = vars
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        println!(
+            "listed {} environment variables: {}",
+            vars.len(),
+            listed.join(" ")
+        );
         response::text(200, &body);
     }
 }
