@@ -59,6 +59,28 @@ async fn expect(host: &Host, path: &str, status: u16, needle: &str) -> String {
     id
 }
 
+/// Waits until `/metrics` shows `count` requests being handled by an
+/// instance: the readiness signal that a request has reached its guest.
+async fn wait_in_flight(host: &Host, count: u32) {
+    let url = format!(
+        "http://{}/metrics",
+        host.admin.expect("admin endpoints are on")
+    );
+    let wanted = format!("\nserverless_instances_in_flight {count}\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = get(&url).await.text();
+        if metrics.contains(&wanted) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {count} in flight:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_guest_is_contained_with_the_right_status_and_cause() {
     let silent = SilentServer::start();
@@ -136,7 +158,7 @@ async fn past_the_concurrency_cap_requests_wait_briefly_then_get_503() {
     );
     let url = host.url("/hostile/sleep");
     let busy = tokio::spawn(async move { get(&url).await.status });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_in_flight(&host, 1).await;
     let refused = get(&host.url("/hostile/ok")).await;
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));
@@ -356,7 +378,7 @@ async fn a_stuck_request_does_not_hold_the_exit_past_the_drain_timeout() {
             )
             .await;
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_in_flight(&host, 1).await;
     let signalled = Instant::now();
     host.signal(libc::SIGTERM);
     let status = host.wait(Duration::from_secs(10));
@@ -386,6 +408,8 @@ async fn an_idle_host_sleeps_and_still_stops_the_next_spinning_guest() {
     let host = Host::start(Some(&hostile_config("1s", "").path()), &[]);
     assert_eq!(get(&host.url("/hostile/ok")).await.status, 200);
     // The epoch ticker stops ticking after a second without instances.
+    // These sleeps are what is tested (the host stays idle for them), not
+    // a wait for something to happen: it logs nothing when it stops.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = cpu_ticks(host.pid());
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -59,6 +59,20 @@ impl SteadyClient {
         }
     }
 
+    /// Waits until the client has had `more` answers after the ones it had
+    /// when called: the sign that it is sending through the current table.
+    async fn wait_for_answers(&self, more: u64) {
+        let wanted = self.sent.load(Ordering::SeqCst) + more;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.sent.load(Ordering::SeqCst) < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "the client did not get {more} answers"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn finish(self) -> (u64, u64) {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.unwrap();
@@ -88,7 +102,7 @@ async fn sighup_swaps_the_route_table_under_load_without_errors() {
     assert_eq!(get(&host.url("/main")).await.text(), "Hello, world!\n");
 
     let steady = SteadyClient::start(host.url("/main"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    steady.wait_for_answers(10).await;
     rewrite(&config, &entry(guest_artifacts::ENV_PATH));
     host.signal(libc::SIGHUP);
     wait_for_body(&host, "").await;
@@ -109,10 +123,11 @@ async fn sighup_swaps_the_route_table_under_load_without_errors() {
         "failed; the previous routes stay in service",
         "/no/such/component.wasm",
     ]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The old table keeps serving after the failed reloads.
+    steady.wait_for_answers(10).await;
 
     let (sent, failed) = steady.finish().await;
-    assert!(sent > 10, "the client kept sending: {sent}");
+    assert!(sent > 20, "the client kept sending: {sent}");
     assert_eq!(
         failed, 0,
         "{failed} of {sent} requests failed during reloads"
@@ -134,8 +149,7 @@ async fn watch_reloads_when_the_configuration_changes() {
     let config = dir.path();
     let host = Host::start(Some(&config), &["--watch"]);
     assert_eq!(get(&host.url("/main")).await.text(), "Hello, world!\n");
-    // Modification times have a coarse grain on some file systems.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = std::fs::metadata(&config).unwrap().modified().unwrap();
     rewrite(
         &config,
         &format!(
@@ -144,6 +158,15 @@ async fn watch_reloads_when_the_configuration_changes() {
             guest_artifacts::HELLO_PATH
         ),
     );
+    // Modification times have a coarse grain on some file systems: the
+    // rewrite could keep the time the host saw. Move it on explicitly
+    // instead of waiting for the clock.
+    std::fs::File::options()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_modified(before + Duration::from_secs(2))
+        .unwrap();
     host.wait_for_log(&[
         "reload (a watched file changed): now serving 2 routes",
         "added GET",
