@@ -117,3 +117,22 @@ async fn all_guests_together_stay_below_the_open_file_limit() {
         "created 10"
     );
 }
+
+#[tokio::test]
+async fn a_guest_repeating_a_refused_call_cannot_flood_the_log_through_the_host() {
+    let host = Host::start(Some(&support::probe_config("").path()), &[]);
+    let reply = get(&host.url("/probe/tcp-again?addr=10.1.2.3:80&count=12000")).await;
+    assert_eq!(reply.text(), "tried 12000");
+    let id = reply.header("x-request-id").unwrap();
+    // The host's lines about the refusals share the request's output
+    // budget of 10000 lines; the rest are counted in one line.
+    host.wait_for_log(&[id, "dropped", "lines of guest output (log, stdout and stderr) past the budget of 1048576 bytes or 10000 lines per request"]);
+    let refusals = host
+        .stderr()
+        .lines()
+        .filter(|line| {
+            line.contains(id) && line.contains("refused outbound TCP connection to 10.1.2.3:80")
+        })
+        .count();
+    assert_eq!(refusals, 10_000);
+}

@@ -14,13 +14,13 @@ use tracing::Level;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
 use crate::denials::{Denials, DeniedVia};
-use crate::guest_log::LogTags;
+use crate::stdio::GuestOutput;
 
 /// The check `WasiCtxBuilder::socket_addr_check` runs for every address a
 /// guest binds or connects to.
 pub(crate) fn address_check(
     allowlist: Arc<TcpAllowlist>,
-    tags: LogTags,
+    output: GuestOutput,
     denials: Arc<Denials>,
 ) -> impl Fn(SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
 + Send
@@ -37,7 +37,7 @@ pub(crate) fn address_check(
                     Decision::Allowed(_) => true,
                     Decision::Denied(why) => {
                         denials.count(DeniedVia::WasiSockets);
-                        tags.emit(
+                        output.host_note(
                             Level::WARN,
                             "wasi-sockets",
                             &format!("refused TCP connection to {address}: {why}"),
@@ -48,7 +48,7 @@ pub(crate) fn address_check(
             }
             other => {
                 denials.count(DeniedVia::WasiSockets);
-                tags.emit(
+                output.host_note(
                     Level::WARN,
                     "wasi-sockets",
                     &format!(

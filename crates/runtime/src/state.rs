@@ -8,7 +8,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::denials::Denials;
-use crate::guest_log::LogTags;
 use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
@@ -33,8 +32,8 @@ pub(crate) struct InstanceState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_outbound: OutboundHttp,
     pub(crate) limits: InstanceLimiter,
-    pub(crate) tags: LogTags,
-    /// The guest's log lines, stdout and stderr, under one budget.
+    /// The guest's log lines, stdout and stderr, and the host's lines
+    /// about what it did, under one budget.
     pub(crate) output: GuestOutput,
     pub(crate) tcp: OutboundTcp,
     /// The OS handles this request holds, against its and the host's
@@ -51,7 +50,6 @@ pub(crate) struct InstanceState {
 /// needs it; cheap to make, since it only shares the app's settings.
 pub(crate) struct WasiRecipe {
     pub(crate) env: Arc<[(String, String)]>,
-    pub(crate) tags: LogTags,
     pub(crate) output: GuestOutput,
     pub(crate) tcp_allowlist: Arc<TcpAllowlist>,
     pub(crate) denials: Arc<Denials>,
@@ -72,7 +70,7 @@ impl WasiRecipe {
             .allow_tcp(true)
             .socket_addr_check(sockets::address_check(
                 self.tcp_allowlist.clone(),
-                self.tags.clone(),
+                self.output.clone(),
                 self.denials.clone(),
             ));
         builder
@@ -99,7 +97,6 @@ pub(crate) struct HandlerCall {
 pub(crate) struct PlatformView<'a> {
     /// The handler-world call; `None` for a wasi:http component.
     pub(crate) call: Option<&'a mut HandlerCall>,
-    pub(crate) tags: &'a LogTags,
     pub(crate) output: &'a GuestOutput,
     pub(crate) tcp: &'a mut OutboundTcp,
     pub(crate) handles: &'a mut RequestHandles,
@@ -118,7 +115,6 @@ impl InstanceState {
     pub(crate) fn platform(&mut self) -> PlatformView<'_> {
         PlatformView {
             call: self.call.as_mut(),
-            tags: &self.tags,
             output: &self.output,
             tcp: &mut self.tcp,
             handles: &mut self.handles,

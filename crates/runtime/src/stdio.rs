@@ -223,6 +223,17 @@ impl GuestOutput {
         self.lock().log(level, message.as_bytes());
     }
 
+    /// A line the host writes about something the guest did (a refused
+    /// connection, symlink or handle): counted against the same budget as
+    /// the guest's own output, so that a guest repeating a refused call in
+    /// a loop cannot flood the log through the host either.
+    pub(crate) fn host_note(&self, level: Level, source: &'static str, message: &str) {
+        let mut output = self.lock();
+        if output.budget.take(message.len()) {
+            output.tags.emit(level, source, message);
+        }
+    }
+
     /// Writes what the streams hold without a line end yet, and one line
     /// saying how much output was dropped, if any was. Called when the
     /// guest has finished; a guest cannot write after it, but if one did,

@@ -175,10 +175,9 @@ impl App {
             request_id,
             secrets: self.secrets.clone(),
         };
-        let output = GuestOutput::new(tags.clone(), stderr);
+        let output = GuestOutput::new(tags, stderr);
         let wasi_recipe = WasiRecipe {
             env: self.env.clone(),
-            tags: tags.clone(),
             output: output.clone(),
             tcp_allowlist: self.tcp.allowlist.clone(),
             denials: self.denials.clone(),
@@ -218,14 +217,13 @@ impl App {
             http: WasiHttpCtx::new(),
             http_outbound: OutboundHttp {
                 client: self.http.clone(),
-                tags: tags.clone(),
+                output: output.clone(),
                 denials: self.denials.clone(),
             },
             limits: InstanceLimiter {
                 max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),
                 peak_memory: 0,
             },
-            tags,
             output,
             tcp: OutboundTcp::new(self.tcp.clone(), self.denials.clone()),
             handles,

@@ -52,7 +52,7 @@ pub(crate) fn add_symlink_check(linker: &mut Linker<InstanceState>) -> wasmtime:
             Box::new(async move {
                 let state = store.data_mut();
                 if !stays_inside(&target) {
-                    state.tags.emit(
+                    state.output.host_note(
                         Level::WARN,
                         "wasi-filesystem",
                         &format!(

@@ -32,7 +32,7 @@ impl InstanceState {
     fn reserve_handle(&mut self, what: &str) -> Result<(), HandleRefusal> {
         let reserved = self.handles.reserve(&self.table);
         if let Err(refusal) = &reserved {
-            self.tags.emit(
+            self.output.host_note(
                 Level::WARN,
                 "os-handles",
                 &format!("refused to open {what}: {refusal}"),

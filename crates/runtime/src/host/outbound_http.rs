@@ -36,9 +36,9 @@ use tracing::Level;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::denials::{Denials, DeniedVia};
-use crate::guest_log::LogTags;
 use crate::lanes::SlowLane;
 use crate::resolve::{self, Refusal};
+use crate::stdio::GuestOutput;
 
 /// How long a response may take to start when the guest sets no limit.
 const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -148,10 +148,11 @@ impl HttpClient {
     }
 }
 
-/// One request's outbound HTTP: the app's client and the log tags.
+/// One request's outbound HTTP: the app's client and where its log lines
+/// go.
 pub(crate) struct OutboundHttp {
     pub(crate) client: Arc<HttpClient>,
-    pub(crate) tags: LogTags,
+    pub(crate) output: GuestOutput,
     /// Where refusals are counted.
     pub(crate) denials: Arc<Denials>,
 }
@@ -200,13 +201,13 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let tags = self.tags.clone();
+        let output = self.output.clone();
         let client = self.client.clone();
         let denials = self.denials.clone();
         let shown = request.uri().to_string();
         let refuse = move |why: &str| {
             denials.count(DeniedVia::OutboundHttp);
-            tags.emit(
+            output.host_note(
                 Level::WARN,
                 "outbound-http",
                 &format!("refused outbound HTTP request to {shown}: {why}"),

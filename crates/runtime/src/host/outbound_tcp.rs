@@ -90,7 +90,7 @@ impl PlatformView<'_> {
     fn refuse(&mut self, destination: &str, why: &str) -> Error {
         self.tcp.denials.count(DeniedVia::OutboundTcp);
         self.tcp.denied += 1;
-        self.tags.emit(
+        self.output.host_note(
             Level::WARN,
             "outbound-tcp",
             &format!("refused outbound TCP connection to {destination}: {why}"),
@@ -120,7 +120,7 @@ impl PlatformView<'_> {
                     Error::InvalidAddress(e.to_string())
                 })?;
         if self.tcp.opened >= self.tcp.settings.max_connections {
-            self.tags.emit(
+            self.output.host_note(
                 Level::WARN,
                 "outbound-tcp",
                 &format!(
@@ -165,7 +165,7 @@ impl Host for PlatformView<'_> {
         // A connection is an OS handle: it counts against the request's
         // and the host's budgets while it is open.
         if let Err(refusal) = self.handles.reserve(self.table) {
-            self.tags.emit(
+            self.output.host_note(
                 Level::WARN,
                 "outbound-tcp",
                 &format!("refused outbound TCP connection to {address}: {refusal}"),

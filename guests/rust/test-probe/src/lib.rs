@@ -10,6 +10,8 @@
 //! * `tcp` (`addr`): connects through `outbound-tcp`, answers with the result.
 //! * `tcp-hold` (`addr`, `count`): opens `count` connections and never
 //!   closes them; answers `opened N` and the error that stopped it, if any.
+//! * `tcp-again` (`addr`, `count`): tries `outbound-tcp.connect` `count`
+//!   times, whatever each answer; answers `tried N`.
 //! * `tcp-read` (`addr`): connects and reads once, answers with the result.
 //! * `std-tcp` (`addr`): connects through `std::net` (`wasi:sockets`).
 //! * `std-bind` (`addr`): tries to listen through `std::net` (`wasi:sockets`).
@@ -102,6 +104,13 @@ impl Handler for Probe {
                 Ok(_) => answer("bound"),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
             },
+            "tcp-again" => {
+                let count: u32 = query("count").parse().unwrap_or(1);
+                for _ in 0..count {
+                    drop(outbound_tcp::connect(&query("addr")));
+                }
+                answer(&format!("tried {count}"));
+            }
             "std-tcp" => match std::net::TcpStream::connect(query("addr")) {
                 Ok(_) => answer("connected"),
                 Err(error) => answer(&format!("error: {:?}", error.kind())),
