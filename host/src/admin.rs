@@ -222,10 +222,10 @@ impl hyper::body::Body for ChannelBody {
 
 /// The kept invocations of `app`, then each new one, as server-sent
 /// events. The stream ends when the client goes away.
-fn follow_logs(app: String) -> AdminBody {
+fn follow_logs(invocations: &Invocations, app: String) -> AdminBody {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    let mut finished = Invocations::global().subscribe();
-    let kept = Invocations::global().recent(&app);
+    let mut finished = invocations.subscribe();
+    let kept = invocations.recent(&app);
     tokio::spawn(async move {
         let event = |invocation: &crate::invocations::Invocation| {
             Bytes::from(format!("data: {}\n\n", invocation.to_json()))
@@ -278,6 +278,8 @@ pub(crate) struct Admin {
     ready: AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
     routes: std::sync::RwLock<String>,
+    /// The server's invocation store, which `/logs/APP` reads.
+    invocations: Arc<Invocations>,
 }
 
 /// The route table as the JSON `/routes` serves.
@@ -298,12 +300,18 @@ fn routes_json(routes: &RouteTable<Arc<App>>) -> String {
 }
 
 impl Admin {
-    /// Not ready until [`Admin::set_ready`].
-    pub(crate) fn new(metrics: Arc<Metrics>, routes: &RouteTable<Arc<App>>) -> Admin {
+    /// Not ready until [`Admin::set_ready`]; `/logs/APP` reads
+    /// `invocations`.
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        routes: &RouteTable<Arc<App>>,
+        invocations: Arc<Invocations>,
+    ) -> Admin {
         Admin {
             ready: AtomicBool::new(false),
             metrics,
             routes: std::sync::RwLock::new(routes_json(routes)),
+            invocations,
         }
     }
 
@@ -369,13 +377,15 @@ impl Admin {
                     .query()
                     .is_some_and(|q| q.split('&').any(|p| p == "follow" || p == "follow=1"));
                 if follow {
-                    let mut response = Response::new(follow_logs(app.to_owned()));
+                    let mut response =
+                        Response::new(follow_logs(&self.invocations, app.to_owned()));
                     response
                         .headers_mut()
                         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
                     return response;
                 }
-                let kept: Vec<serde_json::Value> = Invocations::global()
+                let kept: Vec<serde_json::Value> = self
+                    .invocations
                     .recent(app)
                     .iter()
                     .map(|invocation| invocation.to_json())

@@ -65,8 +65,7 @@ impl AccessRecord {
             tcp_denied = stats.map(|s| s.tcp_denied),
             "request"
         );
-        Invocations::global().finish(
-            self.collecting.seq(),
+        self.collecting.finish(
             self.app.as_deref(),
             self.method.as_str(),
             &self.path,
@@ -140,6 +139,8 @@ pub(crate) struct Dispatcher {
     global: Gate,
     queue_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The server's invocation store, where each request's log lines go.
+    invocations: Arc<Invocations>,
 }
 
 /// The routes being served and the per-app concurrency caps.
@@ -239,12 +240,14 @@ type Outcome = Result<(Response<ResponseBody>, Arc<str>), (Refusal, Option<Arc<s
 
 impl Dispatcher {
     /// `max_instances` caps running requests across all apps; a request
-    /// past a cap waits up to `queue_timeout` for a slot.
+    /// past a cap waits up to `queue_timeout` for a slot. Each request's
+    /// lines are collected in `invocations`.
     pub(crate) fn new(
         routes: RouteTable<Arc<App>>,
         max_instances: u32,
         queue_timeout: Duration,
         metrics: Arc<Metrics>,
+        invocations: Arc<Invocations>,
     ) -> Dispatcher {
         let per_app = per_app_gates(&routes, &HashMap::new());
         Dispatcher {
@@ -252,6 +255,7 @@ impl Dispatcher {
             global: Gate::new(max_instances),
             queue_timeout,
             metrics,
+            invocations,
         }
     }
 
@@ -291,7 +295,7 @@ impl Dispatcher {
         };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let collecting = Invocations::global().begin(&request_id);
+        let collecting = self.invocations.begin(&request_id);
         // Every line of the request, the runtime's and the guest's, is
         // emitted in the invocation's span, which keys its log record.
         let span = collecting.span();

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -38,6 +38,9 @@ const BYTES_PER_APP: usize = 1 << 20;
 const LINES_PER_INVOCATION: usize = 200;
 /// Bytes of log text kept per invocation.
 const BYTES_PER_INVOCATION: usize = 64 << 10;
+/// Finished invocations a `--follow` client may fall behind by before it
+/// is told it missed some.
+const FOLLOWERS_BACKLOG: usize = 256;
 
 /// One captured log line.
 #[derive(Debug, Clone)]
@@ -166,8 +169,8 @@ enum Key<'a> {
     RequestId(&'a str),
 }
 
-/// The store; one per process, shared by the capture layer, the
-/// dispatcher and the admin endpoint.
+/// The store; one per server, created with it and shared (as an `Arc`) by
+/// the capture layer, the dispatcher and the admin endpoint.
 pub(crate) struct Invocations {
     inner: Mutex<Inner>,
     next_seq: AtomicU64,
@@ -175,13 +178,14 @@ pub(crate) struct Invocations {
 }
 
 impl Invocations {
-    /// The process's store.
-    pub(crate) fn global() -> &'static Invocations {
-        static STORE: OnceLock<Invocations> = OnceLock::new();
-        STORE.get_or_init(|| Invocations::new(256))
+    /// An empty store.
+    pub(crate) fn new() -> Invocations {
+        Invocations::with_backlog(FOLLOWERS_BACKLOG)
     }
 
-    fn new(followers: usize) -> Invocations {
+    /// An empty store whose followers may fall `followers` invocations
+    /// behind.
+    fn with_backlog(followers: usize) -> Invocations {
         Invocations {
             inner: Mutex::new(Inner::default()),
             next_seq: AtomicU64::new(1),
@@ -199,7 +203,7 @@ impl Invocations {
     /// until `finish` or until the returned guard drops (a request whose
     /// client went away mid-way never reaches `finish`). Run the request in
     /// the guard's [`Collecting::span`].
-    pub(crate) fn begin(&'static self, request_id: &str) -> Collecting {
+    pub(crate) fn begin(self: &Arc<Self>, request_id: &str) -> Collecting {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.running.insert(
@@ -216,7 +220,10 @@ impl Invocations {
             .entry(request_id.to_owned())
             .or_default()
             .push(seq);
-        Collecting { store: self, seq }
+        Collecting {
+            store: self.clone(),
+            seq,
+        }
     }
 
     fn capture(&self, key: Key<'_>, line: Line) {
@@ -311,14 +318,29 @@ impl Invocations {
 
 /// Stops collecting a request's lines when dropped, if `finish` did not.
 pub(crate) struct Collecting {
-    store: &'static Invocations,
+    store: Arc<Invocations>,
     seq: u64,
 }
 
 impl Collecting {
     /// The invocation's sequence number.
+    #[cfg(test)]
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Ends the invocation and keeps it under its app; see
+    /// [`Invocations::finish`].
+    pub(crate) fn finish(
+        self,
+        app: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+        duration: Duration,
+    ) {
+        self.store
+            .finish(self.seq, app, method, path, status, duration);
     }
 
     /// The span to run the request in: its events are the invocation's.
@@ -385,8 +407,18 @@ impl Visit for Fields {
     }
 }
 
-/// The `tracing` layer that feeds [`Invocations`].
-pub(crate) struct CaptureLayer;
+/// The `tracing` layer that feeds [`Invocations`]; it holds the store
+/// given to it when logging is set up.
+pub(crate) struct CaptureLayer {
+    store: Arc<Invocations>,
+}
+
+impl CaptureLayer {
+    /// A layer that keeps lines in `store`.
+    pub(crate) fn new(store: Arc<Invocations>) -> CaptureLayer {
+        CaptureLayer { store }
+    }
+}
 
 impl<S> tracing_subscriber::Layer<S> for CaptureLayer
 where
@@ -420,7 +452,7 @@ where
             (None, None) => return,
         };
         let metadata = event.metadata();
-        Invocations::global().capture(
+        self.store.capture(
             key,
             Line {
                 level: metadata.level().to_string(),
@@ -443,8 +475,8 @@ mod tests {
         }
     }
 
-    fn store() -> &'static Invocations {
-        Box::leak(Box::new(Invocations::new(4)))
+    fn store() -> Arc<Invocations> {
+        Arc::new(Invocations::with_backlog(4))
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod server;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -342,12 +343,18 @@ fn parse_http_rule(text: &str) -> Result<serverless_outbound::HttpRule, String> 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let format = cli.log_format;
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Compile(args) => serve::compile(args),
-        Command::Logs(args) => logs::logs(args),
-        Command::Run(args) => match run::run(args) {
+        Command::Serve(args) => serve::run(args, logging_with_store(format)),
+        Command::Compile(args) => {
+            init_logging(format, None);
+            serve::compile(args)
+        }
+        Command::Logs(args) => {
+            init_logging(format, None);
+            logs::logs(args)
+        }
+        Command::Run(args) => match run::run(args, logging_with_store(format)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(error) => Err(error),
@@ -362,11 +369,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// For the commands that run requests: a fresh invocation store, created
+/// before logging so that the capture layer can feed it, then logging.
+fn logging_with_store(format: LogFormat) -> Arc<invocations::Invocations> {
+    let store = Arc::new(invocations::Invocations::new());
+    init_logging(format, Some(store.clone()));
+    store
+}
+
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
-/// kept for the routes and the listening address. Lines about requests are
-/// also kept per invocation for `host logs`, whatever `RUST_LOG` says (but
-/// the access line, whose facts the invocation record holds already).
-fn init_logging(format: LogFormat) {
+/// kept for the routes and the listening address. With a store, lines
+/// about requests are also kept per invocation for `host logs`, whatever
+/// `RUST_LOG` says (but the access line, whose facts the invocation record
+/// holds already).
+fn init_logging(format: LogFormat, store: Option<Arc<invocations::Invocations>>) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -393,7 +409,7 @@ fn init_logging(format: LogFormat) {
         .with_target(invocations::INVOCATION_TARGET, tracing::Level::TRACE);
     tracing_subscriber::registry()
         .with(output)
-        .with(invocations::CaptureLayer.with_filter(captured))
+        .with(store.map(|store| invocations::CaptureLayer::new(store).with_filter(captured)))
         .init();
 }
 

@@ -22,6 +22,7 @@ use serverless_runtime::OperatorRules;
 use crate::RunArgs;
 use crate::admin::Metrics;
 use crate::dispatch::Dispatcher;
+use crate::invocations::Invocations;
 use crate::serve::prepare_runtime;
 
 /// Splits a `--header` value written `name: value`.
@@ -90,8 +91,9 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
     })
 }
 
-/// Runs `host run` and returns whether the handler answered below 500.
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<bool> {
+/// Runs `host run` and returns whether the handler answered below 500;
+/// the request's log lines are collected in `invocations`, as when served.
+pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Result<bool> {
     if !args.component.is_file() {
         bail!("{}: no such component file", args.component.display());
     }
@@ -134,6 +136,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<bool> {
             1,
             Duration::from_secs(1),
             Arc::new(Metrics::new(1, runtime.counters())),
+            invocations,
         ));
         let response = dispatcher.dispatch(request).await;
         let (parts, body) = response.into_parts();

@@ -16,12 +16,14 @@ use tokio::net::TcpListener;
 use crate::admin::{Admin, Metrics};
 use crate::default_config;
 use crate::dispatch::Dispatcher;
+use crate::invocations::Invocations;
 use crate::reload::{self, Reloader};
 use crate::server;
 use crate::{CacheArgs, CompileArgs, ServeArgs};
 
-/// Runs `host serve` to completion.
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs `host serve` to completion; the requests' log lines are kept in
+/// `invocations`, which the capture layer feeds.
+pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Result<()> {
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
     // The samples' site folder must outlive the server.
@@ -50,7 +52,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         let metrics = Arc::new(Metrics::new(args.max_instances, runtime.counters()));
-        let admin = Arc::new(Admin::new(metrics.clone(), &routes));
+        let admin = Arc::new(Admin::new(metrics.clone(), &routes, invocations.clone()));
         let admin_listen = args
             .admin_listen
             .unwrap_or_else(|| crate::AdminListen::default_for(address));
@@ -79,6 +81,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.max_instances,
             args.queue_timeout,
             metrics,
+            invocations,
         ));
         match &args.config {
             Some(config_path) => {
