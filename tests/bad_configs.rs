@@ -2,6 +2,9 @@
 //! `tests/bad-configs/NAME.toml`, `host serve bad-configs/NAME.toml` must
 //! exit with status 1 and print exactly `tests/bad-configs/NAME.stderr`.
 //!
+//! Each file is a test of its own, named after it; a new file must be
+//! added to the `golden_files!` list, which a test checks.
+//!
 //! Run with `BLESS=1` to rewrite the expected files after an intended
 //! change of wording, then review the diff.
 
@@ -21,57 +24,124 @@ fn host_command() -> Command {
     command
 }
 
+/// The folder of golden files.
+fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bad-configs")
+}
+
+/// Runs `host serve bad-configs/NAME.toml` and compares its exit status
+/// and output with the golden file `NAME.stderr`.
+fn check_golden(name: &str) {
+    let tests_dir = golden_dir().join("..");
+    let case = golden_dir().join(format!("{name}.toml"));
+    assert!(case.is_file(), "{} is missing", case.display());
+    let output = host_command()
+        .current_dir(&tests_dir)
+        .args([
+            "serve",
+            &format!("bad-configs/{name}.toml"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("SERVERLESS_WASM_GOLDEN_TEST_UNSET")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let golden = case.with_extension("stderr");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&golden, &stderr).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|error| panic!("{}: {error}", golden.display()));
+    assert_eq!(
+        stderr, expected,
+        "{name}: the output is not the golden file's (BLESS=1 rewrites it)"
+    );
+    assert_eq!(output.status.code(), Some(1), "{name}: the exit status");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "",
+        "{name}: printed on stdout"
+    );
+}
+
+/// One test per golden file, named after it (`-` becomes `_`), and
+/// `GOLDEN_FILES`, the names they test.
+macro_rules! golden_files {
+    ($($test:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_golden(&stringify!($test).replace('_', "-"));
+            }
+        )*
+
+        /// The golden files listed above, as they are named in the folder.
+        fn golden_files() -> Vec<String> {
+            vec![$(stringify!($test).replace('_', "-")),*]
+        }
+    };
+}
+
+golden_files! {
+    allowed_tcp_not_covered,
+    any_with_others,
+    bad_allowed_http,
+    bad_allowed_tcp,
+    bad_app_name,
+    bad_body_size,
+    bad_env_name,
+    bad_listen_address,
+    bad_timeout,
+    bad_world,
+    conflicting_routes,
+    core_module,
+    duplicate_name,
+    duplicate_parameter,
+    get_and_head_routes,
+    lowercase_method,
+    misplaced_wildcard,
+    missing_component_file,
+    missing_from_env,
+    missing_url_path,
+    mount_missing_folder,
+    mount_not_absolute,
+    no_applications,
+    not_wasm,
+    route_without_slash,
+    toml_syntax_error,
+    unknown_app_key,
+    unknown_method,
+    unknown_top_level_key,
+    wrong_value_type,
+}
+
+/// A golden file added to the folder but not to the list above would
+/// never run: every `NAME.toml` and `NAME.stderr` there must be listed
+/// (and `data/` holds only what the cases use).
 #[test]
-fn bad_configs_print_their_golden_error() {
-    let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
-    let mut cases: Vec<_> = std::fs::read_dir(tests_dir.join("bad-configs"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 15, "the golden cases are missing: {cases:?}");
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case.file_name().unwrap().to_str().unwrap();
-        let output = host_command()
-            .current_dir(&tests_dir)
-            .args([
-                "serve",
-                &format!("bad-configs/{name}"),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env_remove("RUST_LOG")
-            .env_remove("SERVERLESS_WASM_GOLDEN_TEST_UNSET")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        let golden = case.with_extension("stderr");
-        if bless {
-            std::fs::write(&golden, &stderr).unwrap();
+fn every_golden_file_in_the_folder_has_a_test() {
+    let listed = golden_files();
+    let mut unlisted = Vec::new();
+    for entry in std::fs::read_dir(golden_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if file == "data" && path.is_dir() {
+            continue;
         }
-        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-        if output.status.code() != Some(1) {
-            failures.push(format!(
-                "{name}: exit status {:?}, expected 1",
-                output.status.code()
-            ));
-        }
-        if stderr != expected {
-            failures.push(format!(
-                "{name}:\n--- expected\n{expected}--- got\n{stderr}"
-            ));
-        }
-        if !output.stdout.is_empty() {
-            failures.push(format!(
-                "{name}: printed on stdout: {}",
-                String::from_utf8_lossy(&output.stdout)
-            ));
+        let name = file
+            .strip_suffix(".toml")
+            .or_else(|| file.strip_suffix(".stderr"));
+        if !name.is_some_and(|name| listed.iter().any(|listed| listed == name)) {
+            unlisted.push(file);
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    unlisted.sort();
+    assert!(
+        unlisted.is_empty(),
+        "not in the golden_files! list of tests/bad_configs.rs: {unlisted:?}"
+    );
 }
 
 #[test]
