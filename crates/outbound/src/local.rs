@@ -34,10 +34,6 @@ impl LocalInterfaces {
                     );
                     HashSet::new()
                 });
-                tracing::info!(
-                    "local interface addresses, treated as loopback by the outbound policy: {}",
-                    describe(&first)
-                );
                 let shared = LocalInterfaces(Arc::new(RwLock::new(Arc::new(first))));
                 let kept = shared.clone();
                 let spawned = std::thread::Builder::new()
@@ -67,6 +63,11 @@ impl LocalInterfaces {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The addresses as last read, sorted, for the startup log.
+    pub fn describe(&self) -> String {
+        describe(&self.addresses())
     }
 
     /// Whether `ip` is an address of one of this machine's interfaces.

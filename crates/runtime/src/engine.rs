@@ -61,6 +61,10 @@ pub struct Runtime {
     pub(crate) cache: Option<CompileCache>,
     /// The OS handles all guests may hold together.
     pub(crate) handles: Arc<HostHandles>,
+    /// How the open-file limit was found and raised, for the log.
+    open_files: (Option<(u64, u64)>, u64),
+    /// Set once the limits have been logged.
+    limits_logged: std::sync::Once,
     /// Outbound attempts the policy refused.
     pub(crate) denials: Arc<Denials>,
 }
@@ -85,30 +89,33 @@ impl RuntimeCounters {
     }
 }
 
+/// The open-file limit as found and as raised, and the guests' share of
+/// it.
+struct HandleBudget {
+    raised: Option<(u64, u64)>,
+    limit: u64,
+    handles: Arc<HostHandles>,
+}
+
 /// Raises the process's open-file limit to its maximum and sizes the
-/// guests' share of it, logging both.
-fn guest_handle_budget() -> Arc<HostHandles> {
-    let limit = match raise_open_file_limit() {
-        Ok((before, now)) => {
-            if now > before {
-                tracing::info!("raised the open-file limit (RLIMIT_NOFILE) from {before} to {now}");
-            }
-            now
-        }
+/// guests' share of it. Logged once the first routes have loaded (see
+/// [`Runtime::log_limits`]), so that a configuration error is reported
+/// alone.
+fn guest_handle_budget() -> HandleBudget {
+    let (raised, limit) = match raise_open_file_limit() {
+        Ok((before, now)) => ((now > before).then_some((before, now)), now),
         Err(error) => {
             // Assume the common default rather than fail: the budget is
             // then conservative.
             tracing::warn!("cannot read or raise the open-file limit ({error}); assuming 1024");
-            1024
+            (None, 1024)
         }
     };
-    let handles = HostHandles::for_open_file_limit(usize::try_from(limit).unwrap_or(usize::MAX));
-    tracing::info!(
-        "guests may hold {} OS handles (files, sockets, connections) together, {} per request; the rest of the {limit} open files is kept for the host",
-        handles.limit(),
-        crate::handles::MAX_HANDLES_PER_REQUEST
-    );
-    handles
+    HandleBudget {
+        raised,
+        limit,
+        handles: HostHandles::for_open_file_limit(usize::try_from(limit).unwrap_or(usize::MAX)),
+    }
 }
 
 /// After this many ticks with no instance running, the ticker waits for
@@ -206,6 +213,7 @@ impl Runtime {
             .map_err(RuntimeError::Linker)?;
         Handler::add_to_linker::<_, Platform>(&mut linker, InstanceState::platform)
             .map_err(RuntimeError::Linker)?;
+        let budget = guest_handle_budget();
         Ok(Runtime {
             engine,
             linker,
@@ -213,9 +221,31 @@ impl Runtime {
             contention,
             slow_lane: SlowLane::new().map_err(RuntimeError::Threads)?,
             cache: None,
-            handles: guest_handle_budget(),
+            handles: budget.handles,
+            open_files: (budget.raised, budget.limit),
+            limits_logged: std::sync::Once::new(),
             denials: Arc::default(),
         })
+    }
+
+    /// Logs, once, the open-file limit and the guests' share of it, and
+    /// the interface addresses the outbound policy treats as loopback.
+    pub(crate) fn log_limits(&self) {
+        self.limits_logged.call_once(|| {
+            let (raised, limit) = self.open_files;
+            if let Some((before, now)) = raised {
+                tracing::info!("raised the open-file limit (RLIMIT_NOFILE) from {before} to {now}");
+            }
+            tracing::info!(
+                "guests may hold {} OS handles (files, sockets, connections) together, {} per request; the rest of the {limit} open files is kept for the host",
+                self.handles.limit(),
+                crate::handles::MAX_HANDLES_PER_REQUEST
+            );
+            tracing::info!(
+                "local interface addresses, treated as loopback by the outbound policy: {}",
+                serverless_outbound::LocalInterfaces::system().describe()
+            );
+        });
     }
 
     /// The runtime's counters, for the host's metrics.

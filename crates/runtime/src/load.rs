@@ -183,6 +183,19 @@ impl Runtime {
         routes: RouteTable<AppConfig>,
         operator: &OperatorRules,
     ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
+        let loaded = self.load_each(routes, operator)?;
+        // The first time a configuration is in service, say what limits
+        // it runs under; a configuration error is reported alone.
+        self.log_limits();
+        Ok(loaded)
+    }
+
+    /// [`Runtime::load_routes`] without the log line.
+    fn load_each(
+        &self,
+        routes: RouteTable<AppConfig>,
+        operator: &OperatorRules,
+    ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
         let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
         let operator_tcp = Arc::new(operator.tcp.clone());
         // Apps without their own `allowed_http` share one pooled client
