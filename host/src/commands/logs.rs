@@ -8,8 +8,22 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
-use crate::LogsArgs;
 use crate::invocations::format_invocation;
+
+/// Arguments of `host logs`.
+#[derive(clap::Args)]
+pub(crate) struct LogsArgs {
+    /// The app's name, as in the configuration.
+    pub(crate) app: String,
+
+    /// The running host's admin address (its `--admin-listen`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) admin: std::net::SocketAddr,
+
+    /// Keeps printing invocations as they finish.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+}
 
 /// Prints one invocation given as JSON text.
 fn print(json: &str) -> anyhow::Result<()> {
@@ -22,7 +36,7 @@ fn print(json: &str) -> anyhow::Result<()> {
 }
 
 /// Runs `host logs`.
-pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: LogsArgs) -> anyhow::Result<()> {
     if args.app.is_empty() || args.app.contains(['/', '?', '#', ' ']) {
         bail!("{:?} is not an app name", args.app);
     }

@@ -5,6 +5,7 @@
 //! as HTTP/1.1 text; the guest's log lines go to stderr.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +20,66 @@ use serverless_config::{
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use serverless_runtime::OperatorRules;
 
-use crate::RunArgs;
+use super::common::{
+    CacheArgs, parse_http_rule, parse_seconds_flag, parse_tcp_rule, prepare_runtime,
+};
+
 use crate::admin::Metrics;
 use crate::dispatch::Dispatcher;
 use crate::invocations::Invocations;
-use crate::serve::prepare_runtime;
+
+/// Arguments of `host run`.
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// The component: our handler world or `wasi:http/proxy`.
+    pub(crate) component: PathBuf,
+
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    pub(crate) method: String,
+
+    /// The request path, with a query string if any.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+
+    /// The route pattern the request matches, for route parameters (for
+    /// example `/hello/:name`). Default: the path itself.
+    #[arg(long)]
+    pub(crate) route: Option<String>,
+
+    /// A request header, `name: value`; repeatable.
+    #[arg(long, value_name = "HEADER")]
+    pub(crate) header: Vec<String>,
+
+    /// The request body, as text.
+    #[arg(long, conflicts_with = "body_file")]
+    pub(crate) body: Option<String>,
+
+    /// The request body, read from a file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) body_file: Option<PathBuf>,
+
+    /// An environment variable for the component, `NAME=value`;
+    /// repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
+
+    /// The request's time limit (default 30s, as `serve`): `250ms`, `5s`,
+    /// `2m`, or a number of seconds.
+    #[arg(long, value_name = "DURATION", value_parser = parse_seconds_flag)]
+    pub(crate) timeout: Option<std::time::Duration>,
+
+    /// Allows outbound TCP to a destination, as for `host serve`.
+    #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
+    pub(crate) allow_tcp: Vec<serverless_outbound::TcpRule>,
+
+    /// Allows outbound HTTP to a destination, as for `host serve`.
+    #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
+    pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+}
 
 /// Splits a `--header` value written `name: value`.
 fn parse_header(

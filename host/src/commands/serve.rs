@@ -2,24 +2,131 @@
 //! serve until SIGINT or SIGTERM.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
-use serverless_config::Config;
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
-use serverless_runtime::OperatorRules;
-use serverless_runtime::{CompileCache, Runtime, RuntimeSettings};
+use serverless_runtime::{OperatorRules, Runtime};
 use tokio::net::TcpListener;
 
+use super::common::{
+    CacheArgs, load_config, max_memory, parse_drain_flag, parse_http_rule, parse_idle_flag,
+    parse_queue_flag, parse_tcp_rule, prepare_runtime,
+};
 use crate::admin::{Admin, Metrics};
-use crate::default_config;
 use crate::dispatch::Dispatcher;
 use crate::invocations::Invocations;
 use crate::reload::{self, Reloader};
 use crate::server;
-use crate::{CacheArgs, CompileArgs, ServeArgs};
+
+/// Arguments of `host serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The TOML file that maps routes to components. Without it, the
+    /// bundled samples are served.
+    pub(crate) config: Option<PathBuf>,
+
+    /// The address to listen on, overriding the file's `listen_address`.
+    /// Port 0 picks a free port; the chosen address is printed.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+
+    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
+    /// before the host exits anyway: `500ms`, `30s`, `2m`, or a number of
+    /// seconds; 0 does not wait.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_drain_flag)]
+    pub(crate) drain_timeout: std::time::Duration,
+
+    /// Allows outbound TCP to a destination, repeatable. Without any,
+    /// handlers cannot open connections. Forms: `redis.internal:6379`,
+    /// `*.db.example.com:5432`, `10.0.0.5:6379`, `10.0.0.0/8:8000-8999`,
+    /// `[::1]:7000`, `[fd00::/8]:443`; a port is N, N-M or *.
+    #[arg(long = "allow-tcp", value_name = "RULE", value_parser = parse_tcp_rule)]
+    pub(crate) allow_tcp: Vec<serverless_outbound::TcpRule>,
+
+    /// Allows outbound HTTP from wasi:http components to a destination,
+    /// repeatable. Without any, they cannot send requests. Forms:
+    /// `http://127.0.0.1:8080`, `https://api.example.com`,
+    /// `https://*.example.com:443`, `*://backend.internal:*`.
+    #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
+    pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
+
+    /// How many requests may run at once across all apps (each runs in an
+    /// instance of the pool, which is sized to this).
+    #[arg(long, value_name = "COUNT", default_value_t = 1000)]
+    pub(crate) max_instances: u32,
+
+    /// How long a request past a concurrency cap may wait for a slot
+    /// before it gets `503`: `250ms`, `1s`, or a number of milliseconds;
+    /// 0 does not wait.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_queue_flag)]
+    pub(crate) queue_timeout: std::time::Duration,
+
+    /// How many client connections may be open at once. Past it the host
+    /// stops accepting: new connections wait in the kernel's listen backlog
+    /// until one closes. Default: half the soft open-files limit
+    /// (`ulimit -n`), at most 10000, so that the instances' files and
+    /// sockets keep the other half.
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_connections: Option<u32>,
+
+    /// How long a connection may wait for its next request: counted from
+    /// its opening or its last response until the request's head has
+    /// arrived, then the connection is closed. For example `500ms`, `30s`,
+    /// `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_idle_flag)]
+    pub(crate) idle_timeout: std::time::Duration,
+
+    /// Reloads when the configuration file or a component file changes,
+    /// as SIGHUP does (checked twice a second).
+    #[arg(long)]
+    pub(crate) watch: bool,
+
+    /// Where the admin endpoints listen (`/healthz`, `/readyz`,
+    /// `/metrics`, `/routes`): keep it on loopback or a private network.
+    /// `off` disables them; port 0 picks a free port, printed at startup.
+    /// Default: `127.0.0.1:9464`, or `127.0.0.1:0` when the listen address
+    /// has port 0, so that hosts started side by side do not collide.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_admin_listen)]
+    pub(crate) admin_listen: Option<AdminListen>,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+}
+
+/// The value of `--admin-listen`.
+#[derive(Clone, Copy)]
+pub(crate) struct AdminListen(pub(crate) Option<std::net::SocketAddr>);
+
+impl AdminListen {
+    /// The admin address when `--admin-listen` is not given: the fixed
+    /// port, or a free one when the server's own port is picked freely
+    /// (a fixed one would make a second such host fail to start).
+    pub(crate) fn default_for(listen: std::net::SocketAddr) -> AdminListen {
+        let port = if listen.port() == 0 {
+            0
+        } else {
+            DEFAULT_ADMIN_PORT
+        };
+        AdminListen(Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        ))))
+    }
+}
+
+/// The admin port when neither `--admin-listen` nor port 0 says otherwise.
+const DEFAULT_ADMIN_PORT: u16 = 9464;
+
+fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
+    if text == "off" {
+        return Ok(AdminListen(None));
+    }
+    text.parse()
+        .map(|address| AdminListen(Some(address)))
+        .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9464, or `off`"))
+}
 
 /// Runs `host serve` to completion; the requests' log lines are kept in
 /// `invocations`, which the capture layer feeds.
@@ -55,7 +162,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         let admin = Arc::new(Admin::new(metrics.clone(), &routes, invocations.clone()));
         let admin_listen = args
             .admin_listen
-            .unwrap_or_else(|| crate::AdminListen::default_for(address));
+            .unwrap_or_else(|| AdminListen::default_for(address));
         let admin_address = match admin_listen.0 {
             Some(address) => {
                 let admin_listener = TcpListener::bind(address).await.with_context(|| {
@@ -148,97 +255,6 @@ fn default_max_connections() -> u32 {
         1024
     };
     u32::try_from((soft / 2).clamp(1, MOST)).unwrap_or(1)
-}
-
-/// The configuration file, or the bundled samples with the folder holding
-/// their site (which must outlive the server).
-fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Option<tempfile::TempDir>)> {
-    // Configuration errors are complete messages with file, line and
-    // column; they are reported as they are.
-    Ok(match path {
-        Some(path) => (Config::load(path)?, None),
-        None => {
-            let samples = default_config::samples()?;
-            (samples.config, Some(samples.site))
-        }
-    })
-}
-
-/// The largest `max_memory` of the apps: the pool is sized for the most
-/// demanding one.
-fn max_memory(config: &Config) -> u64 {
-    config
-        .routes
-        .routes()
-        .map(|(_, _, app)| app.limits.max_memory)
-        .max()
-        .unwrap_or(0)
-}
-
-/// The engine for `config`, with the compile cache unless `--no-cache`.
-/// `host compile` and `host serve` build it the same way, so that the
-/// cache entries one writes are the ones the other finds.
-pub(crate) fn prepare_runtime(
-    config: &Config,
-    max_instances: u32,
-    cache: &CacheArgs,
-) -> anyhow::Result<Runtime> {
-    let max_memory = max_memory(config);
-    let mut runtime = Runtime::new(RuntimeSettings {
-        max_instances,
-        max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
-        fuel: config
-            .routes
-            .routes()
-            .any(|(_, _, app)| app.limits.fuel.is_some()),
-    })?;
-    if !cache.no_cache {
-        match cache_dir(cache) {
-            Some(dir) => runtime.use_compile_cache(CompileCache::open(dir)?),
-            None => tracing::warn!(
-                "no compile cache: neither XDG_CACHE_HOME nor HOME is set; pass --cache-dir to keep compiled components"
-            ),
-        }
-    }
-    Ok(runtime)
-}
-
-fn cache_dir(cache: &CacheArgs) -> Option<PathBuf> {
-    if let Some(dir) = &cache.cache_dir {
-        return Some(dir.clone());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("serverless-wasm/compiled"))
-}
-
-/// Runs `host compile`: every distinct component of the configuration into
-/// the compile cache, each checked against its world as `host serve` checks
-/// it at startup.
-pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
-    let (config, _sample_site) = load_config(args.config.as_deref())?;
-    let runtime = prepare_runtime(&config, 1, &args.cache)?;
-    let mut seen = std::collections::HashSet::new();
-    for (_, _, app) in config.routes.routes() {
-        if !seen.insert(app.component.to_string()) {
-            continue;
-        }
-        let started = Instant::now();
-        let outcome = runtime
-            .precompile(&app.component, app.world)
-            .map_err(|problem| {
-                anyhow::anyhow!("app `{}` ({}): {problem}", app.name, app.component)
-            })?;
-        println!(
-            "{}: {outcome} ({} ms)",
-            app.component,
-            started.elapsed().as_millis()
-        );
-    }
-    println!("{} components ready", seen.len());
-    Ok(())
 }
 
 /// Prints the route table and the URL on stdout, where scripts and tests

@@ -1,0 +1,8 @@
+//! The subcommands, one file each with its arguments; what several share
+//! is in [`common`].
+
+pub(crate) mod common;
+pub(crate) mod compile;
+pub(crate) mod logs;
+pub(crate) mod run;
+pub(crate) mod serve;
