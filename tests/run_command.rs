@@ -147,7 +147,46 @@ fn a_trap_exits_1_with_the_cause_in_the_log() {
         "{}",
         stdout(&output)
     );
-    assert!(stderr(&output).contains("panic"), "{}", stderr(&output));
+    // The path, /hostile/panic, is in the access line: the guest's own
+    // panic message must be in the log, as its stderr and in the failure.
+    let log = stderr(&output);
+    let stdout = stdout(&output);
+    let id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {stdout}"));
+    let line = format!(
+        " WARN guest: hostile guest panicked on purpose app=\"test_hostile\" request_id=\"{id}\" source=\"stderr\""
+    );
+    assert!(
+        log.lines().any(|l| l.ends_with(&line)),
+        "{line:?} in:\n{log}"
+    );
+    let failed = log
+        .lines()
+        .find(|line| line.contains("request failed: "))
+        .unwrap_or_else(|| panic!("no failure line in:\n{log}"));
+    assert!(
+        failed.contains("request failed: the handler trapped (unreachable): "),
+        "{failed}"
+    );
+    // The guest's stderr follows: where it panicked (the line moves when
+    // the guest changes) and exactly what it said.
+    let (location, said) = failed
+        .split_once("; guest stderr: thread '<unnamed>' (1) panicked at guests/rust/test-hostile/src/lib.rs:")
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .unwrap_or_else(|| panic!("no guest stderr in {failed}"));
+    assert!(
+        location.split(':').all(|n| n.parse::<u32>().is_ok()),
+        "{failed}"
+    );
+    assert_eq!(
+        said,
+        format!(
+            "hostile guest panicked on purpose app=\"test_hostile\" request_id=\"{id}\" kind=\"unreachable\""
+        ),
+        "{failed}"
+    );
 }
 
 #[test]
