@@ -1,0 +1,341 @@
+//! One HTTP request: give it an id, route it, apply the app's body limit,
+//! admit it under the concurrency caps, run the app in the world it
+//! implements, and turn the outcome into a response and an access record.
+//!
+//! - [`identity`]: the request id and the access record.
+//! - [`handler`]: the handler world's path (body read before admission).
+//! - [`wasi_http`]: the wasi:http world's path and the response limits.
+//! - [`refusal`]: what went wrong before or around the handler, and the
+//!   response the client gets.
+
+mod handler;
+mod identity;
+mod refusal;
+mod wasi_http;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, HeaderValue};
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, Full};
+use serverless_config::RouteTable;
+use serverless_router::Lookup;
+use serverless_runtime::{App, InvocationStats, LaterStats, ResponseBody, World};
+use tracing::Instrument as _;
+
+use identity::{AccessRecord, REQUEST_ID_HEADER, request_id};
+use refusal::{Refusal, log_too_large};
+
+use crate::admin::Metrics;
+use crate::admission::{self, Admitted, Gate};
+use crate::invocations::Invocations;
+
+/// A request body the dispatcher can read: hyper's `Incoming` from the
+/// server, or a whole body from `host run`.
+pub(crate) trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
+/// A request an app answered, with what its access record needs besides
+/// the response: the typed outcome of routing and running.
+struct Served {
+    response: Response<ResponseBody>,
+    app: Arc<str>,
+    /// The route pattern that matched.
+    route: Arc<str>,
+    /// The request body's size, when it was read whole (handler world).
+    bytes_in: Option<u64>,
+    stats: Stats,
+}
+
+/// A guest's figures for the access line.
+enum Stats {
+    /// Known with the response (handler world).
+    Known(InvocationStats),
+    /// Known once a wasi:http guest has finished writing its body.
+    Later(LaterStats),
+}
+
+/// A request no app answered: why, and the app it was for, if routing got
+/// that far.
+struct Refused {
+    refusal: Refusal,
+    app: Option<Arc<str>>,
+}
+
+impl Refused {
+    /// Refused before any app was chosen.
+    fn early(refusal: Refusal) -> Refused {
+        Refused { refusal, app: None }
+    }
+}
+
+/// A whole body in the type every response uses.
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Routes requests to apps and admits them under the concurrency caps.
+pub(crate) struct Dispatcher {
+    /// Replaced whole by a reload; a request keeps the table it started
+    /// with, so it finishes on the instances it began on.
+    table: RwLock<Arc<Table>>,
+    global: Gate,
+    queue_timeout: Duration,
+    metrics: Arc<Metrics>,
+    /// The server's invocation store, where each request's log lines go.
+    invocations: Arc<Invocations>,
+}
+
+/// The routes being served and the per-app concurrency caps.
+struct Table {
+    routes: RouteTable<Arc<App>>,
+    per_app: HashMap<Arc<str>, Arc<Gate>>,
+}
+
+impl Dispatcher {
+    /// `max_instances` caps running requests across all apps; a request
+    /// past a cap waits up to `queue_timeout` for a slot. Each request's
+    /// lines are collected in `invocations`.
+    pub(crate) fn new(
+        routes: RouteTable<Arc<App>>,
+        max_instances: u32,
+        queue_timeout: Duration,
+        metrics: Arc<Metrics>,
+        invocations: Arc<Invocations>,
+    ) -> Dispatcher {
+        let per_app = per_app_gates(&routes, &HashMap::new());
+        Dispatcher {
+            table: RwLock::new(Arc::new(Table { routes, per_app })),
+            global: Gate::new(max_instances),
+            queue_timeout,
+            metrics,
+            invocations,
+        }
+    }
+
+    /// Serves `routes` from the next request on. An app that keeps its
+    /// name and concurrency cap keeps its gate, so requests running across
+    /// the swap still count against it.
+    pub(crate) fn replace_routes(&self, routes: RouteTable<Arc<App>>) {
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_app = per_app_gates(&routes, &table.per_app);
+        *table = Arc::new(Table { routes, per_app });
+    }
+
+    /// The table being served now.
+    fn current(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Answers one request. Never fails: every problem becomes a response.
+    pub(crate) async fn dispatch<B: RequestBody>(
+        &self,
+        request: Request<B>,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let request_id = request_id(request.headers());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let collecting = self.invocations.begin(&request_id);
+        // Every line of the request, the runtime's and the guest's, is
+        // emitted in the invocation's span, which keys its log record.
+        let span = collecting.span();
+        let (mut response, app, route, bytes_in, stats) = match self
+            .route_and_run(request, &request_id)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(Served {
+                response,
+                app,
+                route,
+                bytes_in,
+                stats,
+            }) => (response, Some(app), Some(route), bytes_in, Some(stats)),
+            Err(Refused { refusal, app }) => {
+                if let (Some(kind), Some(app)) = (refusal.failure_kind(), &app) {
+                    self.metrics.record_failure(app, kind);
+                }
+                (refusal.into_response(), app, None, None, None)
+            }
+        };
+        self.metrics.record(
+            app.as_deref(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let record = AccessRecord {
+            collecting,
+            request_id,
+            app,
+            route,
+            method,
+            path,
+            status: response.status().as_u16(),
+            started,
+            bytes_in,
+            // Streaming (wasi:http) bodies have no size yet.
+            bytes_out: hyper::body::Body::size_hint(response.body()).exact(),
+        };
+        match stats {
+            // A wasi:http guest is still writing its body: its line comes
+            // when it has finished.
+            Some(Stats::Later(later)) => {
+                tokio::spawn(
+                    async move {
+                        let stats = later.wait().await;
+                        record.emit(stats);
+                    }
+                    .instrument(span),
+                );
+            }
+            Some(Stats::Known(stats)) => record.emit(Some(stats)),
+            None => record.emit(None),
+        }
+        response
+    }
+
+    /// Routes the request, checks its declared size, admits it and runs
+    /// it in its app's world.
+    async fn route_and_run<B: RequestBody>(
+        &self,
+        request: Request<B>,
+        request_id: &Arc<str>,
+    ) -> Result<Served, Refused> {
+        if let Some(hosts) = wrong_host_count(&request) {
+            tracing::info!(
+                request_id = &**request_id,
+                "refused: an HTTP/1.1 request with {hosts} Host headers"
+            );
+            return Err(Refused::early(Refusal::BadHost));
+        }
+        let table = self.current();
+        let found = match table
+            .routes
+            .lookup(request.method().as_str(), request.uri().path())
+        {
+            Lookup::Found(found) => found,
+            Lookup::NotFound => return Err(Refused::early(Refusal::NotFound)),
+            Lookup::MethodNotAllowed(allowed) => {
+                return Err(Refused::early(Refusal::MethodNotAllowed(
+                    allowed.to_allow_header(),
+                )));
+            }
+            Lookup::BadPath => return Err(Refused::early(Refusal::BadPath)),
+        };
+        let app = found.value.clone();
+        let name = app.name().clone();
+        let refused = |refusal| Refused {
+            refusal,
+            app: Some(name.clone()),
+        };
+        let limit = app.max_request_body();
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            log_too_large(&name, request_id, limit);
+            return Err(refused(Refusal::TooLarge));
+        }
+        match app.world() {
+            World::Handler => {
+                // The whole body is read before the request takes a slot,
+                // under the app's timeout: a client that trickles or stalls
+                // its upload holds only its own connection.
+                let (parts, body) = request.into_parts();
+                let body = handler::read_body(&app, body, request_id)
+                    .await
+                    .map_err(refused)?;
+                let Some(admitted) = self.admit(&table, &name, request_id).await else {
+                    return Err(refused(Refusal::Busy));
+                };
+                let _running = self.metrics.in_flight();
+                handler::run_handler(&app, parts, body, found, request_id, admitted)
+                    .await
+                    .map_err(refused)
+            }
+            World::WasiHttp => {
+                // The body streams to the guest, whose deadline covers its
+                // reads as every other host call.
+                let Some(admitted) = self.admit(&table, &name, request_id).await else {
+                    return Err(refused(Refusal::Busy));
+                };
+                let _running = self.metrics.in_flight();
+                wasi_http::run_wasi_http(&app, request, found, request_id, admitted)
+                    .await
+                    .map_err(refused)
+            }
+        }
+    }
+
+    /// Admits a request of app `name` through its gate and the global one.
+    async fn admit(&self, table: &Table, name: &Arc<str>, request_id: &str) -> Option<Admitted> {
+        let mut gates: Vec<&Gate> = Vec::with_capacity(2);
+        gates.extend(table.per_app.get(name).map(|gate| &**gate));
+        gates.push(&self.global);
+        let admitted = admission::admit(&gates, self.queue_timeout).await;
+        if admitted.is_none() {
+            tracing::warn!(
+                app = &**name,
+                request_id,
+                "refused: too many requests in flight"
+            );
+        }
+        admitted
+    }
+}
+
+/// How many `Host` headers an HTTP/1.1 request has, when that is not
+/// exactly one (RFC 9112 3.2: the server answers `400`). HTTP/1.0 requests
+/// may go without.
+fn wrong_host_count<B>(request: &Request<B>) -> Option<usize> {
+    let hosts = request.headers().get_all(HOST).iter().count();
+    (request.version() == http::Version::HTTP_11 && hosts != 1).then_some(hosts)
+}
+
+/// The per-app gates for `routes`, reusing a gate of `previous` where the
+/// app and its cap are the same.
+fn per_app_gates(
+    routes: &RouteTable<Arc<App>>,
+    previous: &HashMap<Arc<str>, Arc<Gate>>,
+) -> HashMap<Arc<str>, Arc<Gate>> {
+    routes
+        .routes()
+        .filter_map(|(_, _, app)| {
+            let cap = app.limits().max_concurrency?;
+            let gate = previous
+                .get(app.name())
+                .filter(|gate| gate.cap() == cap)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Gate::new(cap)));
+            Some((app.name().clone(), gate))
+        })
+        .collect()
+}
