@@ -545,3 +545,61 @@ async fn the_access_line_of_a_wasi_http_request_comes_when_the_guest_finishes() 
     assert!(line.contains("execute_us="), "{line}");
     assert!(!line.contains("peak_memory=0 "), "{line}");
 }
+
+#[tokio::test]
+async fn a_body_the_guest_does_not_finish_reaches_the_client_as_incomplete() {
+    let host = Host::start(Some(&http_config("").path()), &[]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    for then in ["trap", "drop"] {
+        let request = http::Request::builder()
+            .uri(host.url(&format!("/http-probe/cut?then={then}")))
+            .header("x-request-id", format!("cut-{then}"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        // The host closes the connection instead of sending the final
+        // chunk: the client sees an incomplete message, before the head
+        // (when hyper had not flushed it yet) or in the body. Before the
+        // fix the body ended with the final chunk, as if whole.
+        let incomplete = match client.request(request).await {
+            Err(error) => {
+                let source = std::error::Error::source(&error)
+                    .and_then(|source| source.downcast_ref::<hyper::Error>());
+                assert!(
+                    source.is_some_and(hyper::Error::is_incomplete_message),
+                    "then={then}: {error:?}"
+                );
+                true
+            }
+            Ok(response) => {
+                assert_eq!(response.status(), 200);
+                let mut body = response.into_body();
+                let mut received = Vec::new();
+                let mut ended = None;
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(frame) => received.extend(frame.into_data().unwrap_or_default()),
+                        Err(error) => {
+                            ended = Some(error);
+                            break;
+                        }
+                    }
+                }
+                assert!(
+                    received.is_empty() || received == b"partial ",
+                    "{received:?}"
+                );
+                // The body fails (the connection closed mid-body) instead
+                // of ending.
+                ended.is_some()
+            }
+        };
+        assert!(incomplete, "then={then}: the cut response looked complete");
+    }
+    // A dropped body is aborted by wasmtime-wasi-http itself; a trapped
+    // guest's body was ended as if finished, which the host now catches.
+    host.wait_for_log(&[
+        "cut-trap",
+        "response cut off: the guest's response body ended without outgoing-body.finish",
+    ]);
+}

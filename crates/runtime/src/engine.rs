@@ -211,6 +211,7 @@ impl Runtime {
         crate::host::os_handles::add_handle_budget(&mut linker).map_err(RuntimeError::Linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(RuntimeError::Linker)?;
+        crate::host::response_body::add_body_check(&mut linker).map_err(RuntimeError::Linker)?;
         Handler::add_to_linker::<_, Platform>(&mut linker, InstanceState::platform)
             .map_err(RuntimeError::Linker)?;
         let budget = guest_handle_budget();

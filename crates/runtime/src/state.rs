@@ -11,6 +11,7 @@ use crate::denials::Denials;
 use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
+use crate::host::response_body::ResponseBodyState;
 use crate::limits::{InstanceLimiter, Running};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
@@ -31,6 +32,8 @@ pub(crate) struct InstanceState {
     pub(crate) wasi_recipe: WasiRecipe,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_outbound: OutboundHttp,
+    /// Whether a wasi:http guest finished its response body.
+    pub(crate) response_body: ResponseBodyState,
     pub(crate) limits: InstanceLimiter,
     /// The guest's log lines, stdout and stderr, and the host's lines
     /// about what it did, under one budget.

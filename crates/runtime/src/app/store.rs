@@ -20,6 +20,7 @@ use crate::guest_log::LogTags;
 use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
+use crate::host::response_body::ResponseBodyState;
 use crate::lanes::{self, LongRunning};
 use crate::limits::{DeadlineExceeded, InstanceLimiter, LONG_RUNNING_SLICES};
 use crate::response::InvocationStats;
@@ -175,6 +176,7 @@ impl App {
             request_id,
             secrets: self.secrets.clone(),
         };
+        let response_body = ResponseBodyState::new(tags.clone());
         let output = GuestOutput::new(tags, stderr);
         let wasi_recipe = WasiRecipe {
             env: self.env.clone(),
@@ -215,6 +217,7 @@ impl App {
             wasi,
             wasi_recipe,
             http: WasiHttpCtx::new(),
+            response_body,
             http_outbound: OutboundHttp {
                 client: self.http.clone(),
                 output: output.clone(),

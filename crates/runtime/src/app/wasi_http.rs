@@ -14,6 +14,7 @@ use super::error::lane_failed;
 use super::store::{Retiring, instantiate_and_call};
 use super::{App, Entry, HandleError};
 use crate::guest_log::Secrets;
+use crate::host::response_body::CheckedBody;
 use crate::lanes::LongRunning;
 use crate::response::InvocationStats;
 use crate::stdio::StderrTail;
@@ -94,6 +95,7 @@ impl App {
             .http()
             .new_response_outparam(sender)
             .map_err(HandleError::Instantiate)?;
+        let response_body = store.data().response_body.clone();
         let mut retiring = Retiring::new(store, hold);
         let pre = pre.clone();
         let (stats_sender, stats) = tokio::sync::oneshot::channel();
@@ -161,7 +163,10 @@ impl App {
                     late.log(&error);
                 }
                 match answer {
-                    Ok(response) => Ok((response, LaterStats(stats))),
+                    Ok(response) => Ok((
+                        response.map(|body| CheckedBody::wrap(body, response_body)),
+                        LaterStats(stats),
+                    )),
                     Err(code) => Err(HandleError::ErrorCode(code)),
                 }
             }

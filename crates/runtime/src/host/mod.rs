@@ -10,3 +10,4 @@ pub(crate) mod outbound_http;
 pub mod outbound_tcp;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod response_body;

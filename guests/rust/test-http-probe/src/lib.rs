@@ -12,6 +12,9 @@
 //! * `status` (`code`): answers with status `code`, even one a final
 //!   response must not have (`101`).
 //! * `trap`: executes `unreachable` before answering.
+//! * `cut` (`then`): starts a chunked body, writes `partial `, then
+//!   executes `unreachable` (`then=trap`) or drops the body without
+//!   finishing it (`then=drop`).
 //! * `error-then-trap`: answers with an error code, then executes
 //!   `unreachable`.
 //! * `silent`: returns without setting a response.
@@ -202,6 +205,18 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 }
                 drop(output);
                 OutgoingBody::finish(body, None).expect("the body finishes");
+            }
+            "cut" => {
+                // Part of a body, then `then`: `trap`, or `drop` (the body
+                // without `finish`).
+                let body = respond(out, 200);
+                let output = body.write().expect("the body stream");
+                write_all(&output, b"partial ");
+                drop(output);
+                if query(&request, "then") == "trap" {
+                    core::arch::wasm32::unreachable();
+                }
+                drop(body);
             }
             "meta" => {
                 let text = format!(
