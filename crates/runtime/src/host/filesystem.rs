@@ -45,8 +45,11 @@ fn stays_inside(target: &str) -> bool {
 /// Replaces wasmtime-wasi's `[method]descriptor.symlink-at` in `linker`,
 /// which must already hold wasmtime-wasi's filesystem interfaces.
 pub(crate) fn add_symlink_check(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let defined = linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
+    super::shadowing(linker, define)
+}
+
+fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
         "[method]descriptor.symlink-at",
         |mut store, (descriptor, target, link): (Resource<Descriptor>, String, String)| {
             Box::new(async move {
@@ -72,9 +75,7 @@ pub(crate) fn add_symlink_check(linker: &mut Linker<InstanceState>) -> wasmtime:
                 },))
             })
         },
-    );
-    linker.allow_shadowing(false);
-    defined
+    )
 }
 
 #[cfg(test)]

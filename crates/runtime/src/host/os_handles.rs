@@ -54,10 +54,7 @@ impl InstanceState {
 /// Replaces the three functions in `linker`, which must already hold
 /// wasmtime-wasi's interfaces.
 pub(crate) fn add_handle_budget(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let defined = define(linker);
-    linker.allow_shadowing(false);
-    defined
+    super::shadowing(linker, define)
 }
 
 fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {

@@ -137,10 +137,7 @@ impl Body for CheckedBody {
 /// Replaces the two functions in `linker`, which must already hold
 /// wasmtime-wasi-http's interfaces.
 pub(crate) fn add_body_check(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let defined = define(linker);
-    linker.allow_shadowing(false);
-    defined
+    super::shadowing(linker, define)
 }
 
 fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
