@@ -296,3 +296,19 @@ fn an_http_1_1_request_without_exactly_one_host_header_gets_400() {
         );
     }
 }
+
+#[test]
+fn an_http_1_0_request_with_two_host_headers_gets_400() {
+    let host = Host::start(Some(&probe_config("").path()), &[]);
+    let answer = support::raw_exchange(
+        host.address,
+        b"GET /probe/params HTTP/1.0\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.0 400 Bad Request\r\n")
+            && answer.ends_with("bad request: a request may have at most one Host header\n"),
+        "{answer}"
+    );
+    host.wait_for_log(&["refused: an HTTP/1.0 request with 2 Host headers"]);
+}

@@ -228,11 +228,14 @@ impl Dispatcher {
         request_id: &Arc<str>,
     ) -> Result<Served, Refused> {
         if let Some(hosts) = wrong_host_count(&request) {
+            let version = request.version();
             tracing::info!(
                 request_id = &**request_id,
-                "refused: an HTTP/1.1 request with {hosts} Host headers"
+                "refused: an {version:?} request with {hosts} Host headers"
             );
-            return Err(Refused::early(Refusal::BadHost));
+            return Err(Refused::early(Refusal::BadHost {
+                http_1_1: version == http::Version::HTTP_11,
+            }));
         }
         let table = self.current();
         let found = match table
@@ -312,12 +315,13 @@ impl Dispatcher {
     }
 }
 
-/// How many `Host` headers an HTTP/1.1 request has, when that is not
-/// exactly one (RFC 9112 3.2: the server answers `400`). HTTP/1.0 requests
-/// may go without.
+/// How many `Host` headers a request has, when that is wrong (RFC 9112
+/// 3.2: the server answers `400`): more than one whatever the version, or
+/// none in HTTP/1.1. HTTP/1.0 requests may go without.
 fn wrong_host_count<B>(request: &Request<B>) -> Option<usize> {
     let hosts = request.headers().get_all(HOST).iter().count();
-    (request.version() == http::Version::HTTP_11 && hosts != 1).then_some(hosts)
+    let missing = hosts == 0 && request.version() == http::Version::HTTP_11;
+    (missing || hosts > 1).then_some(hosts)
 }
 
 /// The per-app gates for `routes`, reusing a gate of `previous` where the

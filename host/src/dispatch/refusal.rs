@@ -14,8 +14,12 @@ use super::full;
 pub(super) enum Refusal {
     NotFound,
     MethodNotAllowed(String),
-    /// An HTTP/1.1 request without exactly one `Host` header.
-    BadHost,
+    /// A request with more than one `Host` header, or an HTTP/1.1 one
+    /// without any.
+    BadHost {
+        /// Whether it is HTTP/1.1, where exactly one is required.
+        http_1_1: bool,
+    },
     BadPath,
     TooLarge,
     BodyRead,
@@ -44,9 +48,13 @@ impl Refusal {
             Refusal::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
-            Refusal::BadHost => (
+            Refusal::BadHost { http_1_1: true } => (
                 StatusCode::BAD_REQUEST,
                 "bad request: an HTTP/1.1 request needs exactly one Host header\n",
+            ),
+            Refusal::BadHost { http_1_1: false } => (
+                StatusCode::BAD_REQUEST,
+                "bad request: a request may have at most one Host header\n",
             ),
             Refusal::BadPath => (
                 StatusCode::BAD_REQUEST,
