@@ -148,3 +148,23 @@ async fn a_guest_repeating_a_refused_call_cannot_flood_the_log_through_the_host(
         .count();
     assert_eq!(refusals, 10_000);
 }
+
+#[tokio::test]
+async fn a_files_streams_count_after_its_descriptor_is_dropped() {
+    let config = mounted_probe();
+    let host = Host::start(Some(&config.path()), &[]);
+    // The descriptor of each file is dropped, but its stream keeps the
+    // file open and counts. At the end the mount and the descriptor just
+    // opened (whose stream is refused) hold the last two handles. Before
+    // the fix all 10000 streams were kept.
+    let reply = get(&host.url("/probe/file-streams?name=f.txt&count=10000")).await;
+    assert_eq!(
+        reply.text(),
+        format!("kept {} streams then io", MAX_HANDLES_PER_REQUEST - 2)
+    );
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        "refused to open",
+        "this request already holds 256 OS handles",
+    ]);
+}

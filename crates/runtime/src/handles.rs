@@ -95,6 +95,10 @@ pub(crate) enum HandleKind {
     TcpSocket,
     UdpSocket,
     TcpConnection,
+    /// A file's input stream, which keeps the file open.
+    FileReadStream,
+    /// A file's output stream, which keeps the file open.
+    FileWriteStream,
     /// An entry of the unit tests.
     #[cfg(test)]
     Test,
@@ -188,6 +192,8 @@ fn still_held(table: &ResourceTable, rep: u32, kind: HandleKind) -> bool {
         HandleKind::TcpSocket => is::<wasmtime_wasi::p2::TcpSocket>(table, rep),
         HandleKind::UdpSocket => is::<wasmtime_wasi::p2::UdpSocket>(table, rep),
         HandleKind::TcpConnection => is::<crate::host::outbound_tcp::Connection>(table, rep),
+        HandleKind::FileReadStream => is::<wasmtime_wasi::p2::DynInputStream>(table, rep),
+        HandleKind::FileWriteStream => is::<wasmtime_wasi::p2::DynOutputStream>(table, rep),
         #[cfg(test)]
         HandleKind::Test => is::<tests::TestHandle>(table, rep),
     }

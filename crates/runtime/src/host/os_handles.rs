@@ -1,7 +1,9 @@
 //! The WASI functions that open an OS handle, wrapped so that each handle
 //! counts against the request's and the host's budgets
-//! ([`crate::handles`]): `create-tcp-socket`, `create-udp-socket` and
-//! `open-at`. Each is defined over wasmtime-wasi's own in the linker (a
+//! ([`crate::handles`]): `create-tcp-socket`, `create-udp-socket`,
+//! `open-at`, and a file's `read-via-stream`, `write-via-stream` and
+//! `append-via-stream` (a stream keeps its file open after the descriptor
+//! is dropped). Each is defined over wasmtime-wasi's own in the linker (a
 //! later definition shadows an earlier one) and calls wasmtime-wasi's
 //! implementation once the budget has room.
 
@@ -15,7 +17,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
     ErrorCode as SocketErrorCode, IpAddressFamily,
 };
 use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
-use wasmtime_wasi::p2::{TcpSocket, UdpSocket};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
 use crate::handles::{HandleKind, HandleRefusal};
@@ -126,5 +128,60 @@ fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
             })
         },
     )?;
+    // A file's streams keep the file open after its descriptor is
+    // dropped, so each counts as a handle of its own.
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap(
+        "[method]descriptor.read-via-stream",
+        |mut store, (descriptor, offset): (Resource<Descriptor>, u64)| {
+            let state = store.data_mut();
+            if state.reserve_handle("a file stream").is_err() {
+                return Ok((Err(FsErrorCode::Io),));
+            }
+            let opened =
+                HostDescriptor::read_via_stream(&mut state.filesystem(), descriptor, offset);
+            let opened: Result<Resource<DynInputStream>, FsErrorCode> = match opened {
+                Ok(stream) => Ok(stream),
+                Err(error) => Err(error.downcast()?),
+            };
+            state.opened(&opened, HandleKind::FileReadStream);
+            Ok((opened,))
+        },
+    )?;
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap(
+        "[method]descriptor.write-via-stream",
+        |mut store, (descriptor, offset): (Resource<Descriptor>, u64)| {
+            let state = store.data_mut();
+            if state.reserve_handle("a file stream").is_err() {
+                return Ok((Err(FsErrorCode::Io),));
+            }
+            let opened =
+                HostDescriptor::write_via_stream(&mut state.filesystem(), descriptor, offset);
+            write_stream_opened(state, opened)
+        },
+    )?;
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap(
+        "[method]descriptor.append-via-stream",
+        |mut store, (descriptor,): (Resource<Descriptor>,)| {
+            let state = store.data_mut();
+            if state.reserve_handle("a file stream").is_err() {
+                return Ok((Err(FsErrorCode::Io),));
+            }
+            let opened = HostDescriptor::append_via_stream(&mut state.filesystem(), descriptor);
+            write_stream_opened(state, opened)
+        },
+    )?;
     Ok(())
+}
+
+/// Records a file's write or append stream, or returns its reservation.
+fn write_stream_opened(
+    state: &mut InstanceState,
+    opened: wasmtime_wasi::p2::FsResult<Resource<DynOutputStream>>,
+) -> wasmtime::Result<(Result<Resource<DynOutputStream>, FsErrorCode>,)> {
+    let opened: Result<Resource<DynOutputStream>, FsErrorCode> = match opened {
+        Ok(stream) => Ok(stream),
+        Err(error) => Err(error.downcast()?),
+    };
+    state.opened(&opened, HandleKind::FileWriteStream);
+    Ok((opened,))
 }

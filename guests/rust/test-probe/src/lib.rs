@@ -19,6 +19,10 @@
 //! * `sockets` (`count`): creates `count` TCP sockets through
 //!   `wasi:sockets` without connecting them and keeps them; answers
 //!   `created N` and the error that stopped it, if any.
+//! * `file-streams` (`name`, `count`): opens the file `name` of the first
+//!   mounted folder, takes a read stream and drops the descriptor, `count`
+//!   times, keeping the streams; answers `kept N streams` and the error
+//!   that stopped it, if any.
 //! * `open-files` (`path`, `count`): opens the file `count` times through
 //!   `std::fs` and keeps every handle; answers `opened N` and the error
 //!   that stopped it, if any.
@@ -132,6 +136,35 @@ impl Handler for Probe {
                     }
                 }
                 answer(&format!("created {}{stopped}", kept.len()));
+            }
+            "file-streams" => {
+                // Opens the file in the first mounted folder, takes a read
+                // stream, drops the descriptor and keeps the stream.
+                use wasip2::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+                let count: u32 = query("count").parse().unwrap_or(1);
+                let name = query("name");
+                let directories = wasip2::filesystem::preopens::get_directories();
+                let mut kept = Vec::new();
+                let mut stopped = String::new();
+                if let Some((root, _)) = directories.first() {
+                    for _ in 0..count {
+                        let file = root.open_at(
+                            PathFlags::empty(),
+                            &name,
+                            OpenFlags::empty(),
+                            DescriptorFlags::READ,
+                        );
+                        let stream = file.and_then(|file| file.read_via_stream(0));
+                        match stream {
+                            Ok(stream) => kept.push(stream),
+                            Err(error) => {
+                                stopped = format!(" then {}", error.name());
+                                break;
+                            }
+                        }
+                    }
+                }
+                answer(&format!("kept {} streams{stopped}", kept.len()));
             }
             "open-files" => {
                 let count: u32 = query("count").parse().unwrap_or(1);
