@@ -174,3 +174,29 @@ async fn a_pooled_connection_is_reused_without_a_dns_lookup() {
     assert_eq!(fetch(&host, &url("/b"), "").await, "200 backend saw /b");
     assert_eq!(backend.connections(), 1);
 }
+
+#[tokio::test]
+async fn a_request_may_have_only_its_connection_limit_of_outbound_requests_in_flight() {
+    let backend = HttpBackend::start();
+    let host = Host::start(
+        Some(&probe_config("max_tcp_connections = 4").path()),
+        &["--allow-http", &format!("http://{}", backend.address)],
+    );
+    let url: String =
+        form_urlencoded::byte_serialize(format!("http://{}/x", backend.address).as_bytes())
+            .collect();
+    // Each kept response holds its slot; past the app's limit of 4 the
+    // guest gets connection-limit-reached. Before the fix all 40 were
+    // sent at once, each free to open a connection.
+    let reply = get(&host.url(&format!("/http-probe/fetch-many?url={url}&count=40"))).await;
+    assert_eq!(
+        reply.text(),
+        "4 answered, failed: ErrorCode::ConnectionLimitReached"
+    );
+    // (A finished small body frees its connection for the pool early.)
+    assert!(backend.connections() <= 4, "{}", backend.connections());
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        "refused an outbound HTTP request: this request already has as many in flight as the app's max_tcp_connections",
+    ]);
+}

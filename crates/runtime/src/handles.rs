@@ -72,6 +72,25 @@ impl HostHandles {
     }
 }
 
+/// One handle taken from the host-wide budget, for a descriptor that
+/// outlives requests (a pooled outbound HTTP connection); given back when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct HostHandle(Arc<HostHandles>);
+
+impl HostHandles {
+    /// One handle of the host-wide budget, or `None` when it is spent.
+    pub(crate) fn acquire(self: &Arc<Self>) -> Option<HostHandle> {
+        self.take(1).then(|| HostHandle(self.clone()))
+    }
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        self.0.give_back(1);
+    }
+}
+
 /// Why a request may not open another handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HandleRefusal {

@@ -244,9 +244,9 @@ impl Runtime {
                     .or_insert_with(|| {
                         Arc::new(HttpClient::new(
                             operator.http.clone(),
-                            timeouts.0,
-                            timeouts.1,
+                            timeouts,
                             self.slow_lane.clone(),
+                            self.handles.clone(),
                         ))
                     })
                     .clone(),
@@ -268,9 +268,9 @@ impl Runtime {
                     })?;
                     Arc::new(HttpClient::new(
                         narrowed,
-                        timeouts.0,
-                        timeouts.1,
+                        timeouts,
                         self.slow_lane.clone(),
+                        self.handles.clone(),
                     ))
                 }
             };

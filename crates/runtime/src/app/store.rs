@@ -222,6 +222,9 @@ impl App {
                 client: self.http.clone(),
                 output: output.clone(),
                 denials: self.denials.clone(),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    usize::try_from(self.tcp.max_connections).unwrap_or(usize::MAX),
+                )),
             },
             limits: InstanceLimiter {
                 max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),

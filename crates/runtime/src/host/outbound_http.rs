@@ -36,12 +36,17 @@ use tracing::Level;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::denials::{Denials, DeniedVia};
+use crate::handles::{HostHandle, HostHandles};
 use crate::lanes::SlowLane;
 use crate::resolve::{self, Refusal};
 use crate::stdio::GuestOutput;
 
 /// How long a response may take to start when the guest sets no limit.
 const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many idle connections to one backend the pool keeps; each is an
+/// OS handle of the host-wide budget.
+const POOL_MAX_IDLE_PER_HOST: usize = 32;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -66,6 +71,8 @@ pub struct HttpClient {
     client: Client<PolicyConnector, WasiBody>,
     connect_timeout: Duration,
     io_timeout: Duration,
+    /// The host-wide handle budget, for messages.
+    handles_limit: usize,
 }
 
 tokio::task_local! {
@@ -113,9 +120,9 @@ impl HttpClient {
     /// wait between response body frames (a guest may ask for less).
     pub fn new(
         rules: HttpAllowlist,
-        connect_timeout: Duration,
-        io_timeout: Duration,
+        (connect_timeout, io_timeout): (Duration, Duration),
         slow_lane: Arc<SlowLane>,
+        handles: Arc<HostHandles>,
     ) -> HttpClient {
         let policy = Arc::new(SchemePolicy {
             http: rules.for_scheme(false),
@@ -125,13 +132,16 @@ impl HttpClient {
         let tls = ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let handles_limit = handles.limit();
         let connector = PolicyConnector {
             policy: policy.clone(),
             connect_timeout,
             tls: TlsConnector::from(Arc::new(tls)),
+            handles,
         };
         let client = Client::builder(ConnectionExecutor(slow_lane))
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .build(connector);
         HttpClient {
             rules,
@@ -139,6 +149,7 @@ impl HttpClient {
             client,
             connect_timeout,
             io_timeout,
+            handles_limit,
         }
     }
 
@@ -155,6 +166,10 @@ pub(crate) struct OutboundHttp {
     pub(crate) output: GuestOutput,
     /// Where refusals are counted.
     pub(crate) denials: Arc<Denials>,
+    /// The request's outbound HTTP requests in flight, at most the app's
+    /// `max_tcp_connections`: each may hold a connection until its
+    /// response body is done.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// The destination of a request URI: its host and port (default by
@@ -225,7 +240,19 @@ impl WasiHttpHooks for OutboundHttp {
             options.and_then(|o| o.between_bytes_timeout),
             client.io_timeout,
         );
+        // Taken now, when the guest sends the request, and held until the
+        // response body is done.
+        let permit = self.in_flight.clone().try_acquire_owned();
+        let note = self.output.clone();
         Box::new(async move {
+            let Ok(permit) = permit else {
+                note.host_note(
+                    Level::WARN,
+                    "outbound-http",
+                    "refused an outbound HTTP request: this request already has as many in flight as the app's max_tcp_connections",
+                );
+                return Err(Error::ConnectionLimitReached);
+            };
             let target = destination(request.uri())?;
             if client.rules.is_empty() {
                 return Err(refuse("no --allow-http rule allows any request"));
@@ -243,10 +270,20 @@ impl WasiHttpHooks for OutboundHttp {
             let response = match tokio::time::timeout(first_byte, sent).await {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
                 Ok(Ok(response)) => response,
-                Ok(Err(error)) => return Err(client_error(error, &refuse)),
+                Ok(Err(error)) => {
+                    let error = client_error(error, &refuse);
+                    if let Error::ConnectionLimitReached = error {
+                        note.host_note(
+                            Level::WARN,
+                            "outbound-http",
+                            &format!("refused an outbound HTTP connection: the host's guests already hold {} OS handles, the host-wide limit kept below its open-file limit", client.handles_limit),
+                        );
+                    }
+                    return Err(error);
+                }
             };
             let response =
-                response.map(|body| BetweenBytes::new(body, between_bytes).boxed_unsync());
+                response.map(|body| BetweenBytes::new(body, between_bytes, permit).boxed_unsync());
             let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, done))
@@ -260,14 +297,21 @@ struct BetweenBytes {
     body: hyper::body::Incoming,
     limit: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// The request's in-flight slot, given back with the body.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl BetweenBytes {
-    fn new(body: hyper::body::Incoming, limit: Duration) -> BetweenBytes {
+    fn new(
+        body: hyper::body::Incoming,
+        limit: Duration,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> BetweenBytes {
         BetweenBytes {
             body,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            _permit: permit,
         }
     }
 }
@@ -349,6 +393,7 @@ fn client_error(error: hyper_util::client::legacy::Error, refuse: &dyn Fn(&str) 
                     Error::Tls(io::Error::new(error.kind(), error.to_string()))
                 }
                 ConnectFailure::BadUri => Error::HttpRequestUriInvalid,
+                ConnectFailure::HandleBudget(_) => Error::ConnectionLimitReached,
             };
         }
         if let Some(error) = cause.downcast_ref::<hyper::Error>() {
@@ -392,6 +437,10 @@ enum ConnectFailure {
     Tls(io::Error),
     #[error("the URI has no usable host")]
     BadUri,
+    #[error(
+        "the host's guests already hold {0} OS handles, the host-wide limit kept below its open-file limit"
+    )]
+    HandleBudget(usize),
 }
 
 /// Opens connections for the pooled client: resolves, checks every
@@ -401,6 +450,9 @@ struct PolicyConnector {
     policy: Arc<SchemePolicy>,
     connect_timeout: Duration,
     tls: TlsConnector,
+    /// Every connection the pool opens holds one handle of the host-wide
+    /// budget until it closes.
+    handles: Arc<HostHandles>,
 }
 
 impl tower_service::Service<Uri> for PolicyConnector {
@@ -429,10 +481,17 @@ impl tower_service::Service<Uri> for PolicyConnector {
                 let addresses = resolve::allowed_addresses(allowlist, &target)
                     .await
                     .map_err(ConnectFailure::Refused)?;
+                let handle = connector
+                    .handles
+                    .acquire()
+                    .ok_or(ConnectFailure::HandleBudget(connector.handles.limit()))?;
                 let stream = connect_any(&addresses).await?;
                 let _ = stream.set_nodelay(true);
                 if !https {
-                    return Ok(MaybeTls::Plain(stream));
+                    return Ok(MaybeTls {
+                        io: Io::Plain(stream),
+                        _handle: handle,
+                    });
                 }
                 let host = uri.host().ok_or(ConnectFailure::BadUri)?;
                 let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
@@ -442,7 +501,10 @@ impl tower_service::Service<Uri> for PolicyConnector {
                     .connect(name, stream)
                     .await
                     .map_err(ConnectFailure::Tls)?;
-                Ok(MaybeTls::Tls(Box::new(tls)))
+                Ok(MaybeTls {
+                    io: Io::Tls(Box::new(tls)),
+                    _handle: handle,
+                })
             };
             match tokio::time::timeout(timeout, attempt).await {
                 Ok(result) => result.map(TokioIo::new),
@@ -464,8 +526,14 @@ async fn connect_any(addresses: &[SocketAddr]) -> Result<TcpStream, ConnectFailu
     Err(ConnectFailure::Io(last))
 }
 
-/// A pooled connection, plain or TLS.
-enum MaybeTls {
+/// A pooled connection, plain or TLS, with its handle of the host-wide
+/// budget.
+struct MaybeTls {
+    io: Io,
+    _handle: HostHandle,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -482,9 +550,9 @@ impl AsyncRead for MaybeTls {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            MaybeTls::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -495,23 +563,23 @@ impl AsyncWrite for MaybeTls {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            MaybeTls::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Io::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            MaybeTls::Tls(stream) => Pin::new(stream).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Io::Tls(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            MaybeTls::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Io::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! * `fetch` (`url`, optional `connect_ms`, `between_ms`): GETs `url` with
 //!   those request options and answers its status and body, or the error
 //!   code (of the request, or of the body stream).
+//! * `fetch-many` (`url`, `count`): sends `count` GETs at once and keeps
+//!   every response; answers how many were answered and the errors.
 //! * `read` (`path`): reads a file through `std::fs` (`wasi:filesystem`).
 //! * `status` (`code`): answers with status `code`, even one a final
 //!   response must not have (`101`).
@@ -99,6 +101,28 @@ fn decode(text: &str) -> String {
 struct FetchOptions {
     connect_ms: Option<u64>,
     between_ms: Option<u64>,
+}
+
+/// Starts a GET of `url`, without waiting for it.
+fn start_get(url: &str) -> Result<wasip2::http::types::FutureIncomingResponse, String> {
+    let (scheme, rest) = url.split_once("://").ok_or("the url has no scheme")?;
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let scheme = match scheme {
+        "https" => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "path")?;
+    outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))
 }
 
 fn fetch(url: &str, options: &FetchOptions) -> Result<(u16, Vec<u8>), String> {
@@ -243,6 +267,35 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 ),
                 Err(error) => answer(out, 200, &format!("error: {error}")),
             },
+            "fetch-many" => {
+                // Sends `count` GETs of `url` at once and keeps every
+                // response (and so its connection) until all are in.
+                let url = decode(&query(&request, "url"));
+                let count: usize = query(&request, "count").parse().unwrap_or(1);
+                let mut pending = Vec::new();
+                for _ in 0..count {
+                    match start_get(&url) {
+                        Ok(future) => pending.push(future),
+                        Err(error) => return answer(out, 200, &format!("error: {error}")),
+                    }
+                }
+                let mut kept = Vec::new();
+                let mut failed: Vec<String> = Vec::new();
+                for future in pending {
+                    future.subscribe().block();
+                    match future.get() {
+                        Some(Ok(Ok(response))) => kept.push(response),
+                        Some(Ok(Err(code))) => failed.push(format!("{code:?}")),
+                        _ => failed.push("no response".to_owned()),
+                    }
+                }
+                failed.dedup();
+                answer(
+                    out,
+                    200,
+                    &format!("{} answered, failed: {}", kept.len(), failed.join(", ")),
+                );
+            }
             "read" => match std::fs::read_to_string(decode(&query(&request, "path"))) {
                 Ok(text) => answer(out, 200, &text),
                 Err(error) => answer(out, 200, &format!("error: {:?}", error.kind())),
