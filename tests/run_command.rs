@@ -249,3 +249,40 @@ fn the_timeout_takes_a_duration_or_bare_seconds() {
         );
     }
 }
+
+#[test]
+fn a_huge_timeout_answers_normally_instead_of_panicking() {
+    for (component, path, route, body) in [
+        (
+            guest_artifacts::HELLO_PATH,
+            "/hello/Ada",
+            "/hello/:name",
+            "Hello, Ada!\n",
+        ),
+        (
+            guest_artifacts::HTTP_HELLO_PATH,
+            "/http-hello/Grace",
+            "/http-hello/:name",
+            "Hello from wasi:http, Grace!\n",
+        ),
+    ] {
+        let output = run(
+            component,
+            &[
+                "--path",
+                path,
+                "--route",
+                route,
+                "--timeout",
+                "10000000000000000000",
+            ],
+        );
+        let text = stdout(&output);
+        assert!(
+            output.status.success() && text.ends_with(&format!("\n\n{body}")),
+            "{component}: {text}{}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+}

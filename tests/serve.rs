@@ -700,3 +700,23 @@ fn time_flags_take_durations_and_name_the_flag_when_bad() {
         &["--drain-timeout", "20", "--queue-timeout", "200"],
     );
 }
+
+#[tokio::test]
+async fn huge_timeouts_serve_instead_of_panicking() {
+    let handler = probe_config("timeout = \"18446744073709551615s\"");
+    let host = Host::start(
+        Some(&handler.path()),
+        &["--queue-timeout", "18446744073709551615"],
+    );
+    let reply = get(&host.url("/probe/params")).await;
+    assert_eq!(reply.status, 200, "{}{}", reply.text(), host.stderr());
+    drop(host);
+    let wasi_http = ConfigDir::new(&format!(
+        "[[applications]]\nname = \"http-probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/http-probe/:action\"\ntimeout = 9223372036854775807\n",
+        guest_artifacts::TEST_HTTP_PROBE_PATH
+    ));
+    let host = Host::start(Some(&wasi_http.path()), &[]);
+    let reply = get(&host.url("/http-probe/meta")).await;
+    assert_eq!(reply.status, 200, "{}{}", reply.text(), host.stderr());
+    assert!(!host.stderr().contains("panicked"), "{}", host.stderr());
+}

@@ -62,7 +62,7 @@ impl Gate {
 /// that a busy app does not hold global slots while it waits; `patience`
 /// is for all the gates together.
 pub(crate) async fn admit(gates: &[&Gate], patience: Duration) -> Option<Admitted> {
-    let deadline = Instant::now() + patience;
+    let deadline = serverless_runtime::deadline_after(patience);
     let mut permits = Vec::with_capacity(gates.len());
     for gate in gates {
         permits.push(gate.enter(deadline).await?);

@@ -38,7 +38,7 @@ pub use failure::FailureKind;
 pub use guest_log::Secrets;
 pub use handles::{HandleRefusal, HostHandles, MAX_HANDLES_PER_REQUEST, raise_open_file_limit};
 pub use host::outbound_tcp::TcpSettings;
-pub use limits::{DeadlineExceeded, MemoryLimitExceeded, trap_kind};
+pub use limits::{DeadlineExceeded, MemoryLimitExceeded, deadline_after, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;
 pub use response::{GuestResponse, InvocationStats};

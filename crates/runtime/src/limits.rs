@@ -17,6 +17,19 @@ use wasmtime::{ResourceLimiter, Trap};
 /// bench/fairness.md), and its deadline is checked at every tick.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// How far ahead a deadline is set when the timeout is too long to add to
+/// the current time (about 30 years, as tokio's own "far future").
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// The instant `timeout` from now, or a far-future one when `timeout` is
+/// so long (`--timeout 10000000000000000000`) that adding it overflows.
+pub fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
 /// After this many slices of CPU a request counts as long-running.
 pub(crate) const LONG_RUNNING_SLICES: u32 = 4;
 
@@ -225,6 +238,17 @@ mod tests {
     /// ticker that was not woken would still be waiting.
     const WAIT: Duration = Duration::from_secs(120);
     const WOKEN_WITHIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_deadline_too_far_to_add_is_the_far_future() {
+        let before = tokio::time::Instant::now();
+        let soon = deadline_after(Duration::from_secs(5));
+        assert!(soon >= before + Duration::from_secs(5));
+        assert!(soon <= tokio::time::Instant::now() + Duration::from_secs(5));
+        for huge in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            assert!(deadline_after(huge) >= before + FAR_FUTURE);
+        }
+    }
 
     #[test]
     fn an_instance_starting_wakes_the_waiting_ticker() {

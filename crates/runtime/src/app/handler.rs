@@ -1,8 +1,6 @@
 //! A handler-world request: the guest's `handle` runs in a fresh instance
 //! and builds the response through the host's `response` interface.
 
-use tokio::time::Instant;
-
 use super::error::lane_failed;
 use super::store::{Retiring, instantiate_and_call};
 use super::{App, Entry, HandleError};
@@ -32,7 +30,7 @@ impl App {
             response_too_large: false,
             headers_too_large: false,
         };
-        let deadline = Instant::now() + self.limits.timeout;
+        let deadline = crate::limits::deadline_after(self.limits.timeout);
         let timeout = self.limits.timeout;
         let stderr = StderrTail::default();
         let long_running = LongRunning::default();

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio::time::Instant;
 use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -73,7 +72,7 @@ impl App {
         let Entry::WasiHttp(pre) = &self.entry else {
             return Err(HandleError::WrongWorld(self.world()));
         };
-        let deadline = Instant::now() + self.limits.timeout;
+        let deadline = crate::limits::deadline_after(self.limits.timeout);
         let timeout = self.limits.timeout;
         let stderr = StderrTail::default();
         let long_running = LongRunning::default();
