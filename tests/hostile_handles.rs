@@ -12,10 +12,11 @@ use serverless_runtime::MAX_HANDLES_PER_REQUEST;
 use support::backends::EchoServer;
 use support::{ConfigDir, Host, get};
 
-/// The probe with the folder `site` (holding `f.txt`) mounted at `/site`.
+/// The probe with the folder `site` (holding `f.txt`) mounted at `/site`,
+/// allowed far more outbound-tcp connections than the handle budget.
 fn mounted_probe() -> ConfigDir {
     let config = ConfigDir::new(&format!(
-        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/probe/:action\"\n[applications.files]\n\"/site\" = \"site\"\n",
+        "[[applications]]\nname = \"probe\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/probe/:action\"\nmax_tcp_connections = 1000\n[applications.files]\n\"/site\" = \"site\"\n",
         guest_artifacts::TEST_PROBE_PATH
     ));
     std::fs::create_dir(config.dir.path().join("site")).unwrap();
@@ -58,16 +59,24 @@ async fn a_request_holds_at_most_its_budget_of_descriptors_whatever_opens_them()
         reply.header("x-request-id").unwrap(),
         &format!("refused to open \"f.txt\": {limit_line}"),
     ]);
+    // outbound-tcp connections count too: the app's own cap is far above
+    // the budget, so the budget is what stops them.
     let reply = get(&host.url(&format!(
         "/probe/tcp-hold?addr={}&count=10000",
         backend.address
     )))
     .await;
-    assert!(
-        reply.text().starts_with("opened ") && reply.text().ends_with(" then Error::LimitReached"),
-        "{}",
-        reply.text()
+    assert_eq!(
+        reply.text(),
+        format!("opened {room} then Error::LimitReached")
     );
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        &format!(
+            "refused outbound TCP connection to {}: {limit_line}",
+            backend.address
+        ),
+    ]);
     // Everything the requests held is closed with them: a request's store
     // is dropped just after its response goes out, so wait for that.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -229,7 +229,10 @@ impl GuestOutput {
     /// a loop cannot flood the log through the host either.
     pub(crate) fn host_note(&self, level: Level, source: &'static str, message: &str) {
         let mut output = self.lock();
-        if output.budget.take(message.len()) {
+        if output
+            .budget
+            .take(crate::guest_log::escape_controls(message).len())
+        {
             output.tags.emit(level, source, message);
         }
     }
@@ -303,7 +306,12 @@ impl Output {
         if source == Source::Stderr {
             self.tail.push(&self.tags.secrets.redact(&line));
         }
-        if self.budget.take(line.len()) {
+        // Charged for what reaches the log: escaping a control character
+        // makes it up to 10 bytes.
+        if self
+            .budget
+            .take(crate::guest_log::escape_controls(&line).len())
+        {
             self.tags.emit(level, source.name(), &line);
         }
     }

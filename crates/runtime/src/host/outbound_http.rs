@@ -181,6 +181,10 @@ fn destination(uri: &Uri) -> Result<Destination, Error> {
     // `Uri::port` is `None` both without a port and with one that is not
     // a `u16`: read what the authority says after the host.
     let authority = uri.authority().map_or("", |a| a.as_str());
+    // Userinfo (`user:password@`) comes before the host.
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host_and_port)| host_and_port);
     let after_host = authority
         .rsplit_once(']')
         .map_or(authority, |(_, rest)| rest);
@@ -580,6 +584,41 @@ impl AsyncWrite for MaybeTls {
         match &mut self.get_mut().io {
             Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Io::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &str) -> Result<String, String> {
+        destination(&uri.parse::<Uri>().unwrap())
+            .map(|destination| destination.to_string())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_port_is_read_from_the_authority_or_defaults_by_scheme() {
+        assert_eq!(target("http://example.com/x").unwrap(), "example.com:80");
+        assert_eq!(target("https://example.com/x").unwrap(), "example.com:443");
+        assert_eq!(
+            target("http://example.com:8080/").unwrap(),
+            "example.com:8080"
+        );
+        assert_eq!(target("http://[::1]:7000/").unwrap(), "[::1]:7000");
+        assert_eq!(target("http://[::1]/").unwrap(), "[::1]:80");
+        // Userinfo is not part of the host and port.
+        assert_eq!(
+            target("http://user:pw@example.com/").unwrap(),
+            "example.com:80"
+        );
+        assert_eq!(
+            target("http://user:pw@example.com:81/").unwrap(),
+            "example.com:81"
+        );
+        for bad in ["http://example.com:99999/", "http://example.com:0/"] {
+            assert!(target(bad).is_err(), "{bad}");
         }
     }
 }

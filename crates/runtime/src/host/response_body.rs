@@ -67,16 +67,24 @@ impl ResponseBodyState {
             .push(rep);
     }
 
-    fn is_response_body(&self, rep: u32) -> bool {
-        self.0
+    /// Marks the response body at `rep` finished, if it is one; its table
+    /// slot is freed by the finish and may next hold another kind of body.
+    fn finishing(&self, rep: u32) {
+        let mut taken = self
+            .0
             .taken
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&rep)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = taken.iter().position(|taken| *taken == rep) {
+            taken.swap_remove(index);
+            self.0.finished.store(true, Ordering::Release);
+        }
     }
 
     /// Whether a body that has ended was cut short: the guest took a
-    /// response body and finished none.
+    /// response body and finished none. (A guest that builds several
+    /// responses and finishes another one than it sends is not told apart;
+    /// one response per request is what the world expects.)
     fn cut_short(&self) -> bool {
         let taken = !self
             .0
@@ -159,13 +167,7 @@ fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
             let state = store.data_mut();
             // Before wasmtime-wasi-http sends the end of the body, so that
             // the body's reader sees it marked finished.
-            if state.response_body.is_response_body(body.rep()) {
-                state
-                    .response_body
-                    .0
-                    .finished
-                    .store(true, Ordering::Release);
-            }
+            state.response_body.finishing(body.rep());
             let finished: Result<(), ErrorCode> = match state.http().finish(body, trailers) {
                 Ok(()) => Ok(()),
                 Err(error) => Err(error.downcast()?),
