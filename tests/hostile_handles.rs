@@ -91,16 +91,16 @@ async fn a_request_holds_at_most_its_budget_of_descriptors_whatever_opens_them()
     );
 }
 
-#[tokio::test]
-async fn all_guests_together_stay_below_the_open_file_limit() {
-    let config = mounted_probe();
+/// The host command, run under an open-file limit (soft and hard) of
+/// `limit`, so that it cannot raise it.
+fn host_command_with_open_file_limit(limit: libc::rlim_t) -> std::process::Command {
     let mut command = support::host_command();
     // SAFETY: setrlimit in the child before exec touches nothing else.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 400,
-                rlim_max: 400,
+                rlim_cur: limit,
+                rlim_max: limit,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
                 Ok(())
@@ -109,17 +109,72 @@ async fn all_guests_together_stay_below_the_open_file_limit() {
             }
         });
     }
-    let host = Host::start_with(command, Some(&config.path()), &[]);
+    command
+}
+
+/// How many folders the app `wide` mounts: each is a handle its requests
+/// hold from their start.
+const WIDE_MOUNTS: usize = 100;
+
+/// [`mounted_probe`] and the probe again as the app `wide` under
+/// `/wide/:action`, with [`WIDE_MOUNTS`] folders mounted.
+fn mounted_probe_and_wide() -> ConfigDir {
+    let config = mounted_probe();
+    let mut wide = format!(
+        "\n[[applications]]\nname = \"wide\"\nfile_path = {:?}\nmethod = \"ANY\"\nurl_path = \"/wide/:action\"\n[applications.files]\n",
+        guest_artifacts::TEST_PROBE_PATH
+    );
+    for mount in 0..WIDE_MOUNTS {
+        wide.push_str(&format!("\"/m{mount}\" = \"site\"\n"));
+    }
+    let path = config.path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&wide);
+    std::fs::write(&path, text).unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_guests_together_stay_below_the_open_file_limit() {
+    let config = mounted_probe_and_wide();
+    let host = Host::start_with(
+        host_command_with_open_file_limit(400),
+        Some(&config.path()),
+        &[],
+    );
     // A quarter of 400 is 100, less than the 256 kept at the least.
-    host.wait_for_log(&[
-        "guests may hold 144 OS handles (files, sockets, connections) together, 256 per request; the rest of the 400 open files is kept for the host",
-    ]);
+    let budget = 144;
+    host.wait_for_log(&[&format!(
+        "guests may hold {budget} OS handles (files, sockets, connections) together, 256 per request; the rest of the 400 open files is kept for the host"
+    )]);
+    let host_line = format!(
+        "the host's guests already hold {budget} OS handles, the host-wide limit kept below its open-file limit"
+    );
+    // A request of `wide` holds its mounts while it sleeps.
+    let sleeper = host.url("/wide/sleep?ms=3000");
+    let sleeping = tokio::spawn(async move { get(&sleeper).await });
+    host.wait_for_log(&["sleeping 3000 ms"]);
+    // Another request creates sockets until the host-wide budget is
+    // spent: what is left after both requests' mounts.
     let reply = get(&host.url("/probe/sockets?count=10000")).await;
-    assert_eq!(reply.text(), "created 143 then new-socket-limit");
+    assert_eq!(
+        reply.text(),
+        format!("created {} then new-socket-limit", budget - WIDE_MOUNTS - 1)
+    );
     host.wait_for_log(&[
         reply.header("x-request-id").unwrap(),
-        "refused to open a TCP socket: the host's guests already hold 144 OS handles, the host-wide limit kept below its open-file limit",
+        &format!("refused to open a TCP socket: {host_line}"),
     ]);
+    // A request whose mounted folders do not fit while the sleeper holds
+    // its own is refused for capacity: 503, to be retried.
+    let reply = get(&host.url("/wide/params")).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    host.wait_for_log(&[
+        reply.header("x-request-id").unwrap(),
+        &format!("cannot open the mounted folders: {host_line}"),
+    ]);
+    assert_eq!(sleeping.await.unwrap().text(), "slept");
     // The budget comes back when the request's store is dropped, just
     // after its response has gone out; the host kept accepting meanwhile.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use serverless_runtime::{App, FailureKind, ResponseBody};
+use serverless_runtime::{App, FailureKind, HandleError, HandleRefusal, ResponseBody};
 
 use super::full;
 
@@ -29,6 +29,9 @@ pub(super) enum Refusal {
     HandlerFailed(FailureKind),
     TimedOut,
     Busy,
+    /// The request's mounted folders did not fit in the host-wide budget
+    /// of OS handles: a capacity problem, to be retried.
+    NoHandles,
 }
 
 impl Refusal {
@@ -38,6 +41,7 @@ impl Refusal {
         match self {
             Refusal::HandlerFailed(kind) => Some(*kind),
             Refusal::TimedOut => Some(FailureKind::Deadline),
+            Refusal::NoHandles => Some(FailureKind::Handles),
             _ => None,
         }
     }
@@ -77,6 +81,10 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy: too many requests in flight, retry shortly\n",
             ),
+            Refusal::NoHandles => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: too many files and sockets open, retry shortly\n",
+            ),
         };
         let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
@@ -89,7 +97,7 @@ impl Refusal {
         {
             response.headers_mut().insert(ALLOW, value);
         }
-        if let Refusal::Busy = self {
+        if let Refusal::Busy | Refusal::NoHandles = self {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -117,12 +125,9 @@ pub(super) fn log_too_large(app: &str, request_id: &str, limit: u64) {
 }
 
 /// Logs why a request failed and picks what the client sees: `504` when
-/// it ran out of time, `500` otherwise.
-pub(super) fn failed(
-    app: &App,
-    request_id: &str,
-    error: &serverless_runtime::HandleError,
-) -> Refusal {
+/// it ran out of time, `503` when the host's guests hold all the OS
+/// handles they may, `500` otherwise.
+pub(super) fn failed(app: &App, request_id: &str, error: &HandleError) -> Refusal {
     let message = error.to_string();
     let message = app.redact(&message);
     tracing::error!(
@@ -133,6 +138,8 @@ pub(super) fn failed(
     );
     if error.is_deadline() {
         Refusal::TimedOut
+    } else if let HandleError::Handles(HandleRefusal::Host(_)) = error {
+        Refusal::NoHandles
     } else {
         Refusal::HandlerFailed(error.kind())
     }
