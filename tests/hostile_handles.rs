@@ -114,7 +114,7 @@ fn host_command_with_open_file_limit(limit: libc::rlim_t) -> std::process::Comma
 
 /// How many folders the app `wide` mounts: each is a handle its requests
 /// hold from their start.
-const WIDE_MOUNTS: usize = 100;
+const WIDE_MOUNTS: usize = 200;
 
 /// [`mounted_probe`] and the probe again as the app `wide` under
 /// `/wide/:action`, with [`WIDE_MOUNTS`] folders mounted.
@@ -138,14 +138,14 @@ fn mounted_probe_and_wide() -> ConfigDir {
 async fn all_guests_together_stay_below_the_open_file_limit() {
     let config = mounted_probe_and_wide();
     let host = Host::start_with(
-        host_command_with_open_file_limit(400),
+        host_command_with_open_file_limit(1024),
         Some(&config.path()),
-        &[],
+        &["--max-connections", "500"],
     );
-    // A quarter of 400 is 100, less than the 256 kept at the least.
-    let budget = 144;
+    // What the connections and the host's reserve of 256 leave.
+    let budget = 1024 - 500 - 256;
     host.wait_for_log(&[&format!(
-        "guests may hold {budget} OS handles (files, sockets, connections) together, 256 per request; the rest of the 400 open files is kept for the host"
+        "guests may hold {budget} OS handles (files, sockets, connections) together, 256 per request; the rest of the 1024 open files, 756, is kept for the host: its client connections (--max-connections), listeners, pooled connections and compile cache"
     )]);
     let host_line = format!(
         "the host's guests already hold {budget} OS handles, the host-wide limit kept below its open-file limit"
@@ -192,6 +192,42 @@ async fn all_guests_together_stay_below_the_open_file_limit() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[test]
+fn the_connection_cap_and_the_guests_budget_fit_in_the_open_file_limit() {
+    let config = mounted_probe();
+    // By default, half the limit for connections, 256 for the host, and
+    // the guests keep the rest, a quarter.
+    let host = Host::start_with(
+        host_command_with_open_file_limit(1024),
+        Some(&config.path()),
+        &[],
+    );
+    host.wait_for_log(&[
+        "guests may hold 256 OS handles (files, sockets, connections) together, 256 per request; the rest of the 1024 open files, 768, is kept for the host",
+    ]);
+    host.wait_for_log(&["at most 512 connections at once (--max-connections)"]);
+    drop(host);
+    // More connections would leave the guests less than that.
+    let mut command = host_command_with_open_file_limit(1024);
+    let output = command
+        .arg("serve")
+        .arg(config.path())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
+        .args(["--max-connections", "600"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().last(),
+        Some(
+            "error: --max-connections 600 is too large: with 256 more open files for the host's listeners, admin endpoints, pooled connections and compile cache, reserving 856 of the 1024 open files (RLIMIT_NOFILE) leaves the guests 168 OS handles, fewer than the 256 they need (a quarter of the limit, and at least 256); lower --max-connections or raise the open-file limit (ulimit -n)"
+        ),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "nothing served");
 }
 
 #[tokio::test]

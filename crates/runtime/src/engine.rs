@@ -6,7 +6,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::bindings::Handler;
 use crate::cache::CompileCache;
 use crate::denials::{Denials, DeniedVia};
-use crate::handles::{HostHandles, raise_open_file_limit};
+use crate::handles::{HostHandles, ReserveError, raise_open_file_limit};
 use crate::lanes::SlowLane;
 use crate::limits::{Contention, EPOCH_TICK};
 use crate::state::{InstanceState, Platform};
@@ -63,6 +63,10 @@ pub struct Runtime {
     pub(crate) handles: Arc<HostHandles>,
     /// How the open-file limit was found and raised, for the log.
     open_files: (Option<(u64, u64)>, u64),
+    /// The descriptors the server reserved for itself, if it did
+    /// ([`Runtime::reserve_descriptors`]), for the log.
+    /// Zero when it did not.
+    reserved: std::sync::atomic::AtomicUsize,
     /// Set once the limits have been logged.
     limits_logged: std::sync::Once,
     /// Outbound attempts the policy refused.
@@ -224,6 +228,7 @@ impl Runtime {
             cache: None,
             handles: budget.handles,
             open_files: (budget.raised, budget.limit),
+            reserved: std::sync::atomic::AtomicUsize::new(0),
             limits_logged: std::sync::Once::new(),
             denials: Arc::default(),
         })
@@ -237,11 +242,16 @@ impl Runtime {
             if let Some((before, now)) = raised {
                 tracing::info!("raised the open-file limit (RLIMIT_NOFILE) from {before} to {now}");
             }
-            tracing::info!(
-                "guests may hold {} OS handles (files, sockets, connections) together, {} per request; the rest of the {limit} open files is kept for the host",
-                self.handles.limit(),
-                crate::handles::MAX_HANDLES_PER_REQUEST
-            );
+            let guests = self.handles.limit();
+            let per_request = crate::handles::MAX_HANDLES_PER_REQUEST;
+            match self.reserved.load(std::sync::atomic::Ordering::Acquire) {
+                0 => tracing::info!(
+                    "guests may hold {guests} OS handles (files, sockets, connections) together, {per_request} per request; the rest of the {limit} open files is kept for the host"
+                ),
+                reserved => tracing::info!(
+                    "guests may hold {guests} OS handles (files, sockets, connections) together, {per_request} per request; the rest of the {limit} open files, {reserved}, is kept for the host: its client connections (--max-connections), listeners, pooled connections and compile cache"
+                ),
+            }
             tracing::info!(
                 "local interface addresses, treated as loopback by the outbound policy: {}",
                 serverless_outbound::LocalInterfaces::system().describe()
@@ -255,6 +265,28 @@ impl Runtime {
             denials: self.denials.clone(),
             slow_lane: self.slow_lane.clone(),
         }
+    }
+
+    /// The process's open-file limit (`RLIMIT_NOFILE`), as raised at
+    /// startup.
+    pub fn open_file_limit(&self) -> usize {
+        usize::try_from(self.open_files.1).unwrap_or(usize::MAX)
+    }
+
+    /// Keeps `count` descriptors of the open-file limit for the host (its
+    /// client connections, listeners, pooled connections and compile
+    /// cache): the guests' budget becomes what is left, which is
+    /// returned. Refused, changing nothing, when the guests would keep
+    /// less than a quarter of the limit or less than one request's budget
+    /// (see [`HostHandles::most_reservable`]). Call it before the routes
+    /// load, which logs the budget.
+    pub fn reserve_descriptors(&self, count: usize) -> Result<usize, ReserveError> {
+        let left = self
+            .handles
+            .reserve_for_host(self.open_file_limit(), count)?;
+        self.reserved
+            .store(count, std::sync::atomic::Ordering::Release);
+        Ok(left)
     }
 
     /// The OS handles all guests may hold together.

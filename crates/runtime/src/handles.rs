@@ -29,15 +29,34 @@ const MIN_RESERVE: usize = 256;
 /// The host-wide budget, shared by every request.
 #[derive(Debug)]
 pub struct HostHandles {
-    limit: usize,
+    /// Lowered once when the server reserves its connections
+    /// ([`HostHandles::reserve_for_host`]).
+    limit: AtomicUsize,
     in_use: AtomicUsize,
+}
+
+/// Why the host could not reserve descriptors for itself: the guests
+/// would keep too few.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "reserving {reserved} of the {open_files} open files (RLIMIT_NOFILE) leaves the guests {left} OS handles, fewer than the {needed} they need (a quarter of the limit, and at least {MAX_HANDLES_PER_REQUEST})"
+)]
+pub struct ReserveError {
+    /// The process's open-file limit.
+    pub open_files: usize,
+    /// What the host asked to keep for itself.
+    pub reserved: usize,
+    /// What that would leave the guests.
+    pub left: usize,
+    /// The least the guests must keep.
+    pub needed: usize,
 }
 
 impl HostHandles {
     /// A budget of `limit` handles for all guests together.
     pub fn new(limit: usize) -> Arc<HostHandles> {
         Arc::new(HostHandles {
-            limit,
+            limit: AtomicUsize::new(limit),
             in_use: AtomicUsize::new(0),
         })
     }
@@ -49,9 +68,40 @@ impl HostHandles {
         HostHandles::new(open_files.saturating_sub(reserve))
     }
 
+    /// The most a host allowed `open_files` descriptors may keep for
+    /// itself: the guests keep a quarter of the limit, and at least
+    /// [`MAX_HANDLES_PER_REQUEST`] so that one request can use its whole
+    /// budget.
+    pub fn most_reservable(open_files: usize) -> usize {
+        open_files.saturating_sub(guests_need(open_files))
+    }
+
+    /// Makes the guests' budget what `open_files` leaves after `reserved`
+    /// descriptors kept for the host (its client connections, listeners,
+    /// pooled connections and cache), and returns it; refused, leaving the
+    /// budget as it was, when that is past [`HostHandles::most_reservable`].
+    pub fn reserve_for_host(
+        &self,
+        open_files: usize,
+        reserved: usize,
+    ) -> Result<usize, ReserveError> {
+        let left = open_files.saturating_sub(reserved);
+        let needed = guests_need(open_files);
+        if left < needed {
+            return Err(ReserveError {
+                open_files,
+                reserved,
+                left,
+                needed,
+            });
+        }
+        self.limit.store(left, Ordering::Release);
+        Ok(left)
+    }
+
     /// How many handles all guests may hold together.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Acquire)
     }
 
     /// How many they hold now.
@@ -62,7 +112,8 @@ impl HostHandles {
     fn take(&self, count: usize) -> bool {
         self.in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(count).filter(|total| *total <= self.limit)
+                used.checked_add(count)
+                    .filter(|total| *total <= self.limit())
             })
             .is_ok()
     }
@@ -89,6 +140,12 @@ impl Drop for HostHandle {
     fn drop(&mut self) {
         self.0.give_back(1);
     }
+}
+
+/// The least the guests keep of `open_files` when the host reserves
+/// descriptors for itself.
+fn guests_need(open_files: usize) -> usize {
+    (open_files / 4).max(MAX_HANDLES_PER_REQUEST)
 }
 
 /// Why a request may not open another handle.
@@ -144,7 +201,7 @@ impl RequestHandles {
             return Err(HandleRefusal::Request(MAX_HANDLES_PER_REQUEST));
         }
         if !host.take(fixed) {
-            return Err(HandleRefusal::Host(host.limit));
+            return Err(HandleRefusal::Host(host.limit()));
         }
         Ok(RequestHandles {
             host,
@@ -171,7 +228,7 @@ impl RequestHandles {
             return Err(HandleRefusal::Request(MAX_HANDLES_PER_REQUEST));
         }
         if !self.host.take(1) {
-            return Err(HandleRefusal::Host(self.host.limit));
+            return Err(HandleRefusal::Host(self.host.limit()));
         }
         self.pending += 1;
         Ok(())
@@ -257,6 +314,45 @@ mod tests {
         assert_eq!(HostHandles::for_open_file_limit(1024).limit(), 768);
         assert_eq!(HostHandles::for_open_file_limit(300).limit(), 44);
         assert_eq!(HostHandles::for_open_file_limit(100).limit(), 0);
+    }
+
+    #[test]
+    fn the_host_reserves_its_connections_and_the_guests_keep_the_rest() {
+        let host = HostHandles::for_open_file_limit(20_000);
+        assert_eq!(host.reserve_for_host(20_000, 10_256), Ok(9_744));
+        assert_eq!(host.limit(), 9_744);
+        assert_eq!(HostHandles::most_reservable(20_000), 15_000);
+        assert_eq!(HostHandles::most_reservable(1024), 768);
+        // Small limits keep the guests at least one request's budget.
+        assert_eq!(HostHandles::most_reservable(600), 344);
+        assert_eq!(HostHandles::most_reservable(200), 0);
+        let host = HostHandles::for_open_file_limit(1024);
+        assert_eq!(host.reserve_for_host(1024, 768), Ok(256));
+        let refused = host.reserve_for_host(1024, 856).unwrap_err();
+        assert_eq!(
+            refused,
+            ReserveError {
+                open_files: 1024,
+                reserved: 856,
+                left: 168,
+                needed: 256
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            "reserving 856 of the 1024 open files (RLIMIT_NOFILE) leaves the guests 168 OS handles, fewer than the 256 they need (a quarter of the limit, and at least 256)"
+        );
+        assert_eq!(host.limit(), 256, "a refused reservation changes nothing");
+        assert_eq!(host.reserve_for_host(100_000, 200_000).unwrap_err().left, 0);
+        // The lowered budget is what requests are refused against.
+        let host = HostHandles::for_open_file_limit(2000);
+        assert_eq!(host.reserve_for_host(2000, 1500), Ok(500));
+        let _first = RequestHandles::new(host.clone(), 250).unwrap();
+        let _second = RequestHandles::new(host.clone(), 250).unwrap();
+        assert_eq!(
+            RequestHandles::new(host.clone(), 1).unwrap_err(),
+            HandleRefusal::Host(500)
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub use denials::{Denials, DeniedVia};
 pub use engine::{Runtime, RuntimeCounters, RuntimeError, RuntimeSettings};
 pub use failure::FailureKind;
 pub use guest_log::Secrets;
-pub use handles::{HandleRefusal, HostHandles, MAX_HANDLES_PER_REQUEST, raise_open_file_limit};
+pub use handles::{
+    HandleRefusal, HostHandles, MAX_HANDLES_PER_REQUEST, ReserveError, raise_open_file_limit,
+};
 pub use host::outbound_tcp::TcpSettings;
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, deadline_after, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};

@@ -65,9 +65,12 @@ pub(crate) struct ServeArgs {
 
     /// How many client connections may be open at once. Past it the host
     /// stops accepting: new connections wait in the kernel's listen backlog
-    /// until one closes. Default: half the soft open-files limit
-    /// (`ulimit -n`), at most 10000, so that the instances' files and
-    /// sockets keep the other half.
+    /// until one closes. Default: half the open-file limit as the host
+    /// raised it at startup (to its hard maximum, `ulimit -Hn`), at most
+    /// 10000. The guests' files and sockets get what this, and 256 for the
+    /// host's own listeners, pooled connections and cache, leave: a value
+    /// that leaves them less than a quarter of the limit, or less than
+    /// 256, stops the host at startup.
     #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_connections: Option<u32>,
 
@@ -142,9 +145,9 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         tcp: TcpAllowlist::new(args.allow_tcp),
         http: HttpAllowlist::new(args.allow_http),
     };
+    let max_connections = reserve_connections(&runtime, args.max_connections)?;
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
     let address = args.listen.unwrap_or(config.listen_address);
-    let max_connections = args.max_connections.unwrap_or_else(default_max_connections);
     let listen_address = config.listen_address;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -179,7 +182,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         let hangups = reload::hangups()?;
         print_banner(&routes, &operator_rules, &pool, bound, admin_address);
         tracing::info!(
-            "at most {max_connections} connections at once (--max-connections); one idle for {:?} is closed (--idle-timeout)",
+            "at most {max_connections} connections at once (--max-connections), and {HOST_RESERVE} more open files for the listeners, the admin endpoints, pooled connections and the compile cache; one idle for {:?} is closed (--idle-timeout)",
             args.idle_timeout
         );
         let described = reload::describe(&routes);
@@ -238,23 +241,48 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     })
 }
 
-/// The default `--max-connections`: half the soft open-files limit, so
-/// that the other half stays for the instances' files and sockets, the
-/// compile cache and the admin listener; at most 10000.
-fn default_max_connections() -> u32 {
-    const MOST: u64 = 10_000;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+/// Open files kept for the host besides its client connections: the
+/// listeners, the admin endpoints, pooled outbound HTTP connections and the
+/// compile cache.
+const HOST_RESERVE: usize = 256;
+
+/// The most connections the default `--max-connections` allows.
+const MOST_CONNECTIONS: usize = 10_000;
+
+/// Keeps open files for `--max-connections` (`explicit`, or the default)
+/// and the host's own reserve out of the guests' budget, and returns the
+/// connection cap. An explicit cap that leaves the guests too little is an
+/// error naming the flag, the limit and what is left.
+fn reserve_connections(runtime: &Runtime, explicit: Option<u32>) -> anyhow::Result<u32> {
+    let open_files = runtime.open_file_limit();
+    let max_connections = match explicit {
+        Some(count) => count,
+        None => default_max_connections(open_files).with_context(|| {
+            format!(
+                "the open-file limit (RLIMIT_NOFILE) of {open_files} leaves no room for client connections besides the host's reserve of {HOST_RESERVE} and the guests' share; raise it (ulimit -n)"
+            )
+        })?,
     };
-    // SAFETY: getrlimit(2) writes one `rlimit` through a valid pointer.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        // Unknown: the usual default soft limit.
-        1024
-    };
-    u32::try_from((soft / 2).clamp(1, MOST)).unwrap_or(1)
+    let connections = usize::try_from(max_connections).unwrap_or(usize::MAX);
+    match runtime.reserve_descriptors(connections.saturating_add(HOST_RESERVE)) {
+        Ok(_) => Ok(max_connections),
+        Err(error) => anyhow::bail!(
+            "--max-connections {max_connections} is too large: with {HOST_RESERVE} more open files for the host's listeners, admin endpoints, pooled connections and compile cache, {error}; lower --max-connections or raise the open-file limit (ulimit -n)"
+        ),
+    }
+}
+
+/// The default `--max-connections` for a process allowed `open_files`
+/// descriptors (as the runtime raised it): half of them, at most 10000,
+/// and never so many that the guests would keep too little (see
+/// [`serverless_runtime::HostHandles::most_reservable`]); `None` when
+/// not even one fits.
+fn default_max_connections(open_files: usize) -> Option<u32> {
+    let fits = serverless_runtime::HostHandles::most_reservable(open_files)
+        .checked_sub(HOST_RESERVE)
+        .filter(|fits| *fits > 0)?;
+    let count = (open_files / 2).min(fits).min(MOST_CONNECTIONS);
+    u32::try_from(count).ok()
 }
 
 /// Prints the route table and the URL on stdout, where scripts and tests
