@@ -312,3 +312,63 @@ fn an_http_1_0_request_with_two_host_headers_gets_400() {
     );
     host.wait_for_log(&["refused: an HTTP/1.0 request with 2 Host headers"]);
 }
+
+#[test]
+fn request_bodies_read_before_admission_share_a_host_wide_budget() {
+    let host = Host::start(
+        Some(&probe_config("").path()),
+        &["--max-pending-body-bytes", "64 KiB"],
+    );
+    let head = b"POST /probe/params HTTP/1.1\r\nHost: localhost\r\nContent-Length: 61440\r\n\r\n";
+    let chunk = [b'x'; 4096];
+    // Each chunk is followed by a short read, which paces the trickle and
+    // sees an early answer.
+    let trickle = |stream: &mut TcpStream, chunks: usize| -> String {
+        for _ in 0..chunks {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+            let answer = read_until(stream, "\r\n\r\n", Duration::from_millis(20));
+            if !answer.is_empty() {
+                return answer;
+            }
+        }
+        String::new()
+    };
+    let mut first = TcpStream::connect(host.address).unwrap();
+    first.write_all(head).unwrap();
+    assert_eq!(trickle(&mut first, 12), "", "48 KiB of the first body fit");
+    // The second gets 16 KiB in, then no more fits.
+    let mut second = TcpStream::connect(host.address).unwrap();
+    second.write_all(head).unwrap();
+    let mut answer = trickle(&mut second, 12);
+    answer.push_str(&read_response(&mut second, Duration::from_secs(5)));
+    assert!(
+        answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+            && answer.contains("\r\nretry-after: 1\r\n")
+            && answer.ends_with("busy: too many request bodies being received, retry shortly\n"),
+        "{answer}"
+    );
+    host.wait_for_log(&[
+        "refused: the request bodies being read before admission hold the host's budget of 65536 bytes (--max-pending-body-bytes)",
+    ]);
+    // The second's share came back: the first completes.
+    for _ in 0..3 {
+        first.write_all(&chunk).unwrap();
+    }
+    let answer = read_response(&mut first, Duration::from_secs(5));
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("action=params\n"),
+        "{answer}"
+    );
+    // And so does a small request.
+    let answer = support::raw_exchange(
+        host.address,
+        b"POST /probe/params HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsmall",
+        Duration::from_secs(5),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("action=params\n"),
+        "{answer}"
+    );
+}

@@ -385,9 +385,10 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parses `"10 MiB"`, `"512kb"`, `"100"`; `None` for anything else or an
-/// overflow.
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
+/// Parses a size as the configuration writes it (`max_request_body`):
+/// `"10 MiB"`, `"512kb"`, `"100"`; `None` for anything else or an
+/// overflow. The host's size flags use it too.
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Location};
-pub use fields::{parse_duration, parse_duration_or_zero};
+pub use fields::{parse_duration, parse_duration_or_zero, parse_size};
 pub use serverless_outbound::{HttpRule, TcpRule};
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
 

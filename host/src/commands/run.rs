@@ -191,6 +191,8 @@ pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Resul
             routes,
             1,
             Duration::from_secs(1),
+            // The one body is already in memory.
+            u64::MAX,
             Arc::new(Metrics::new(1, runtime.counters())),
             invocations,
         ));

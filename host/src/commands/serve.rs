@@ -74,6 +74,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_connections: Option<u32>,
 
+    /// How many bytes of handler-world request bodies may be held at once
+    /// while they are read, before their requests are admitted: `1 GiB`,
+    /// `64 MiB`, `512 KiB`, or a number of bytes. Each chunk is counted as
+    /// it arrives; a request whose chunk does not fit gets `503` with
+    /// `Retry-After: 1`.
+    #[arg(long, value_name = "SIZE", default_value = "1 GiB", value_parser = parse_size_flag)]
+    pub(crate) max_pending_body_bytes: u64,
+
     /// How long a connection may wait for its next request: counted from
     /// its opening or its last response until the request's head has
     /// arrived, then the connection is closed. For example `500ms`, `30s`,
@@ -121,6 +129,17 @@ impl AdminListen {
 
 /// The admin port when neither `--admin-listen` nor port 0 says otherwise.
 const DEFAULT_ADMIN_PORT: u16 = 9464;
+
+/// Parses a size flag as the configuration writes sizes; more than zero.
+fn parse_size_flag(text: &str) -> Result<u64, String> {
+    match serverless_config::parse_size(text) {
+        Some(0) => Err(format!("{text:?} is zero; the size must be larger")),
+        Some(size) => Ok(size),
+        None => Err(format!(
+            "{text:?} is not a size; write a number of bytes or a size with a unit such as 512 KiB, 64 MiB or 1 GiB"
+        )),
+    }
+}
 
 fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
     if text == "off" {
@@ -190,6 +209,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             routes,
             args.max_instances,
             args.queue_timeout,
+            args.max_pending_body_bytes,
             metrics,
             invocations,
         ));

@@ -26,6 +26,7 @@ use serverless_router::Lookup;
 use serverless_runtime::{App, InvocationStats, LaterStats, ResponseBody, World};
 use tracing::Instrument as _;
 
+use handler::BodyBudget;
 use identity::{AccessRecord, REQUEST_ID_HEADER, request_id};
 use refusal::{Refusal, log_too_large};
 
@@ -97,6 +98,8 @@ pub(crate) struct Dispatcher {
     table: RwLock<Arc<Table>>,
     global: Gate,
     queue_timeout: Duration,
+    /// The bytes of handler-world bodies being read before admission.
+    pending_bodies: BodyBudget,
     metrics: Arc<Metrics>,
     /// The server's invocation store, where each request's log lines go.
     invocations: Arc<Invocations>,
@@ -110,12 +113,15 @@ struct Table {
 
 impl Dispatcher {
     /// `max_instances` caps running requests across all apps; a request
-    /// past a cap waits up to `queue_timeout` for a slot. Each request's
-    /// lines are collected in `invocations`.
+    /// past a cap waits up to `queue_timeout` for a slot. Handler-world
+    /// bodies being read before admission hold at most
+    /// `max_pending_body_bytes` together. Each request's lines are
+    /// collected in `invocations`.
     pub(crate) fn new(
         routes: RouteTable<Arc<App>>,
         max_instances: u32,
         queue_timeout: Duration,
+        max_pending_body_bytes: u64,
         metrics: Arc<Metrics>,
         invocations: Arc<Invocations>,
     ) -> Dispatcher {
@@ -124,6 +130,7 @@ impl Dispatcher {
             table: RwLock::new(Arc::new(Table { routes, per_app })),
             global: Gate::new(max_instances),
             queue_timeout,
+            pending_bodies: BodyBudget::new(max_pending_body_bytes),
             metrics,
             invocations,
         }
@@ -270,16 +277,19 @@ impl Dispatcher {
         match app.world() {
             World::Handler => {
                 // The whole body is read before the request takes a slot,
-                // under the app's timeout: a client that trickles or stalls
-                // its upload holds only its own connection.
+                // under the app's timeout and within the host-wide budget
+                // of bodies being read: a client that trickles or stalls
+                // its upload holds only its own connection and what it
+                // sent.
                 let (parts, body) = request.into_parts();
-                let body = handler::read_body(&app, body, request_id)
+                let body = handler::read_body(&app, body, request_id, &self.pending_bodies)
                     .await
                     .map_err(refused)?;
                 let Some(admitted) = self.admit(&table, &name, request_id).await else {
                     return Err(refused(Refusal::Busy));
                 };
                 let _running = self.metrics.in_flight();
+                let body = body.into_bytes();
                 handler::run_handler(&app, parts, body, found, request_id, admitted)
                     .await
                     .map_err(refused)

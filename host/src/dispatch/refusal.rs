@@ -25,6 +25,9 @@ pub(super) enum Refusal {
     BodyRead,
     /// A handler-world body did not arrive within the app's timeout.
     BodyTimedOut,
+    /// The handler-world bodies being read before admission hold the
+    /// host-wide budget (`--max-pending-body-bytes`).
+    BodyBudget,
     /// The guest failed, and how (for the log and metrics).
     HandlerFailed(FailureKind),
     TimedOut,
@@ -81,6 +84,10 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy: too many requests in flight, retry shortly\n",
             ),
+            Refusal::BodyBudget => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: too many request bodies being received, retry shortly\n",
+            ),
             Refusal::NoHandles => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy: too many files and sockets open, retry shortly\n",
@@ -97,12 +104,12 @@ impl Refusal {
         {
             response.headers_mut().insert(ALLOW, value);
         }
-        if let Refusal::Busy | Refusal::NoHandles = self {
+        if let Refusal::Busy | Refusal::NoHandles | Refusal::BodyBudget = self {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let Refusal::BodyTimedOut = self {
+        if let Refusal::BodyTimedOut | Refusal::BodyBudget = self {
             // The rest of the body may still come; the connection cannot
             // carry another request (RFC 9110 15.5.9).
             response
