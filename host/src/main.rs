@@ -107,10 +107,16 @@ fn logging_with_store(format: LogFormat) -> Arc<invocations::Invocations> {
 fn init_logging(format: LogFormat, store: Option<Arc<invocations::Invocations>>) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Records of the `log` crate (Cranelift and regalloc2 write many at
+    // trace level while compiling) reach tracing only up to what the
+    // output shows. Left to the default, the bridge would take the
+    // subscriber's maximum, TRACE because of the capture layer's hidden
+    // invocation span, and build every one of those records: compiling a
+    // Python component then took ten times longer.
+    let log_level = log_bridge_level(&filter);
     let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let output = match format {
         LogFormat::Text => output
@@ -129,8 +135,43 @@ fn init_logging(format: LogFormat, store: Option<Arc<invocations::Invocations>>)
         .with_target("host", tracing::Level::INFO)
         .with_target("serverless_runtime", tracing::Level::INFO)
         .with_target(invocations::INVOCATION_TARGET, tracing::Level::TRACE);
-    tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(output)
-        .with(store.map(|store| invocations::CaptureLayer::new(store).with_filter(captured)))
+        .with(store.map(|store| invocations::CaptureLayer::new(store).with_filter(captured)));
+    // Both fail only when logging was set up already, which it is not.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing_log::LogTracer::builder()
+        .with_max_level(log_level)
         .init();
+}
+
+/// The most detailed `log` record worth building: what the output layer
+/// shows, whatever the capture layer's hidden span asks of tracing.
+fn log_bridge_level(filter: &tracing_subscriber::EnvFilter) -> tracing_log::log::LevelFilter {
+    filter
+        .max_level_hint()
+        .map_or(tracing_log::log::LevelFilter::Info, |level| {
+            tracing_log::AsLog::as_log(&level)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_records_are_built_only_up_to_the_output_level() {
+        // Before the fix the bridge took the subscriber's maximum, TRACE,
+        // and compiling built every trace record of Cranelift.
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        assert_eq!(
+            log_bridge_level(&filter),
+            tracing_log::log::LevelFilter::Info
+        );
+        let filter = tracing_subscriber::EnvFilter::new("warn,host=debug");
+        assert_eq!(
+            log_bridge_level(&filter),
+            tracing_log::log::LevelFilter::Debug
+        );
+    }
 }
