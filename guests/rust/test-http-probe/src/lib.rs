@@ -103,29 +103,8 @@ struct FetchOptions {
     between_ms: Option<u64>,
 }
 
-/// Starts a GET of `url`, without waiting for it.
-fn start_get(url: &str) -> Result<wasip2::http::types::FutureIncomingResponse, String> {
-    let (scheme, rest) = url.split_once("://").ok_or("the url has no scheme")?;
-    let (authority, path) = match rest.find('/') {
-        Some(index) => rest.split_at(index),
-        None => (rest, "/"),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    let scheme = match scheme {
-        "https" => Scheme::Https,
-        _ => Scheme::Http,
-    };
-    request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| "authority")?;
-    request
-        .set_path_with_query(Some(path))
-        .map_err(|()| "path")?;
-    outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))
-}
-
-fn fetch(url: &str, options: &FetchOptions) -> Result<(u16, Vec<u8>), String> {
+/// A GET of `url`, not yet sent.
+fn get_request(url: &str) -> Result<OutgoingRequest, String> {
     let (scheme, rest) = url.split_once("://").ok_or("the url has no scheme")?;
     let (authority, path) = match rest.find('/') {
         Some(index) => rest.split_at(index),
@@ -145,6 +124,16 @@ fn fetch(url: &str, options: &FetchOptions) -> Result<(u16, Vec<u8>), String> {
     request
         .set_path_with_query(Some(path))
         .map_err(|()| "path")?;
+    Ok(request)
+}
+
+/// Starts a GET of `url`, without waiting for it.
+fn start_get(url: &str) -> Result<wasip2::http::types::FutureIncomingResponse, String> {
+    outgoing_handler::handle(get_request(url)?, None).map_err(|e| format!("{e:?}"))
+}
+
+fn fetch(url: &str, options: &FetchOptions) -> Result<(u16, Vec<u8>), String> {
+    let request = get_request(url)?;
     let request_options = wasip2::http::types::RequestOptions::new();
     let millis = |ms: u64| ms * 1_000_000;
     if let Some(ms) = options.connect_ms {
