@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::lines::LineIndex;
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -49,25 +51,19 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// Builds a diagnostic for the byte range `span` of `source`.
+    /// Builds a diagnostic for the byte range `span` of the indexed file.
     pub(crate) fn at(
-        file: &std::path::Path,
-        source: &str,
+        lines: &LineIndex<'_>,
         span: std::ops::Range<usize>,
         message: String,
     ) -> Diagnostic {
-        let location = locate(file, source, span.start);
-        let line_start = source[..span.start.min(source.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let line_end = source[line_start..]
-            .find('\n')
-            .map_or(source.len(), |i| line_start + i);
-        let source_line = source[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_owned();
-        let end = span.end.clamp(span.start, line_end);
-        let underline = source[span.start.min(end)..end].chars().count().max(1);
+        let source = lines.source();
+        let start = span.start.min(source.len());
+        let location = lines.locate(start);
+        let (_, line) = lines.line_of(start);
+        let source_line = source[line.clone()].trim_end_matches('\r').to_owned();
+        let end = span.end.clamp(start, line.end);
+        let underline = source[start..end].chars().count().max(1);
         Diagnostic {
             location,
             message,
@@ -80,19 +76,6 @@ impl Diagnostic {
 impl From<Diagnostic> for ConfigError {
     fn from(diagnostic: Diagnostic) -> Self {
         ConfigError::Invalid(Box::new(diagnostic))
-    }
-}
-
-/// The line and column of byte `offset` in `source`.
-pub(crate) fn locate(file: &std::path::Path, source: &str, offset: usize) -> Location {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    Location {
-        file: file.to_owned(),
-        line,
-        column,
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod error;
 mod fields;
+mod lines;
 mod raw;
 
 use std::net::SocketAddr;

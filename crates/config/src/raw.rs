@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serverless_router::RouteTable;
 use toml::Spanned;
 
-use crate::error::{Diagnostic, locate};
+use crate::error::Diagnostic;
 use crate::fields::{
     AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, MountValue, Route, Timeout,
     WorldField, guest_mount_path, is_name_char,
 };
+use crate::lines::LineIndex;
 use crate::{
     AppConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN_ADDRESS,
     DEFAULT_MAX_REQUEST_BODY, OutboundConfig,
@@ -60,6 +61,7 @@ pub(crate) fn parse(
     path: &Path,
     lookup_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    let lines = LineIndex::new(path, source);
     let raw: RawConfig = toml::from_str(source).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let mut message = error.message().trim_end().to_owned();
@@ -68,10 +70,10 @@ pub(crate) fn parse(
                 "; every [[applications]] entry needs `file_path`, `method` and `url_path`",
             );
         }
-        Diagnostic::at(path, source, span, message)
+        Diagnostic::at(&lines, span, message)
     })?;
     let at = |span: std::ops::Range<usize>, message: String| -> ConfigError {
-        Diagnostic::at(path, source, span, message).into()
+        Diagnostic::at(&lines, span, message).into()
     };
 
     if raw.applications.is_empty() {
@@ -106,7 +108,7 @@ pub(crate) fn parse(
     let mut explicit_lines: BTreeMap<String, usize> = BTreeMap::new();
     for app in &raw.applications {
         if let Some(name) = &app.name {
-            let line = locate(path, source, name.span().start).line;
+            let line = lines.line_of(name.span().start).0;
             if let Some(first) = explicit_lines.get(&name.get_ref().0) {
                 return Err(at(
                     name.span(),
@@ -121,7 +123,7 @@ pub(crate) fn parse(
         }
     }
 
-    let locate_in = |offset: usize| locate(path, source, offset);
+    let locate_in = |offset: usize| lines.locate(offset);
     let defaults = OutboundConfig::default();
     let mut routes = RouteTable::new();
     let mut route_lines = Vec::new();
@@ -195,7 +197,7 @@ pub(crate) fn parse(
             max_request_body: app
                 .max_request_body
                 .map_or(global_body_limit, |size| size.0),
-            location: Some(locate(path, source, file_span.start)),
+            location: Some(lines.locate(file_span.start)),
             outbound: OutboundConfig {
                 allowed_tcp: parse_rules(app.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
                 allowed_http: parse_rules(app.allowed_http, "allowed_http", &at, &locate_in)?,
@@ -218,7 +220,7 @@ pub(crate) fn parse(
                 ),
             )
         })?;
-        route_lines.push((name, locate(path, source, route_span.start).line));
+        route_lines.push((name, lines.line_of(route_span.start).0));
     }
 
     Ok(Config {
