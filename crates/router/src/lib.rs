@@ -9,6 +9,7 @@
 mod method;
 mod pattern;
 mod table;
+mod trie;
 
 pub use method::{Method, MethodError, MethodFilter};
 pub use pattern::{InvalidPattern, RoutePattern, WILDCARD_PARAM};

@@ -33,16 +33,6 @@ pub(crate) enum Segment {
 }
 
 impl Segment {
-    /// Literal segments win over parameters, which win over wildcards, when
-    /// several routes match one path.
-    pub(crate) fn rank(&self) -> u8 {
-        match self {
-            Segment::Literal(_) => 0,
-            Segment::Param(_) => 1,
-            Segment::Wildcard => 2,
-        }
-    }
-
     fn same_shape(&self, other: &Segment) -> bool {
         match (self, other) {
             (Segment::Literal(a), Segment::Literal(b)) => a == b,
@@ -177,13 +167,13 @@ impl RoutePattern {
 
     /// Matches already-decoded path segments, returning the parameters in
     /// pattern order.
+    #[cfg(test)]
     pub(crate) fn match_segments(&self, path: &[Cow<'_, str>]) -> Option<Vec<(String, String)>> {
         let mut params = Vec::new();
         for (index, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::Wildcard => {
-                    let rest = path.get(index..).unwrap_or_default();
-                    params.push((WILDCARD_PARAM.to_owned(), rest.join("/")));
+                    params.push((WILDCARD_PARAM.to_owned(), rest_of(path, index)));
                     return Some(params);
                 }
                 Segment::Literal(text) => {
@@ -201,6 +191,28 @@ impl RoutePattern {
         }
         (path.len() == self.segments.len()).then_some(params)
     }
+
+    /// The parameters of a path this pattern is known to match (the route
+    /// trie found it), in pattern order.
+    pub(crate) fn capture(&self, path: &[Cow<'_, str>]) -> Vec<(String, String)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter_map(|(index, segment)| match segment {
+                Segment::Literal(_) => None,
+                Segment::Param(name) => Some((
+                    name.clone(),
+                    path.get(index).map(|s| s.to_string()).unwrap_or_default(),
+                )),
+                Segment::Wildcard => Some((WILDCARD_PARAM.to_owned(), rest_of(path, index))),
+            })
+            .collect()
+    }
+}
+
+/// The path segments from `index` on, joined again with `/`.
+fn rest_of(path: &[Cow<'_, str>], index: usize) -> String {
+    path.get(index..).unwrap_or_default().join("/")
 }
 
 impl fmt::Display for RoutePattern {

@@ -1,17 +1,23 @@
-//! The route table: every route of one configuration, in match order.
+//! The route table: every route of one configuration, found through a
+//! segment trie in match order.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 use percent_encoding::percent_decode_str;
 
 use crate::method::{MethodFilter, MethodSet};
 use crate::pattern::RoutePattern;
+use crate::trie::Node;
 
-/// The routes of one configuration, kept in the order in which they are
-/// tried: more specific patterns first.
+/// The routes of one configuration. A request's path is matched segment
+/// by segment, more specific patterns first, so a lookup costs the same
+/// with one route or ten thousand.
 #[derive(Debug)]
 pub struct RouteTable<T> {
+    /// In insertion order; the trie refers to routes by position here.
     routes: Vec<Route<T>>,
+    trie: Node,
 }
 
 #[derive(Debug)]
@@ -19,8 +25,6 @@ struct Route<T> {
     pattern: RoutePattern,
     methods: MethodFilter,
     value: T,
-    /// Position in insertion order, to report conflicts.
-    index: usize,
 }
 
 /// A route that would make requests ambiguous with one already in the
@@ -73,7 +77,10 @@ pub struct RouteMatch<'a, T> {
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable { routes: Vec::new() }
+        RouteTable {
+            routes: Vec::new(),
+            trie: Node::default(),
+        }
     }
 }
 
@@ -91,32 +98,29 @@ impl<T> RouteTable<T> {
         methods: MethodFilter,
         value: T,
     ) -> Result<(), RouteConflict> {
-        if let Some(existing) = self
-            .routes
+        // Routes of the same shape share one list of the trie: only they
+        // can conflict.
+        let slot = self.trie.slot(pattern.segments());
+        if let Some(&existing_index) = slot
             .iter()
-            .find(|r| r.pattern.same_shape(&pattern) && r.methods.overlaps(methods))
+            .find(|&&index| self.routes[index].methods.overlaps(methods))
         {
+            let existing = &self.routes[existing_index];
             return Err(RouteConflict {
                 pattern: pattern.as_str().to_owned(),
                 methods,
                 existing_pattern: existing.pattern.as_str().to_owned(),
                 existing_methods: existing.methods,
-                existing_index: existing.index,
+                existing_index,
                 implied_head: existing.methods.overlap_is_implied_head(methods),
             });
         }
-        let index = self.routes.len();
-        let route = Route {
+        slot.push(self.routes.len());
+        self.routes.push(Route {
             pattern,
             methods,
             value,
-            index,
-        };
-        // Keep the table sorted by specificity so that the first match wins.
-        let position = self
-            .routes
-            .partition_point(|r| specificity(&r.pattern) <= specificity(&route.pattern));
-        self.routes.insert(position, route);
+        });
         Ok(())
     }
 
@@ -128,33 +132,35 @@ impl<T> RouteTable<T> {
         };
         let mut allowed = 0u16;
         let mut path_matched = false;
-        for route in &self.routes {
-            let Some(params) = route.pattern.match_segments(&segments) else {
-                continue;
-            };
+        let mut found = None;
+        // The first route that matches the path and allows the method
+        // serves it; the others that match the path make up the `Allow`
+        // header of a `405`.
+        let _ = self.trie.matches(&segments, &mut |index| {
+            let route = &self.routes[index];
             if route.methods.allows(method) {
-                return Lookup::Found(RouteMatch {
-                    value: &route.value,
-                    pattern: &route.pattern,
-                    params,
-                });
+                found = Some(route);
+                return ControlFlow::Break(());
             }
             path_matched = true;
             route.methods.add_to(&mut allowed);
-        }
-        if path_matched {
-            Lookup::MethodNotAllowed(MethodSet::from_bits(allowed))
-        } else {
-            Lookup::NotFound
+            ControlFlow::Continue(())
+        });
+        match found {
+            Some(route) => Lookup::Found(RouteMatch {
+                value: &route.value,
+                pattern: &route.pattern,
+                params: route.pattern.capture(&segments),
+            }),
+            None if path_matched => Lookup::MethodNotAllowed(MethodSet::from_bits(allowed)),
+            None => Lookup::NotFound,
         }
     }
 
     /// Every route in insertion order, for printing the table.
     pub fn routes(&self) -> impl Iterator<Item = (&RoutePattern, MethodFilter, &T)> {
-        let mut routes: Vec<&Route<T>> = self.routes.iter().collect();
-        routes.sort_by_key(|r| r.index);
-        routes
-            .into_iter()
+        self.routes
+            .iter()
             .map(|r| (&r.pattern, r.methods, &r.value))
     }
 
@@ -171,11 +177,13 @@ impl<T> RouteTable<T> {
                     pattern: r.pattern,
                     methods: r.methods,
                     value: convert(r.value)?,
-                    index: r.index,
                 })
             })
             .collect::<Result<_, E>>()?;
-        Ok(RouteTable { routes })
+        Ok(RouteTable {
+            routes,
+            trie: self.trie,
+        })
     }
 
     /// How many routes the table holds.
@@ -187,12 +195,6 @@ impl<T> RouteTable<T> {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
-}
-
-/// The sort key that puts more specific patterns first: segment by segment,
-/// literal before parameter before wildcard.
-fn specificity(pattern: &RoutePattern) -> Vec<u8> {
-    pattern.segments().iter().map(|s| s.rank()).collect()
 }
 
 /// Splits a raw request path into percent-decoded segments; `None` when a
