@@ -1,6 +1,7 @@
 //! Compiling and pre-instantiating the configured components at startup.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::cache::CacheOutcome;
 use crate::engine::Runtime;
 use crate::host::outbound_http::HttpClient;
 use crate::host::outbound_tcp::TcpSettings;
+use crate::state::InstanceState;
 use serverless_config::World;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -169,6 +171,48 @@ enum ComponentKey {
     Embedded(&'static str),
 }
 
+/// A component compiled for some apps, with what was found out about it.
+struct Compiled {
+    component: Component,
+    /// The world its exports name, once an app without `world` asked.
+    detected: Option<World>,
+    /// Pre-instantiated for each world an app took it for.
+    handler: Option<HandlerPre<InstanceState>>,
+    wasi_http: Option<ProxyPre<InstanceState>>,
+}
+
+impl Compiled {
+    /// The component pre-instantiated for `world`, made once.
+    fn entry(
+        &mut self,
+        linker: &wasmtime::component::Linker<InstanceState>,
+        world: World,
+    ) -> wasmtime::Result<Entry> {
+        Ok(match world {
+            World::Handler => {
+                let pre = match &self.handler {
+                    Some(pre) => pre.clone(),
+                    None => self
+                        .handler
+                        .insert(HandlerPre::new(linker.instantiate_pre(&self.component)?)?)
+                        .clone(),
+                };
+                Entry::Handler(pre)
+            }
+            World::WasiHttp => {
+                let pre = match &self.wasi_http {
+                    Some(pre) => pre.clone(),
+                    None => self
+                        .wasi_http
+                        .insert(ProxyPre::new(linker.instantiate_pre(&self.component)?)?)
+                        .clone(),
+                };
+                Entry::WasiHttp(pre)
+            }
+        })
+    }
+}
+
 /// The WebAssembly binary header: magic, then a version and layer. Core
 /// modules are layer 0, components layer 1.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -196,7 +240,11 @@ impl Runtime {
         routes: RouteTable<AppConfig>,
         operator: &OperatorRules,
     ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
-        let mut compiled: HashMap<ComponentKey, Component> = HashMap::new();
+        // Apps that share a component share its compilation and its
+        // pre-instantiation: an app costs its route and its own settings,
+        // not a copy of the component's imports.
+        let mut compiled: HashMap<ComponentKey, Compiled> = HashMap::new();
+        let mut canonical: HashMap<PathBuf, PathBuf> = HashMap::new();
         let operator_tcp = Arc::new(operator.tcp.clone());
         // Apps without their own `allowed_http` share one pooled client
         // per pair of timeouts, so that each keeps its own.
@@ -282,35 +330,39 @@ impl Runtime {
             };
             let key = match &config.component {
                 ComponentSource::File(path) => {
-                    ComponentKey::File(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+                    let canonical = canonical.entry(path.clone()).or_insert_with(|| {
+                        std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())
+                    });
+                    ComponentKey::File(canonical.clone())
                 }
                 ComponentSource::Embedded { label, .. } => ComponentKey::Embedded(label),
             };
-            let component = match compiled.get(&key) {
-                Some(component) => component.clone(),
-                None => {
+            let component = match compiled.entry(key) {
+                Slot::Occupied(known) => known.into_mut(),
+                Slot::Vacant(slot) => {
                     let (component, _) = self.compile(&config.component).map_err(fail_boxed)?;
-                    compiled.insert(key, component.clone());
-                    component
+                    slot.insert(Compiled {
+                        component,
+                        detected: None,
+                        handler: None,
+                        wasi_http: None,
+                    })
                 }
             };
             let world = match config.world {
                 Some(world) => world,
-                None => detect_world(&self.engine, &component).map_err(fail_boxed)?,
+                None => match &component.detected {
+                    Some(world) => *world,
+                    None => {
+                        let world =
+                            detect_world(&self.engine, &component.component).map_err(fail_boxed)?;
+                        *component.detected.insert(world)
+                    }
+                },
             };
-            let does_not_fit = |error| fail_boxed(LoadProblem::DoesNotFit(world, error));
-            let instance_pre = self
-                .linker
-                .instantiate_pre(&component)
-                .map_err(does_not_fit)?;
-            let entry = match world {
-                World::Handler => {
-                    Entry::Handler(HandlerPre::new(instance_pre).map_err(does_not_fit)?)
-                }
-                World::WasiHttp => {
-                    Entry::WasiHttp(ProxyPre::new(instance_pre).map_err(does_not_fit)?)
-                }
-            };
+            let entry = component
+                .entry(&self.linker, world)
+                .map_err(|error| fail_boxed(LoadProblem::DoesNotFit(world, error)))?;
             let shared = Shared {
                 fuel_metered: self.settings.fuel,
                 contention: self.contention.clone(),
