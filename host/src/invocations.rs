@@ -42,12 +42,13 @@ const BYTES_PER_INVOCATION: usize = 64 << 10;
 /// is told it missed some.
 const FOLLOWERS_BACKLOG: usize = 256;
 
-/// One captured log line.
+/// One captured log line. Kept small: an app that has served requests
+/// holds up to [`KEEP_PER_APP`] invocations of these.
 #[derive(Debug, Clone)]
 struct Line {
-    level: String,
-    target: String,
-    message: String,
+    level: tracing::Level,
+    target: &'static str,
+    message: Box<str>,
 }
 
 /// A request in progress: the lines so far.
@@ -64,14 +65,15 @@ struct Running {
 pub(crate) struct Invocation {
     /// The invocation's own sequence number.
     seq: u64,
-    request_id: String,
-    app: String,
-    method: String,
-    path: String,
+    request_id: Box<str>,
+    /// Shared by the app's kept invocations.
+    app: Arc<str>,
+    method: Box<str>,
+    path: Box<str>,
     status: u16,
     duration: Duration,
-    finished_unix_ms: u128,
-    lines: Vec<Line>,
+    finished_unix_ms: u64,
+    lines: Box<[Line]>,
     dropped: usize,
     bytes: usize,
 }
@@ -87,15 +89,15 @@ impl Invocation {
         serde_json::json!({
             "invocation": self.seq,
             "request_id": self.request_id,
-            "app": self.app,
+            "app": &*self.app,
             "method": self.method,
             "path": self.path,
             "status": self.status,
             "micros": self.duration.as_micros() as u64,
-            "finished_unix_ms": self.finished_unix_ms as u64,
+            "finished_unix_ms": self.finished_unix_ms,
             "dropped_lines": self.dropped,
             "lines": self.lines.iter().map(|line| serde_json::json!({
-                "level": line.level,
+                "level": line.level.as_str(),
                 "target": line.target,
                 "message": line.message,
             })).collect::<Vec<_>>(),
@@ -131,9 +133,12 @@ pub(crate) fn format_invocation(value: &serde_json::Value) -> String {
     text
 }
 
-/// One app's kept invocations and the log bytes they hold.
-#[derive(Default)]
+/// One app's kept invocations and the log bytes they hold; made when the
+/// app's first invocation finishes, so an app that only is configured
+/// costs nothing here.
 struct Kept {
+    /// The app's name, shared with its invocations.
+    app: Arc<str>,
     invocations: VecDeque<Arc<Invocation>>,
     bytes: usize,
 }
@@ -271,22 +276,29 @@ impl Invocations {
         let Some(app) = app else {
             return;
         };
+        let kept = inner
+            .finished
+            .entry(app.to_owned())
+            .or_insert_with(|| Kept {
+                app: app.into(),
+                invocations: VecDeque::new(),
+                bytes: 0,
+            });
         let invocation = Arc::new(Invocation {
             seq,
-            request_id: running.request_id,
-            app: app.to_owned(),
-            method: method.to_owned(),
-            path: path.to_owned(),
+            request_id: running.request_id.into(),
+            app: kept.app.clone(),
+            method: method.into(),
+            path: path.into(),
             status,
             duration,
             finished_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis()),
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             bytes: running.bytes,
-            lines: running.lines,
+            lines: running.lines.into_boxed_slice(),
             dropped: running.dropped,
         });
-        let kept = inner.finished.entry(app.to_owned()).or_default();
         kept.bytes += invocation.bytes;
         kept.invocations.push_back(invocation.clone());
         while kept.invocations.len() > KEEP_PER_APP
@@ -455,9 +467,13 @@ where
         self.store.capture(
             key,
             Line {
-                level: metadata.level().to_string(),
-                target: metadata.target().to_owned(),
-                message: format!("{}{}", fields.message, fields.extra),
+                level: *metadata.level(),
+                target: metadata.target(),
+                message: if fields.extra.is_empty() {
+                    fields.message.into_boxed_str()
+                } else {
+                    format!("{}{}", fields.message, fields.extra).into_boxed_str()
+                },
             },
         );
     }
@@ -469,8 +485,8 @@ mod tests {
 
     fn line(message: &str) -> Line {
         Line {
-            level: "INFO".into(),
-            target: "guest".into(),
+            level: tracing::Level::INFO,
+            target: "guest",
             message: message.into(),
         }
     }
@@ -497,7 +513,11 @@ mod tests {
         }
         let kept = store.recent("a");
         assert_eq!(kept.len(), KEEP_PER_APP);
-        assert_eq!(kept[0].request_id, "r5", "the oldest went first");
+        assert_eq!(&*kept[0].request_id, "r5", "the oldest went first");
+        assert!(
+            kept.iter().all(|i| Arc::ptr_eq(&i.app, &kept[0].app)),
+            "an app's invocations share its name"
+        );
 
         let chatty = store.begin("chatty");
         for _ in 0..(LINES_PER_INVOCATION + 7) {
@@ -521,6 +541,10 @@ mod tests {
         let inner = store.lock();
         assert!(inner.running.is_empty());
         assert!(inner.by_request_id.is_empty());
+        // Only apps that finished an invocation have a place in the store.
+        let mut apps: Vec<&str> = inner.finished.keys().map(String::as_str).collect();
+        apps.sort_unstable();
+        assert_eq!(apps, ["a", "b"]);
         drop(inner);
         assert!(store.recent("-").is_empty());
     }
@@ -541,14 +565,18 @@ mod tests {
         store.finish(first.seq(), Some("a"), "GET", "/one", 200, Duration::ZERO);
         let kept = store.recent("a");
         let lines = |invocation: &Invocation| -> Vec<String> {
-            invocation.lines.iter().map(|l| l.message.clone()).collect()
+            invocation
+                .lines
+                .iter()
+                .map(|l| l.message.to_string())
+                .collect()
         };
         assert_eq!(kept.len(), 2);
-        assert_eq!((kept[0].path.as_str(), kept[0].seq), ("/two", second.seq()));
+        assert_eq!((&*kept[0].path, kept[0].seq), ("/two", second.seq()));
         assert_eq!(lines(&kept[0]), ["second's line"]);
-        assert_eq!((kept[1].path.as_str(), kept[1].seq), ("/one", first.seq()));
+        assert_eq!((&*kept[1].path, kept[1].seq), ("/one", first.seq()));
         assert_eq!(lines(&kept[1]), ["first's line", "first's late line"]);
-        assert_eq!(kept[1].request_id, "same");
+        assert_eq!(&*kept[1].request_id, "same");
         assert_eq!(kept[1].to_json()["invocation"], first.seq());
     }
 }
