@@ -88,6 +88,11 @@ async fn health_routes_and_metrics_after_known_traffic() {
         3.0
     );
     assert_eq!(
+        metric(&text, "serverless_log_lines_dropped_total"),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
         metric(
             &text,
             "serverless_guest_failures_total{app=\"hostile\",kind=\"unreachable\"}"

@@ -75,6 +75,8 @@ pub(crate) struct Metrics {
     outbound_denied: Family<DeniedLabels, Counter>,
     /// Counted by the runtime too; brought up to date at each scrape.
     slow_lane_moves: Counter,
+    /// Counted by the log writer; brought up to date at each scrape.
+    log_lines_dropped: Counter,
     /// The runtime's own counts, copied into the series above.
     runtime: RuntimeCounters,
     /// Serialises bringing the copies up to date, so that two scrapes at
@@ -135,8 +137,13 @@ impl Metrics {
         let slow_lane_moves = Counter::default();
         registry.register(
             "slow_lane_moves",
-            "Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started",
             slow_lane_moves.clone(),
+        );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped since the host started because the log writer could not keep up",
+            log_lines_dropped.clone(),
         );
         Metrics {
             registry,
@@ -146,6 +153,7 @@ impl Metrics {
             in_flight,
             outbound_denied,
             slow_lane_moves,
+            log_lines_dropped,
             runtime,
             copying: std::sync::Mutex::new(()),
         }
@@ -193,6 +201,7 @@ impl Metrics {
                 catch_up(&counter, self.runtime.denied(via));
             }
             catch_up(&self.slow_lane_moves, self.runtime.slow_lane_moves());
+            catch_up(&self.log_lines_dropped, crate::logging::dropped());
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

@@ -1,0 +1,379 @@
+//! The log writer: a thread of its own that formats queued records and
+//! writes them to stderr in batches, so that a request pays only for
+//! copying its fields into a [`Record`], never for a formatter or a
+//! `write` system call.
+//!
+//! The queue is bounded (by the memory its records hold): when the writer
+//! cannot keep up, a new record is dropped and counted rather than making
+//! requests wait or the host grow without bound. The count is the
+//! `serverless_log_lines_dropped_total` metric, and the writer says in a
+//! line of its own how many it had to drop. Records queued when the host
+//! exits are written before it does ([`LogWriter`]'s drop).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::record::{Fields, Record};
+use super::{json, text};
+
+/// How much record memory may wait for the writer before records are
+/// dropped: about 100,000 typical lines.
+const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// How long the writer lets records gather after the first one wakes it:
+/// a busy host then has one wake-up and one `write` per this many lines,
+/// and a quiet one sees its lines within a millisecond.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Records dropped because the queue was full, since the host started.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many log records were dropped because the writer could not keep up.
+pub(crate) fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// How lines are written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Format {
+    /// `tracing-subscriber`'s text format; `ansi` colours it.
+    Text { ansi: bool },
+    /// One JSON object a line.
+    Json,
+}
+
+impl Format {
+    fn write(self, out: &mut String, record: &Record) {
+        match self {
+            Format::Text { ansi } => text::write(out, record, ansi),
+            Format::Json => json::write(out, record),
+        }
+    }
+}
+
+/// Where the lines go: stderr, or a test's buffer.
+pub(crate) type Sink = Box<dyn Write + Send>;
+
+/// What the logging layer and the writer thread share.
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    wake: Condvar,
+    format: Format,
+    /// Used by the writer thread, and by the layer itself once the writer
+    /// has stopped.
+    sink: Mutex<Sink>,
+    /// Where the count of dropped records is kept (the host's static one,
+    /// or a test's).
+    dropped: &'static AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    records: Vec<Record>,
+    bytes: usize,
+    /// The writer sleeps on `wake` and must be woken.
+    writer_waiting: bool,
+    /// The writer has been asked to finish.
+    closed: bool,
+}
+
+impl Queue {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `record` for the writer; drops and counts it when the queue
+    /// is full. Once the writer has stopped (the host is exiting), writes
+    /// it at once.
+    pub(crate) fn push(&self, record: Record) {
+        let size = record.size();
+        let mut state = self.state();
+        if state.closed {
+            drop(state);
+            self.write_now(&[record]);
+            return;
+        }
+        if state.bytes + size > MAX_QUEUED_BYTES {
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        state.bytes += size;
+        state.records.push(record);
+        if std::mem::take(&mut state.writer_waiting) {
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    fn write_now(&self, records: &[Record]) {
+        let mut out = String::new();
+        for record in records {
+            self.format.write(&mut out, record);
+        }
+        self.write_out(&out);
+    }
+
+    fn write_out(&self, out: &str) {
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        // A closed or full stderr cannot be reported anywhere else.
+        let _ = sink.write_all(out.as_bytes());
+        let _ = sink.flush();
+    }
+
+    /// The writer thread's loop: waits for records, lets more gather,
+    /// formats and writes them all at once; returns once closed and
+    /// drained.
+    fn run(&self) {
+        let mut batch = Vec::new();
+        let mut out = String::new();
+        let mut dropped_before = self.dropped.load(Ordering::Relaxed);
+        loop {
+            let closed = {
+                let mut state = self.state();
+                while state.records.is_empty() && !state.closed {
+                    state.writer_waiting = true;
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                state.closed
+            };
+            if !closed {
+                std::thread::sleep(GATHER);
+            }
+            let closed = {
+                let mut state = self.state();
+                std::mem::swap(&mut batch, &mut state.records);
+                state.bytes = 0;
+                state.closed
+            };
+            for record in batch.drain(..) {
+                self.format.write(&mut out, &record);
+            }
+            let dropped_now = self.dropped.load(Ordering::Relaxed);
+            if dropped_now > dropped_before {
+                self.format
+                    .write(&mut out, &dropped_note(dropped_now - dropped_before));
+                dropped_before = dropped_now;
+            }
+            if !out.is_empty() {
+                self.write_out(&out);
+            }
+            out.clear();
+            // A burst of huge lines should not pin its memory for good.
+            out.shrink_to(1 << 20);
+            batch.shrink_to(4096);
+            if closed && self.state().records.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// The line that reports dropped records.
+fn dropped_note(count: u64) -> Record {
+    struct Note(u64);
+    impl std::fmt::Display for Note {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "{} log lines were dropped: the log writer could not keep up \
+                 (serverless_log_lines_dropped_total counts them)",
+                self.0
+            )
+        }
+    }
+    Record {
+        time: SystemTime::now(),
+        level: tracing::Level::WARN,
+        target: "host::logging".into(),
+        fields: Fields::message(&Note(count)),
+        spans: Vec::new(),
+    }
+}
+
+/// The running writer thread. Dropping it writes what is queued and stops
+/// the thread; records that arrive later are written at once.
+pub(crate) struct LogWriter {
+    queue: Arc<Queue>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread, writing `format` lines to `sink`.
+    pub(crate) fn start(format: Format, sink: Sink) -> std::io::Result<LogWriter> {
+        LogWriter::start_counting(format, sink, &DROPPED)
+    }
+
+    /// [`LogWriter::start`], counting drops in `dropped`.
+    pub(crate) fn start_counting(
+        format: Format,
+        sink: Sink,
+        dropped: &'static AtomicU64,
+    ) -> std::io::Result<LogWriter> {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            format,
+            sink: Mutex::new(sink),
+            dropped,
+        });
+        let running = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("log-writer".to_owned())
+            .spawn(move || running.run())?;
+        Ok(LogWriter {
+            queue,
+            thread: Some(thread),
+        })
+    }
+
+    /// The queue, for the logging layer.
+    pub(crate) fn queue(&self) -> Arc<Queue> {
+        self.queue.clone()
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.queue.state().closed = true;
+        self.queue.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that tests can read.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn record(message: &str) -> Record {
+        Record {
+            time: std::time::UNIX_EPOCH,
+            level: tracing::Level::INFO,
+            target: "test".into(),
+            fields: Fields::message(&message),
+            spans: Vec::new(),
+        }
+    }
+
+    /// A sink that blocks until told to go on, so that the queue fills.
+    struct Gate {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        inner: Shared,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let (open, changed) = &*self.open;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = changed.wait(open).unwrap();
+            }
+            self.inner.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_queued_line_is_written_in_order_before_the_writer_stops() {
+        static DROPS: AtomicU64 = AtomicU64::new(0);
+        let sink = Shared::default();
+        let writer =
+            LogWriter::start_counting(Format::Text { ansi: false }, Box::new(sink.clone()), &DROPS)
+                .unwrap();
+        let queue = writer.queue();
+        for n in 0..10_000 {
+            queue.push(record(&format!("line {n}")));
+        }
+        drop(writer);
+        // Once stopped, a late line is written at once.
+        queue.push(record("late"));
+        let text = sink.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 10_001);
+        for (n, line) in lines[..10_000].iter().enumerate() {
+            assert_eq!(
+                *line,
+                format!("1970-01-01T00:00:00.000000Z  INFO test: line {n}")
+            );
+        }
+        assert_eq!(
+            lines[10_000],
+            "1970-01-01T00:00:00.000000Z  INFO test: late"
+        );
+        assert_eq!(DROPS.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_the_writer_says_so() {
+        static DROPS: AtomicU64 = AtomicU64::new(0);
+        let open = Arc::new((Mutex::new(false), Condvar::new()));
+        let sink = Shared::default();
+        let writer = LogWriter::start_counting(
+            Format::Text { ansi: false },
+            Box::new(Gate {
+                open: open.clone(),
+                inner: sink.clone(),
+            }),
+            &DROPS,
+        )
+        .unwrap();
+        let queue = writer.queue();
+        // The first line reaches the writer, which then blocks writing it.
+        queue.push(record("first"));
+        while !queue.state().records.is_empty() {
+            std::thread::yield_now();
+        }
+        let line = record("x");
+        let fit = MAX_QUEUED_BYTES / line.size();
+        for _ in 0..fit + 25 {
+            queue.push(record("x"));
+        }
+        assert_eq!(DROPS.load(Ordering::Relaxed), 25);
+        {
+            let (gate, changed) = &*open;
+            *gate.lock().unwrap() = true;
+            changed.notify_all();
+        }
+        drop(writer);
+        let text = sink.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + fit + 1, "the kept lines and the note");
+        assert_eq!(
+            *lines.last().unwrap(),
+            format!(
+                "{}  WARN host::logging: 25 log lines were dropped: the log writer could not \
+                 keep up (serverless_log_lines_dropped_total counts them)",
+                &lines.last().unwrap()[..27]
+            )
+        );
+    }
+}
