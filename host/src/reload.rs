@@ -5,7 +5,7 @@
 //! configuration or component that does not load leaves the old table in
 //! service. Every attempt is logged with what changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -67,12 +67,16 @@ fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) 
 }
 
 /// The files whose change `--watch` reloads on: the configuration and the
-/// component files it names (read again only after a reload).
+/// component files it names, each once however many apps share it (read
+/// again only after a reload).
 fn watched_files(config_path: &Path) -> Vec<PathBuf> {
     let mut files = vec![config_path.to_owned()];
     if let Ok(config) = Config::load(config_path) {
+        let mut named = HashSet::new();
         for (_, _, app) in config.routes.routes() {
-            if let ComponentSource::File(path) = &app.component {
+            if let ComponentSource::File(path) = &app.component
+                && named.insert(path)
+            {
                 files.push(path.clone());
             }
         }
@@ -156,7 +160,16 @@ impl Reloader {
         mut current: BTreeMap<String, String>,
         watch: bool,
     ) {
-        let mut files = watched_files(&self.config_path);
+        // Without `--watch` no file is watched: the configuration is not
+        // read a second time at startup.
+        let watched = |path: &Path| {
+            if watch {
+                watched_files(path)
+            } else {
+                Vec::new()
+            }
+        };
+        let mut files = watched(&self.config_path);
         let mut seen = modified(&files);
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         loop {
@@ -171,7 +184,7 @@ impl Reloader {
                     self.reload("a watched file changed", &mut current).await;
                 }
             }
-            files = watched_files(&self.config_path);
+            files = watched(&self.config_path);
             seen = modified(&files);
         }
     }
@@ -200,6 +213,29 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_component_shared_by_apps_is_watched_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.path().join("b.wasm"), b"\0asm").unwrap();
+        let config = dir.path().join("app.toml");
+        let mut text = String::new();
+        for (index, file) in ["a.wasm", "b.wasm", "a.wasm", "a.wasm"].iter().enumerate() {
+            text.push_str(&format!(
+                "[[applications]]\nfile_path = \"{file}\"\nmethod = \"GET\"\nurl_path = \"/{index}\"\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        assert_eq!(
+            watched_files(&config),
+            [
+                config.clone(),
+                dir.path().join("a.wasm"),
+                dir.path().join("b.wasm")
+            ]
+        );
     }
 
     #[test]
