@@ -9,28 +9,110 @@
 //! can add and still reach a given share of native throughput: the budget
 //! that a fresh WebAssembly instance per request has to fit in.
 //!
+//! For the streaming benchmark it also serves `/stream`: `POST` echoes the
+//! body back as it arrives, `GET /stream?bytes=N` sends N bytes (default
+//! 1 MiB) in 64 KiB chunks, like guests/rust/http-stream.
+//!
 //! Prints `listening on http://ADDR` once bound, like `host serve`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// The greeting for `/hello/NAME` (or `world`), as the hello sample writes
-/// it, after `busy` of work on this thread.
-async fn hello(
+/// The largest chunk of a download.
+const CHUNK: usize = 64 * 1024;
+
+/// What a download sends when the query does not say.
+const DEFAULT_BYTES: u64 = 1 << 20;
+
+/// A body of `left` bytes of `x`, in chunks sliced from one buffer.
+struct Repeat {
+    chunk: Bytes,
+    left: u64,
+}
+
+impl Repeat {
+    fn new(total: u64) -> Repeat {
+        Repeat {
+            chunk: Bytes::from(vec![b'x'; CHUNK]),
+            left: total,
+        }
+    }
+}
+
+impl Body for Repeat {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let take = usize::try_from(self.left).unwrap_or(CHUNK).min(CHUNK);
+        self.left -= take as u64;
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..take)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+/// The response bodies: a greeting, an echoed request body or a download.
+type Reply = Either<Full<Bytes>, Either<Incoming, Repeat>>;
+
+/// `bytes=N` from a query, if it has one that parses.
+fn requested_bytes(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("bytes="))
+        .and_then(|value| value.parse().ok())
+}
+
+/// Routes `/stream` to the echo or the download, anything else to the
+/// greeting.
+async fn respond(
     request: Request<Incoming>,
     busy: Duration,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Reply>, Infallible> {
+    if request.uri().path() != "/stream" {
+        return Ok(hello(&request, busy).map(Either::Left));
+    }
+    let mut response = if request.method() == hyper::Method::POST {
+        Response::new(Either::Right(Either::Left(request.into_body())))
+    } else {
+        let total = requested_bytes(request.uri().query()).unwrap_or(DEFAULT_BYTES);
+        Response::new(Either::Right(Either::Right(Repeat::new(total))))
+    };
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+/// The greeting for `/hello/NAME` (or `world`), as the hello sample writes
+/// it, after `busy` of work on this thread.
+fn hello(request: &Request<Incoming>, busy: Duration) -> Response<Full<Bytes>> {
     if !busy.is_zero() {
         busy_for(busy);
     }
@@ -46,7 +128,7 @@ async fn hello(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Ok(response)
+    response
 }
 
 /// Keeps the CPU busy, without sleeping or yielding, for `busy`.
@@ -119,7 +201,7 @@ fn main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let connection = http1::Builder::new().serve_connection(
                     TokioIo::new(stream),
-                    service_fn(move |request| hello(request, busy)),
+                    service_fn(move |request| respond(request, busy)),
                 );
                 if let Err(error) = connection.await {
                     eprintln!("connection error: {error}");
@@ -176,6 +258,23 @@ mod tests {
         assert!(error.contains("--busy-us is given twice"), "{error}");
         let error = format!("{:#}", parse(&["127.0.0.1:1", "127.0.0.1:2"]).unwrap_err());
         assert!(error.contains("127.0.0.1:2: only one address"), "{error}");
+    }
+
+    #[test]
+    fn a_download_sends_exactly_what_was_asked_in_chunks() {
+        use http_body_util::BodyExt as _;
+        assert_eq!(requested_bytes(Some("bytes=1073741824")), Some(1 << 30));
+        assert_eq!(requested_bytes(Some("x=1&bytes=7")), Some(7));
+        assert_eq!(requested_bytes(Some("bytes=lots")), None);
+        assert_eq!(requested_bytes(None), None);
+        let body = Repeat::new(CHUNK as u64 * 2 + 5);
+        assert_eq!(body.size_hint().exact(), Some(CHUNK as u64 * 2 + 5));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let collected = runtime.block_on(body.collect()).unwrap().to_bytes();
+        assert_eq!(collected.len(), CHUNK * 2 + 5);
+        assert!(collected.iter().all(|&b| b == b'x'));
     }
 
     #[test]
