@@ -66,7 +66,7 @@ lint:
     cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
 
 # All benchmarks; each writes its report (bench/, guests/README.md).
-bench: bench-speed bench-startup bench-fairness bench-languages
+bench: bench-speed bench-streaming bench-routes bench-startup bench-fairness bench-languages
 
 # Fairness: a healthy route's latency alone and next to hostile guests
 # (bench/fairness.md).
@@ -74,12 +74,25 @@ bench-fairness:
     cargo build --release -p host -p loadgen
     target/release/loadgen fairness --host target/release/host --out bench/fairness.md
 
-# Speed next to native hyper and `wasmtime serve`, loaded by wrk, and the
-# per-request budget curve of native hyper with added busy work
-# (bench/results.md).
-bench-speed: (guest-tools "bench")
+# Speed next to native hyper, `wasmtime serve` (default and tuned pool) and
+# `wash dev`, loaded by wrk, in the default configuration and quiet, and
+# the per-request budget curve of native hyper with added busy work
+# (bench/results.md). Pass e.g. `--rounds 1 --seconds 3` for a quick look.
+bench-speed *ARGS: (guest-tools "bench")
     cargo build --release -p host -p loadgen -p native-hello
-    target/release/loadgen compare --host target/release/host --native target/release/native-hello --wasmtime .tools/bin/wasmtime --out bench/results.md
+    target/release/loadgen compare --host target/release/host --native target/release/native-hello --wasmtime .tools/bin/wasmtime --wash .tools/bin/wash --out bench/results.md {{ARGS}}
+
+# 1 GiB echo and download through wasi:http next to native hyper and
+# `wasmtime serve`: MB/s and RSS (bench/streaming.md). `--rounds N --mib N`.
+bench-streaming *ARGS: (guest-tools "bench")
+    cargo build --release -p host -p loadgen -p native-hello
+    target/release/loadgen streaming --host target/release/host --native target/release/native-hello --wasmtime .tools/bin/wasmtime --out bench/streaming.md {{ARGS}}
+
+# 1, 100, 1000 and 10,000 routes: startup, idle RSS, req/s hitting one
+# route and random routes (bench/routes.md). `--rounds N --seconds N`.
+bench-routes *ARGS: (guest-tools "bench")
+    cargo build --release -p host -p loadgen
+    target/release/loadgen routes --host target/release/host --out bench/routes.md {{ARGS}}
 
 # Start to first response with 50 routes (cold and warm compile cache),
 # RSS idle and per in-flight instance (bench/startup.md).

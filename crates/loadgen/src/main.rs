@@ -6,20 +6,29 @@
 //!   errors should be zero and RSS and fds flat.
 //! * `loadgen languages`: size, build time and latency of the samples in
 //!   every guest language.
-//! * `loadgen compare`: the speed benchmark against native hyper and
-//!   `wasmtime serve`, loaded by wrk.
+//! * `loadgen compare`: the speed benchmark against native hyper,
+//!   `wasmtime serve` (default and tuned pool) and `wash dev`, loaded by
+//!   wrk, in the host's default configuration and quiet.
+//! * `loadgen streaming`: 1 GiB echo and download through wasi:http next to
+//!   native hyper and `wasmtime serve`.
+//! * `loadgen routes`: startup, memory and req/s with 1 to 10,000 routes.
 //! * `loadgen startup`: start-to-first-response with many routes, cold and
 //!   warm compile cache, and memory idle and per in-flight instance.
 //!
 //! The host runs on its own core and the load on another where the machine
 //! has two or more.
 
+mod budget;
 mod compare;
 mod host;
 mod languages;
 mod load;
 mod report;
+mod routes;
+mod servers;
 mod startup;
+mod streaming;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,8 +70,34 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Throughput and latency next to native hyper and `wasmtime serve`.
+    /// Throughput and latency next to native hyper, `wasmtime serve` and
+    /// `wash dev`.
     Compare {
+        /// The `host` binary to run (a release build).
+        #[arg(long)]
+        host: PathBuf,
+        /// The `native-hello` binary (a release build).
+        #[arg(long)]
+        native: PathBuf,
+        /// The `wasmtime` CLI.
+        #[arg(long)]
+        wasmtime: PathBuf,
+        /// wasmCloud's `wash` CLI.
+        #[arg(long)]
+        wash: PathBuf,
+        /// How many times every server takes its turn.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds of load per server, concurrency and round.
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Long wasi:http bodies (echo and download) next to native hyper and
+    /// `wasmtime serve`.
+    Streaming {
         /// The `host` binary to run (a release build).
         #[arg(long)]
         host: PathBuf,
@@ -75,8 +110,26 @@ enum Command {
         /// How many times every server takes its turn.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
-        /// Seconds of load per server, concurrency and round.
-        #[arg(long, default_value_t = 10)]
+        /// MiB per transfer.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Startup, memory and throughput with many routes.
+    Routes {
+        /// The `host` binary to run (a release build).
+        #[arg(long)]
+        host: PathBuf,
+        /// The route counts to measure, rising.
+        #[arg(long, default_value = "1,100,1000,10000")]
+        counts: String,
+        /// How many times every configuration takes its turn.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 8)]
         seconds: u64,
         /// Where to write the report (Markdown).
         #[arg(long)]
@@ -128,17 +181,56 @@ fn main() -> anyhow::Result<()> {
                 host,
                 native,
                 wasmtime,
+                wash,
                 rounds,
                 seconds,
                 out,
             } => compare::compare(
-                &compare::Binaries {
+                &servers::Binaries {
                     host,
                     native,
                     wasmtime,
+                    wash: Some(wash),
                 },
+                &compare::Plan { rounds, seconds },
+                &out,
+            ),
+            Command::Streaming {
+                host,
+                native,
+                wasmtime,
+                rounds,
+                mib,
+                out,
+            } => {
+                streaming::streaming(
+                    &servers::Binaries {
+                        host,
+                        native,
+                        wasmtime,
+                        wash: None,
+                    },
+                    &streaming::Plan {
+                        rounds,
+                        bytes: mib << 20,
+                    },
+                    &out,
+                )
+                .await
+            }
+            Command::Routes {
+                host,
+                counts,
                 rounds,
                 seconds,
+                out,
+            } => routes::routes(
+                &host,
+                &routes::Plan {
+                    counts: routes::parse_counts(&counts)?,
+                    rounds,
+                    seconds,
+                },
                 &out,
             ),
             Command::Startup { host, routes, out } => startup::startup(&host, routes, &out).await,

@@ -66,6 +66,37 @@ pub(crate) fn write_keeping_findings(out: &Path, mut text: String) -> anyhow::Re
     write(out, &text)
 }
 
+/// One target of the issue, as measured.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Target {
+    /// What was measured and what the target is.
+    pub text: String,
+    /// Whether the measurement meets it.
+    pub met: bool,
+}
+
+impl Target {
+    pub(crate) fn new(met: bool, text: String) -> Target {
+        Target { text, met }
+    }
+}
+
+/// The "Targets" section: one line per target, met or NOT met.
+pub(crate) fn targets_section(targets: &[Target]) -> String {
+    let mut text = "## Targets\n\n".to_owned();
+    for target in targets {
+        let verdict = if target.met { "met" } else { "NOT met" };
+        text.push_str(&format!("- {}: **{verdict}**\n", target.text));
+    }
+    text.push('\n');
+    text
+}
+
+/// Bytes as MiB with one decimal.
+pub(crate) fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 fn row(name: &str, outcome: &Outcome) -> String {
     format!(
         "| {name} | {:.0} | {} | {} | {} |\n",
@@ -273,6 +304,19 @@ url_path = "/static/*"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_say_met_or_not() {
+        let section = targets_section(&[
+            Target::new(true, "a: 2x (target at least 1.5x)".to_owned()),
+            Target::new(false, "b: 1.1x (target at least 1.3x)".to_owned()),
+        ]);
+        assert_eq!(
+            section,
+            "## Targets\n\n- a: 2x (target at least 1.5x): **met**\n- b: 1.1x (target at least 1.3x): **NOT met**\n\n"
+        );
+        assert_eq!(mib(3 << 20), "3.0 MiB");
+    }
 
     #[test]
     fn findings_below_the_marker_survive_a_new_report() {
