@@ -4,6 +4,7 @@
 //! their lines can name them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use tracing::span::{Attributes, Id, Record as SpanValues};
@@ -18,11 +19,17 @@ use super::writer::Queue;
 /// Queues every event it sees for the writer thread.
 pub(crate) struct OutputLayer {
     queue: Arc<Queue>,
+    /// Whether the output has shown any span yet. Until it has (by default
+    /// it never does), an event's spans are not looked up at all.
+    spans_shown: AtomicBool,
 }
 
 impl OutputLayer {
     pub(crate) fn new(queue: Arc<Queue>) -> OutputLayer {
-        OutputLayer { queue }
+        OutputLayer {
+            queue,
+            spans_shown: AtomicBool::new(false),
+        }
     }
 }
 
@@ -40,6 +47,7 @@ where
         let mut fields = Fields::with_capacity(attributes.fields().len());
         attributes.record(&mut fields);
         span.extensions_mut().insert(SpanFields(fields));
+        self.spans_shown.store(true, Ordering::Relaxed);
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, context: Context<'_, S>) {
@@ -63,7 +71,12 @@ where
         };
         let mut fields = Fields::with_capacity(metadata.fields().len());
         event.record(&mut fields);
-        let spans = match context.event_scope(event) {
+        let scope = if self.spans_shown.load(Ordering::Relaxed) {
+            context.event_scope(event)
+        } else {
+            None
+        };
+        let spans = match scope {
             Some(scope) => scope
                 .from_root()
                 .map(|span| SpanRecord {

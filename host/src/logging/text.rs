@@ -44,35 +44,43 @@ pub(crate) fn write(out: &mut String, record: &Record, ansi: bool) {
         out.push(' ');
     }
     for span in &record.spans {
-        let _ = write!(out, "{}", styles.bold.paint(span.name));
+        styles.paint(out, styles.bold, span.name);
         if !span.fields.is_empty() {
-            let _ = write!(out, "{}", styles.bold.paint("{"));
+            styles.paint(out, styles.bold, "{");
             write_fields(out, &span.fields, &styles);
-            let _ = write!(out, "{}", styles.bold.paint("}"));
+            styles.paint(out, styles.bold, "}");
         }
-        let _ = write!(out, "{}", styles.dimmed.paint(":"));
+        styles.paint(out, styles.dimmed, ":");
     }
     if !record.spans.is_empty() {
         out.push(' ');
     }
-    let _ = write!(
-        out,
-        "{}{} ",
-        styles.dimmed.paint(&*record.target),
-        styles.dimmed.paint(":")
-    );
+    styles.paint(out, styles.dimmed, &record.target);
+    styles.paint(out, styles.dimmed, ":");
+    out.push(' ');
     write_fields(out, &record.fields, &styles);
     out.push('\n');
 }
 
 /// The styles of one line: plain ones when not colouring.
+#[derive(Clone, Copy)]
 struct Styles {
+    ansi: bool,
     bold: Style,
     dimmed: Style,
     italic: Style,
 }
 
 impl Styles {
+    /// Appends `text` in `style` (plainly when not colouring).
+    fn paint(&self, out: &mut String, style: Style, text: &str) {
+        if self.ansi {
+            let _ = write!(out, "{}", style.paint(text));
+        } else {
+            out.push_str(text);
+        }
+    }
+
     fn new(ansi: bool) -> Styles {
         let style = |make: fn(&Style) -> Style| {
             if ansi {
@@ -82,6 +90,7 @@ impl Styles {
             }
         };
         Styles {
+            ansi,
             bold: style(Style::bold),
             dimmed: style(Style::dimmed),
             italic: style(Style::italic),
@@ -109,42 +118,59 @@ fn write_fields(out: &mut String, fields: &Fields, styles: &Styles) {
             continue;
         }
         let shown = name.strip_prefix("r#").unwrap_or(name);
-        let _ = write!(
-            out,
-            "{}{}",
-            styles.italic.paint(shown),
-            styles.dimmed.paint("=")
-        );
+        styles.paint(out, styles.italic, shown);
+        styles.paint(out, styles.dimmed, "=");
         write_value(out, name, value, styles);
     }
 }
 
 fn write_value(out: &mut String, name: &str, value: FieldValue<'_>, styles: &Styles) {
     let _ = match value {
-        FieldValue::Str(text) => write!(out, "{text:?}"),
+        FieldValue::Str(text) => {
+            quoted(out, text);
+            Ok(())
+        }
         FieldValue::Formatted(text) => {
             out.push_str(text);
             Ok(())
         }
-        FieldValue::I64(value) => write!(out, "{value}"),
-        FieldValue::U64(value) => write!(out, "{value}"),
+        FieldValue::I64(value) => {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        }
+        FieldValue::U64(value) => {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        }
         FieldValue::F64(value) => write!(out, "{value:?}"),
         FieldValue::Bool(value) => write!(out, "{value}"),
         FieldValue::Error { message, sources } => {
             escape_terminal(out, message);
             if let Some(sources) = sources {
-                let _ = write!(
-                    out,
-                    " {}{}{}",
-                    styles.italic.paint(name),
-                    styles.italic.paint(".sources"),
-                    styles.dimmed.paint("=")
-                );
+                out.push(' ');
+                styles.paint(out, styles.italic, name);
+                styles.paint(out, styles.italic, ".sources");
+                styles.paint(out, styles.dimmed, "=");
                 escape_terminal(out, sources);
             }
             Ok(())
         }
     };
+}
+
+/// `text` as `{:?}` writes it, without the formatting machinery for the
+/// usual text that needs no escape.
+fn quoted(out: &mut String, text: &str) {
+    let plain = text
+        .bytes()
+        .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        let _ = write!(out, "{text:?}");
+    }
 }
 
 /// Writes `text` with the characters that could drive a terminal escaped,

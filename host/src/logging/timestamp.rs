@@ -2,6 +2,7 @@
 //! microseconds, `2026-12-01T23:34:03.036644Z`, as `tracing-subscriber`
 //! writes it, so lines look the same as before the writer thread.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,35 @@ pub(crate) fn write(out: &mut String, time: SystemTime) {
             }
         }
     };
+    // Lines come in bursts within one second: the date and time up to the
+    // second are formatted once per second.
+    LAST_SECOND.with_borrow_mut(|(second, prefix)| {
+        if *second != Some(seconds) {
+            prefix.clear();
+            up_to_the_second(prefix, seconds);
+            *second = Some(seconds);
+        }
+        out.push_str(prefix);
+    });
+    let micros = nanos / 1_000;
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push('.');
+    out.extend(digits.iter().map(|&digit| char::from(digit)));
+    out.push('Z');
+}
+
+thread_local! {
+    /// The last second written, and its text.
+    static LAST_SECOND: RefCell<(Option<i64>, String)> = const { RefCell::new((None, String::new())) };
+}
+
+/// `2026-12-01T23:34:03` for `seconds` since the epoch.
+fn up_to_the_second(out: &mut String, seconds: i64) {
     let days = seconds.div_euclid(86_400);
     let of_day = seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
@@ -29,11 +59,10 @@ pub(crate) fn write(out: &mut String, time: SystemTime) {
     };
     let _ = write!(
         out,
-        "-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         of_day / 3600,
         of_day / 60 % 60,
         of_day % 60,
-        nanos / 1_000
     );
 }
 

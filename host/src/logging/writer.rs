@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::record::{Fields, Record};
 use super::{json, text};
@@ -22,10 +22,11 @@ use super::{json, text};
 /// dropped: about 100,000 typical lines.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
 
-/// How long the writer lets records gather after the first one wakes it:
-/// a busy host then has one wake-up and one `write` per this many lines,
-/// and a quiet one sees its lines within a millisecond.
-const GATHER: Duration = Duration::from_millis(1);
+/// How often at most the writer wakes: a busy host then has one wake-up
+/// and one `write` for all the lines of this long (waking the writer for
+/// every few lines cost more than formatting them), and lines reach
+/// stderr at most this late.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// Records dropped because the queue was full, since the host started.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -130,6 +131,9 @@ impl Queue {
         let mut batch = Vec::new();
         let mut out = String::new();
         let mut dropped_before = self.dropped.load(Ordering::Relaxed);
+        let mut last_batch = Instant::now()
+            .checked_sub(GATHER)
+            .unwrap_or_else(Instant::now);
         loop {
             let closed = {
                 let mut state = self.state();
@@ -143,8 +147,13 @@ impl Queue {
                 state.closed
             };
             if !closed {
-                std::thread::sleep(GATHER);
+                // Not before `GATHER` has passed since the last batch.
+                let since = last_batch.elapsed();
+                if since < GATHER {
+                    std::thread::sleep(GATHER - since);
+                }
             }
+            last_batch = Instant::now();
             let closed = {
                 let mut state = self.state();
                 std::mem::swap(&mut batch, &mut state.records);
