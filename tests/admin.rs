@@ -105,7 +105,7 @@ async fn health_routes_and_metrics_after_known_traffic() {
         "# HELP serverless_outbound_denied Outbound attempts the policy refused since the host started, by interface.\n\
          # TYPE serverless_outbound_denied counter\n",
         "serverless_outbound_denied_total{via=\"outbound-tcp\"} 1\n",
-        "# HELP serverless_slow_lane_moves Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started.\n\
+        "# HELP serverless_slow_lane_moves Requests whose guest ran past four epoch slices without waiting and moved to the low-priority slow lane, since the host started.\n\
          # TYPE serverless_slow_lane_moves counter\n\
          serverless_slow_lane_moves_total 0\n",
     ] {

@@ -183,6 +183,101 @@ async fn large_bodies_stream_both_ways_without_growing_host_memory() {
     );
 }
 
+/// A request body sent as the test hands it chunks.
+struct Paced(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for Paced {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(context)
+            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+/// How many requests have moved to the slow lane since `host` started.
+async fn slow_lane_moves(host: &Host) -> u64 {
+    let metrics = get(&format!(
+        "http://{}/metrics",
+        host.admin.expect("admin endpoints are on")
+    ))
+    .await
+    .text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("serverless_slow_lane_moves_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no slow-lane metric in {metrics}"))
+}
+
+#[tokio::test]
+async fn a_guest_streaming_to_a_slow_client_stays_on_the_host_workers() {
+    // A guest that mostly waits for its client is not the CPU hog the slow
+    // lane is for: moving it would make every write cross threads. The
+    // client here pauses between chunks for longer than an epoch slice, so
+    // the guest waits through many slices in all, but never runs for more
+    // than a moment in a row.
+    const CHUNK: usize = 64 * 1024;
+    const ROUNDS: usize = 40;
+    let pause = std::time::Duration::from_millis(3);
+    let host = Host::start(
+        Some(&http_config("max_request_body = \"1 GiB\"\nmax_response_body = \"1 GiB\"").path()),
+        &[],
+    );
+
+    // An echo, one chunk at a time: each comes back before the next goes.
+    let (chunks, receiver) = tokio::sync::mpsc::channel(1);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(host.url("/http-probe/echo"))
+        .body(Paced(receiver))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Paced>();
+    let responding = tokio::spawn(async move { client.request(request).await.unwrap() });
+    chunks.send(Bytes::from(vec![b'y'; CHUNK])).await.unwrap();
+    let mut body = responding.await.unwrap().into_body();
+    let mut echoed = 0;
+    for round in 1..=ROUNDS {
+        while echoed < round * CHUNK {
+            let frame = body.frame().await.expect("the echo goes on").unwrap();
+            echoed += frame.into_data().map_or(0, |data| data.len());
+        }
+        tokio::time::sleep(pause).await;
+        if round < ROUNDS {
+            chunks.send(Bytes::from(vec![b'y'; CHUNK])).await.unwrap();
+        }
+    }
+    drop(chunks);
+    assert_eq!(echoed + drain(body).await as usize, ROUNDS * CHUNK);
+    assert_eq!(
+        slow_lane_moves(&host).await,
+        0,
+        "an echo waiting on its client moved to the slow lane"
+    );
+
+    // A download read a frame at a time, past what the sockets buffer.
+    const DOWNLOAD: usize = 4 * 1024 * 1024;
+    let download = stream(&host, "GET", &format!("/http-probe/bytes?n={DOWNLOAD}"), 0).await;
+    let mut body = download.into_body();
+    let mut downloaded = 0;
+    while let Some(frame) = body.frame().await {
+        downloaded += frame.unwrap().into_data().map_or(0, |data| data.len());
+        tokio::time::sleep(pause).await;
+    }
+    assert_eq!(downloaded, DOWNLOAD);
+    assert_eq!(
+        slow_lane_moves(&host).await,
+        0,
+        "a download waiting on its client moved to the slow lane"
+    );
+}
+
 #[tokio::test]
 async fn bodies_over_the_limit_are_refused_up_front() {
     let host = Host::start(Some(&http_config("max_request_body = 1000").path()), &[]);

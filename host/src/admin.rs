@@ -137,7 +137,7 @@ impl Metrics {
         let slow_lane_moves = Counter::default();
         registry.register(
             "slow_lane_moves",
-            "Requests whose guest ran past four epoch slices and moved to the low-priority slow lane, since the host started",
+            "Requests whose guest ran past four epoch slices without waiting and moved to the low-priority slow lane, since the host started",
             slow_lane_moves.clone(),
         );
         let log_lines_dropped = Counter::default();

@@ -1,20 +1,36 @@
 //! Where guests run: every request starts on the host's async workers, and
-//! one that keeps running past a few epoch slices moves to the slow lane,
-//! a runtime whose threads have the lowest CPU priority (`SCHED_IDLE` on
-//! Linux). The kernel then runs short requests first: a spinning or
-//! memory-hungry guest gets whatever CPU the healthy routes leave, instead
-//! of delaying each of them by a slice.
+//! one whose guest keeps running past a few epoch slices in a row moves to
+//! the slow lane, a runtime whose threads have the lowest CPU priority
+//! (`SCHED_IDLE` on Linux). The kernel then runs short requests first: a
+//! spinning or memory-hungry guest gets whatever CPU the healthy routes
+//! leave, instead of delaying each of them by a slice.
 //!
-//! The price: under full load a moved request progresses slowly (a
-//! `SCHED_IDLE` thread keeps a small share of the CPU, against every other
-//! thread of the machine). Its deadline is therefore also enforced from
-//! the host's side, and what it leaves behind (its store and pool slot,
-//! pooled outbound connections) is handed back to the host's workers.
+//! The rule: a request moves once its guest has run more than
+//! [`LONG_RUNNING_SLICES`] slices without waiting. A wait is anything the
+//! request is pending on but its own yield at the end of a slice: a body
+//! read or write, an outbound call, a timer. After a wait the count starts
+//! again. So a guest that streams a large body, however long it takes, stays
+//! on the workers as long as it keeps waiting on its client or its
+//! backends, and its writes never cross threads (on the slow lane each one
+//! would be a hand-off to the connection's task on the host's runtime). A
+//! guest that computes in long stretches between waits moves during the
+//! first stretch longer than the limit. One that alternates short stretches
+//! of heavy computation with waits stays, but still yields at the end of
+//! every slice like any guest, and when the CPU is contended it also sleeps
+//! a slice at each yield once it has run several slices in all (see
+//! `Contention::pause`), so short requests are served before it.
+//!
+//! The price of moving: under full load a moved request progresses slowly
+//! (a `SCHED_IDLE` thread keeps a small share of the CPU, against every
+//! other thread of the machine). Its deadline is therefore also enforced
+//! from the host's side, and what it leaves behind (its store and pool
+//! slot, pooled outbound connections) is handed back to the host's
+//! workers.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,6 +39,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument as _;
+
+use crate::limits::LONG_RUNNING_SLICES;
 
 /// How long past its deadline the host waits for a moved request to stop
 /// by itself (its own deadline check needs the slow lane to get the CPU)
@@ -39,19 +57,71 @@ pub(crate) fn on_slow_lane() -> bool {
     ON_SLOW_LANE.with(Cell::get)
 }
 
-/// Set by a request's epoch callback once the guest has run long enough to
-/// be moved to the slow lane.
+/// How long a request's guest has run without waiting, shared by its
+/// epoch callback (which counts the slices it runs) and [`SlowLane::run`]
+/// (which sees it wait): a request whose guest runs past
+/// [`LONG_RUNNING_SLICES`] slices in a row is marked long-running, and one
+/// that waits on anything but its own epoch yield (a body read or write,
+/// an outbound call, a timer) starts counting again.
 #[derive(Clone, Default)]
-pub(crate) struct LongRunning(Arc<AtomicBool>);
+pub(crate) struct LongRunning(Arc<Slices>);
+
+#[derive(Default)]
+struct Slices {
+    /// Set once the guest has run long enough to move; never cleared.
+    marked: AtomicBool,
+    /// Slices the guest has run since it last waited.
+    in_a_row: AtomicU32,
+    /// Slices the guest has run in all.
+    total: AtomicU32,
+    /// Set from the end of a slice until the pause after it is over: a
+    /// request pending meanwhile is yielding, not waiting.
+    pausing: AtomicBool,
+}
 
 impl LongRunning {
     /// Marks the request as long-running.
+    #[cfg(test)]
     pub(crate) fn mark(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.marked.store(true, Ordering::Relaxed);
     }
 
     fn is_marked(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.marked.load(Ordering::Relaxed)
+    }
+
+    /// Called by the epoch callback when the guest has run a slice: counts
+    /// it, marks the request once it has run past [`LONG_RUNNING_SLICES`]
+    /// in a row, and returns how many slices it has run in all (which
+    /// decides its pause). Until [`LongRunning::paused`], the request's
+    /// pending is its yield, not a wait.
+    pub(crate) fn slice_ran(&self) -> u32 {
+        let in_a_row = self
+            .0
+            .in_a_row
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if in_a_row > LONG_RUNNING_SLICES {
+            self.0.marked.store(true, Ordering::Relaxed);
+        }
+        self.0.pausing.store(true, Ordering::Relaxed);
+        self.0
+            .total
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// Called when the pause after a slice is over and the guest runs on.
+    pub(crate) fn paused(&self) {
+        self.0.pausing.store(false, Ordering::Relaxed);
+    }
+
+    /// Called each time the request is pending: unless it is pausing after
+    /// a slice, it is waiting, and its guest's run has ended.
+    fn pending(&self) {
+        if !self.0.pausing.load(Ordering::Relaxed) {
+            self.0.in_a_row.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -137,8 +207,14 @@ impl SlowLane {
         let mut request = Box::pin(request);
         let moved = std::future::poll_fn(|context| match request.as_mut().poll(context) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending if long_running.is_marked() => Poll::Ready(Err(())),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                long_running.pending();
+                if long_running.is_marked() {
+                    Poll::Ready(Err(()))
+                } else {
+                    Poll::Pending
+                }
+            }
         })
         .await;
         if let Ok(output) = moved {
@@ -242,6 +318,57 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(ran_on, "slow-lane");
+    }
+
+    /// What a guest's epoch callback and the pause after it do at the end
+    /// of a slice.
+    async fn run_a_slice(long_running: &LongRunning) {
+        long_running.slice_ran();
+        tokio::task::yield_now().await;
+        long_running.paused();
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waits_between_slices_stays_on_the_calling_task() {
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let counter = long_running.clone();
+        let (ran_on, marked) = lane
+            .run(long_running, far_away(), async move {
+                // Far more slices in all than a request may run in a row,
+                // with a wait (here on a timer) after every few.
+                for _ in 0..10 {
+                    for _ in 0..LONG_RUNNING_SLICES {
+                        run_a_slice(&counter).await;
+                    }
+                    tokio::time::sleep(Duration::from_micros(1)).await;
+                }
+                (thread_name(), counter.is_marked())
+            })
+            .await
+            .unwrap();
+        assert_ne!(ran_on, "slow-lane");
+        assert!(!marked);
+        assert_eq!(lane.moves(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_runs_past_the_slices_in_a_row_moves() {
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let counter = long_running.clone();
+        let ran_on = lane
+            .run(long_running, far_away(), async move {
+                for _ in 0..=LONG_RUNNING_SLICES {
+                    run_a_slice(&counter).await;
+                }
+                tokio::task::yield_now().await;
+                thread_name()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran_on, "slow-lane");
+        assert_eq!(lane.moves(), 1);
     }
 
     #[tokio::test]

@@ -101,10 +101,11 @@ impl Contention {
 
     /// How a guest pauses at the end of its `slices`-th slice. Normally it
     /// goes to the back of the run queue. When more instances run than
-    /// there are cores, a guest that has already used several slices also
-    /// sleeps for one tick, so that short requests are served before long
-    /// ones and a spinning guest cannot take a core's worth of time from
-    /// them.
+    /// there are cores, a guest that has already used several slices (in
+    /// all, however often it waited in between) also sleeps for one tick,
+    /// so that short requests are served before long ones and a spinning
+    /// guest, or one that spins between short waits and so stays on the
+    /// host's workers, cannot take a core's worth of time from them.
     pub(crate) fn pause(&self, slices: u32) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let contended = self.running.load(Ordering::Relaxed) > self.cores;
         if contended && slices > LONG_RUNNING_SLICES {

@@ -22,7 +22,7 @@ use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
 use crate::host::response_body::ResponseBodyState;
 use crate::lanes::{self, LongRunning};
-use crate::limits::{DeadlineExceeded, InstanceLimiter, LONG_RUNNING_SLICES};
+use crate::limits::{DeadlineExceeded, InstanceLimiter};
 use crate::response::InvocationStats;
 use crate::state::{HandlerCall, InstanceState, WasiRecipe};
 use crate::stdio::{GuestOutput, StderrTail};
@@ -243,16 +243,20 @@ impl App {
         let timeout = self.limits.timeout;
         store.set_epoch_deadline(1);
         let contention = self.contention.clone();
-        let mut slices = 0u32;
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 return Err(DeadlineExceeded(timeout).into());
             }
-            slices = slices.saturating_add(1);
-            if slices > LONG_RUNNING_SLICES {
-                long_running.mark();
-            }
-            Ok(UpdateDeadline::YieldCustom(1, contention.pause(slices)))
+            let slices = long_running.slice_ran();
+            let pause = contention.pause(slices);
+            let long_running = long_running.clone();
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    pause.await;
+                    long_running.paused();
+                }),
+            ))
         });
         if self.fuel_metered {
             store
