@@ -59,6 +59,10 @@ impl RunningHost {
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
             .args(extra)
             .env("RUST_LOG", "warn")
+            // As for every server the benchmarks run (see servers.rs): no
+            // backtrace capture on every error.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = command

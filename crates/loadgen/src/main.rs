@@ -27,6 +27,7 @@ mod report;
 mod routes;
 mod servers;
 mod startup;
+mod stream_client;
 mod streaming;
 mod wrk;
 
@@ -202,22 +203,19 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 mib,
                 out,
-            } => {
-                streaming::streaming(
-                    &servers::Binaries {
-                        host,
-                        native,
-                        wasmtime,
-                        wash: None,
-                    },
-                    &streaming::Plan {
-                        rounds,
-                        bytes: mib << 20,
-                    },
-                    &out,
-                )
-                .await
-            }
+            } => streaming::streaming(
+                &servers::Binaries {
+                    host,
+                    native,
+                    wasmtime,
+                    wash: None,
+                },
+                &streaming::Plan {
+                    rounds,
+                    bytes: mib << 20,
+                },
+                &out,
+            ),
             Command::Routes {
                 host,
                 counts,

@@ -370,17 +370,23 @@ pub struct Launch {
 /// made costs time in wasmtime and anyhow, and a value inherited from the
 /// shell would slow some servers and not others. `RUST_LOG` is unset too
 /// unless the logging is quiet.
+///
+/// A relative program path is made absolute, since the server runs in its
+/// own folder.
 fn command_for(line: &[String], logging: Logging) -> Command {
+    let mut program = PathBuf::from(&line[0]);
+    if program.components().count() > 1 {
+        program = std::path::absolute(&program).unwrap_or(program);
+    }
     let mut command = if cores() >= 2 {
         let mut command = Command::new("taskset");
         command.args(["-c", &(cores() - 1).to_string()]);
-        command.args(line);
+        command.arg(program);
         command
     } else {
-        let mut command = Command::new(&line[0]);
-        command.args(&line[1..]);
-        command
+        Command::new(program)
     };
+    command.args(&line[1..]);
     command
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");

@@ -1,26 +1,19 @@
 //! `loadgen streaming`: long bodies through wasi:http. A 1 GiB echo (the
 //! request body streamed back as it arrives) and a 1 GiB download, on
 //! `host serve`, `wasmtime serve` (default and tuned pool) and native
-//! hyper, one transfer at a time from a hyper client on core 0. The
+//! hyper, one transfer at a time from a client on core 0
+//! ([`crate::stream_client`]). The
 //! report gives MB/s, the server's CPU time per GiB and its resident memory
 //! idle and at its peak during the transfer, and the host's ratio to
 //! `wasmtime serve`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
-use anyhow::{Context as _, bail};
-use bytes::Bytes;
-use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, SizeHint};
-use hyper_util::rt::TokioIo;
+use std::time::Duration;
 
 use crate::report::{Target, machine, mib, targets_section, write_keeping_findings};
 use crate::servers::{Binaries, Logging, Pool, Server, Workload, World, start, version_of};
+use crate::stream_client::{Mode, transfer};
 use crate::wrk::median;
 
 /// The servers, in the order they take turns.
@@ -37,32 +30,9 @@ const HOST: Server = Server::Host(World::WasiHttp, Logging::Default);
 /// The reference of the targets.
 const WASMTIME: Server = Server::Wasmtime(Pool::Default);
 
-/// The size of one chunk of the request body.
-const CHUNK: usize = 64 * 1024;
-
 /// How much the host's resident memory may grow during a transfer and
 /// still count as flat: far less than any buffered stream.
 const FLAT_RSS_GROWTH: u64 = 32 << 20;
-
-/// What the client asks for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    /// `POST /stream` with the body, read back as it comes.
-    Echo,
-    /// `GET /stream?bytes=N`.
-    Download,
-}
-
-impl Mode {
-    const ALL: [Mode; 2] = [Mode::Echo, Mode::Download];
-
-    fn label(self) -> &'static str {
-        match self {
-            Mode::Echo => "echo",
-            Mode::Download => "download",
-        }
-    }
-}
 
 /// How big and how often.
 pub struct Plan {
@@ -70,88 +40,6 @@ pub struct Plan {
     pub rounds: usize,
     /// Bytes per transfer.
     pub bytes: u64,
-}
-
-/// A request body of `left` bytes of `x`, sliced from one buffer.
-struct Repeat {
-    chunk: Bytes,
-    left: u64,
-}
-
-impl Body for Repeat {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let take = usize::try_from(self.left).unwrap_or(CHUNK).min(CHUNK);
-        self.left -= take as u64;
-        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..take)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
-    }
-}
-
-/// One transfer of `total` bytes on a new connection: how long until the
-/// last byte of the response arrived. Fails unless exactly `total` came
-/// back.
-async fn transfer(address: SocketAddr, mode: Mode, total: u64) -> anyhow::Result<Duration> {
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .with_context(|| format!("cannot connect to {address}"))?;
-    stream.set_nodelay(true)?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Repeat>(TokioIo::new(stream))
-            .await
-            .context("the HTTP handshake failed")?;
-    let driver = tokio::spawn(connection);
-    let (method, uri, body) = match mode {
-        Mode::Echo => ("POST", "/stream".to_owned(), total),
-        Mode::Download => ("GET", format!("/stream?bytes={total}"), 0),
-    };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::HOST, address.to_string())
-        .header(http::header::CONTENT_LENGTH, body)
-        .body(Repeat {
-            chunk: Bytes::from(vec![b'x'; CHUNK]),
-            left: body,
-        })?;
-    let started = Instant::now();
-    let response = sender
-        .send_request(request)
-        .await
-        .context("the request failed")?;
-    let status = response.status();
-    let mut incoming = response.into_body();
-    let mut received = 0u64;
-    while let Some(frame) = incoming.frame().await {
-        let frame = frame.context("the response body broke off")?;
-        if let Some(data) = frame.data_ref() {
-            received += data.len() as u64;
-        }
-    }
-    let took = started.elapsed();
-    driver.abort();
-    if status != 200 || received != total {
-        bail!(
-            "{} of {total} bytes: answered {status} with {received} bytes",
-            mode.label()
-        );
-    }
-    Ok(took)
 }
 
 /// What one server measured in one mode over the rounds.
@@ -209,7 +97,7 @@ fn targets(host: &[Measured], wasmtime: &[Measured]) -> Vec<Target> {
 }
 
 /// Runs the streaming suite and writes its report to `out`.
-pub async fn streaming(binaries: &Binaries, plan: &Plan, out: &Path) -> anyhow::Result<()> {
+pub fn streaming(binaries: &Binaries, plan: &Plan, out: &Path) -> anyhow::Result<()> {
     // measured[server][mode]
     let mut measured = vec![vec![Measured::default(); Mode::ALL.len()]; SERVERS.len()];
     let warm_up = plan.bytes.min(16 << 20);
@@ -218,14 +106,14 @@ pub async fn streaming(binaries: &Binaries, plan: &Plan, out: &Path) -> anyhow::
             eprintln!("round {round}/{}: {}", plan.rounds, server.stream_label());
             let running = start(*server, binaries, Workload::Stream)?;
             for mode in Mode::ALL {
-                transfer(running.address, mode, warm_up).await?;
+                transfer(running.address, mode, warm_up)?;
             }
             for (mode, figures) in Mode::ALL.iter().zip(measured.iter_mut()) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                std::thread::sleep(Duration::from_millis(200));
                 let idle = running.rss();
                 running.reset_peak_rss()?;
                 let cpu_before = running.cpu_time()?;
-                let took = transfer(running.address, *mode, plan.bytes).await?;
+                let took = transfer(running.address, *mode, plan.bytes)?;
                 let cpu = running.cpu_time()?.saturating_sub(cpu_before);
                 figures
                     .rates
@@ -254,7 +142,7 @@ pub async fn streaming(binaries: &Binaries, plan: &Plan, out: &Path) -> anyhow::
     )?;
     writeln!(
         text,
-        "- transfers: {} MiB each, one at a time on a new connection, from a hyper client in loadgen on core 0 (64 KiB request chunks); echo is `POST /stream` with the body streamed back as it arrives, download is `GET /stream?bytes=N`; the component is guests/rust/http-stream (chunks of up to 64 KiB, each write waiting for the stream's permit), native hyper serves the same from native-hello",
+        "- transfers: {} MiB each, one at a time on a new connection, from loadgen's own client on core 0 (plain HTTP/1.1, 1 MiB reads and writes, the request body written from a thread of its own; `crates/loadgen/src/stream_client.rs`); echo is `POST /stream` with the body streamed back as it arrives, download is `GET /stream?bytes=N`; the component is guests/rust/http-stream (chunks of up to 64 KiB, each write waiting for the stream's permit), native hyper serves the same from native-hello",
         plan.bytes >> 20
     )?;
     writeln!(
@@ -345,16 +233,5 @@ mod tests {
             targets[3].text,
             "download: host RSS 20.0 MiB idle, 200.0 MiB at its peak during the transfer, 180.0 MiB more (flat: at most 32.0 MiB more)"
         );
-    }
-
-    #[tokio::test]
-    async fn the_request_body_has_the_exact_size() {
-        let body = Repeat {
-            chunk: Bytes::from(vec![b'x'; CHUNK]),
-            left: CHUNK as u64 + 3,
-        };
-        assert_eq!(body.size_hint().exact(), Some(CHUNK as u64 + 3));
-        let bytes = body.collect().await.unwrap().to_bytes();
-        assert_eq!(bytes.len(), CHUNK + 3);
     }
 }
