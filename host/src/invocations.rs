@@ -1,7 +1,9 @@
 //! The last invocations of every app, each with its log lines, status and
 //! timing, kept in memory for `host logs` (through the admin endpoint
-//! `/logs/APP`). Bounded per app by count and bytes, and per invocation by
-//! lines and bytes, so a chatty guest cannot grow the host.
+//! `/logs/APP`). Bounded per app by count and bytes, per invocation by
+//! lines and bytes, so a chatty guest cannot grow the host, and across the
+//! host by count and bytes, so ten thousand apps that each served a request
+//! cannot either: past those, the invocations that finished first go.
 //!
 //! Lines are captured by a `tracing` layer from every event of a request
 //! in progress: the guest's `log` calls, its stdout and stderr, and the
@@ -38,6 +40,10 @@ const BYTES_PER_APP: usize = 1 << 20;
 const LINES_PER_INVOCATION: usize = 200;
 /// Bytes of log text kept per invocation.
 const BYTES_PER_INVOCATION: usize = 64 << 10;
+/// Invocations kept across all apps: about 4 MiB of records.
+const KEEP_PER_HOST: usize = 10_000;
+/// Bytes of log text kept across all apps.
+const BYTES_PER_HOST: usize = 32 << 20;
 /// Finished invocations a `--follow` client may fall behind by before it
 /// is told it missed some.
 const FOLLOWERS_BACKLOG: usize = 256;
@@ -149,6 +155,12 @@ struct Inner {
     /// The running invocations of each request id (usually one).
     by_request_id: HashMap<String, Vec<u64>>,
     finished: HashMap<String, Kept>,
+    /// Every kept invocation by app, in the order they finished, and
+    /// entries already dropped by their app's own bounds (found stale
+    /// when they come to the front).
+    order: VecDeque<(u64, Arc<str>)>,
+    /// Log bytes of every kept invocation.
+    bytes: usize,
 }
 
 impl Inner {
@@ -162,6 +174,32 @@ impl Inner {
             }
         }
         Some(running)
+    }
+
+    /// Drops the invocations that finished first while the host keeps
+    /// more than its bounds, always keeping the newest.
+    fn trim_host(&mut self) {
+        while self.order.len() > KEEP_PER_HOST
+            || (self.bytes > BYTES_PER_HOST && self.order.len() > 1)
+        {
+            let Some((seq, app)) = self.order.pop_front() else {
+                return;
+            };
+            let Some(kept) = self.finished.get_mut(&*app) else {
+                continue;
+            };
+            // The oldest of all that is still kept is its app's oldest.
+            if kept.invocations.front().map(|oldest| oldest.seq) != Some(seq) {
+                continue;
+            }
+            if let Some(oldest) = kept.invocations.pop_front() {
+                kept.bytes -= oldest.bytes;
+                self.bytes -= oldest.bytes;
+            }
+            if kept.invocations.is_empty() {
+                self.finished.remove(&*app);
+            }
+        }
     }
 }
 
@@ -301,13 +339,19 @@ impl Invocations {
         });
         kept.bytes += invocation.bytes;
         kept.invocations.push_back(invocation.clone());
+        let mut dropped = 0;
         while kept.invocations.len() > KEEP_PER_APP
             || (kept.bytes > BYTES_PER_APP && kept.invocations.len() > 1)
         {
             if let Some(oldest) = kept.invocations.pop_front() {
                 kept.bytes -= oldest.bytes;
+                dropped += oldest.bytes;
             }
         }
+        let app = kept.app.clone();
+        inner.bytes = inner.bytes + invocation.bytes - dropped;
+        inner.order.push_back((seq, app));
+        inner.trim_host();
         drop(inner);
         // Nobody following is fine.
         let _ = self.finished.send(invocation);
@@ -547,6 +591,61 @@ mod tests {
         assert_eq!(apps, ["a", "b"]);
         drop(inner);
         assert!(store.recent("-").is_empty());
+    }
+
+    #[test]
+    fn the_host_keeps_the_last_invocations_across_apps() {
+        let store = store();
+        let apps = 250;
+        for app in 0..apps {
+            for _ in 0..KEEP_PER_APP {
+                let collecting = store.begin("r");
+                store.capture(Key::Seq(collecting.seq()), line("x"));
+                store.finish(
+                    collecting.seq(),
+                    Some(&format!("app{app}")),
+                    "GET",
+                    "/",
+                    200,
+                    Duration::ZERO,
+                );
+            }
+        }
+        // 12,500 finished; the first 2,500 (the first 50 apps') went, and
+        // those apps have no place left in the store.
+        let first_kept = apps - KEEP_PER_HOST / KEEP_PER_APP;
+        assert!(store.recent("app49").is_empty());
+        assert_eq!(
+            store.recent(&format!("app{first_kept}")).len(),
+            KEEP_PER_APP
+        );
+        assert_eq!(store.recent("app249").len(), KEEP_PER_APP);
+        let inner = store.lock();
+        assert_eq!(inner.finished.len(), KEEP_PER_HOST / KEEP_PER_APP);
+        let kept: usize = inner.finished.values().map(|k| k.invocations.len()).sum();
+        assert_eq!(kept, KEEP_PER_HOST);
+        assert_eq!(inner.bytes, KEEP_PER_HOST);
+        assert!(inner.order.len() <= KEEP_PER_HOST);
+        drop(inner);
+
+        // A busy app's own bounds drop its old invocations long before the
+        // host's; the host's record of them does not grow past its bound.
+        for _ in 0..2 * KEEP_PER_HOST {
+            let collecting = store.begin("busy");
+            store.finish(
+                collecting.seq(),
+                Some("busy"),
+                "GET",
+                "/",
+                200,
+                Duration::ZERO,
+            );
+        }
+        assert_eq!(store.recent("busy").len(), KEEP_PER_APP);
+        let inner = store.lock();
+        assert_eq!(inner.finished.keys().collect::<Vec<_>>(), ["busy"]);
+        assert_eq!(inner.bytes, 0);
+        assert!(inner.order.len() <= KEEP_PER_HOST);
     }
 
     #[test]
