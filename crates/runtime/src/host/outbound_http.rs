@@ -213,7 +213,28 @@ fn smaller(guest: Option<Duration>, app: Duration) -> Duration {
     guest.map_or(app, |guest| guest.min(app))
 }
 
+/// How many writes to an outgoing body (a response's, or an outbound
+/// request's) are buffered before the guest waits for the connection to
+/// take them. wasmtime-wasi-http's default of one makes a guest that writes
+/// 4 KiB at a time (the most `blocking-write-and-flush` takes) wait, and
+/// wake the connection's task, at nearly every write.
+const OUTGOING_BODY_BUFFER_CHUNKS: usize = 16;
+
+/// The most one write to an outgoing body may hold. With
+/// [`OUTGOING_BODY_BUFFER_CHUNKS`] it bounds what one body buffers:
+/// 17 x 64 KiB, about as much as wasmtime-wasi-http's default of two 1 MiB
+/// writes.
+const OUTGOING_BODY_CHUNK_SIZE: usize = 64 * 1024;
+
 impl WasiHttpHooks for OutboundHttp {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        OUTGOING_BODY_BUFFER_CHUNKS
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK_SIZE
+    }
+
     fn send_request(
         &mut self,
         request: Request<WasiBody>,
