@@ -152,6 +152,19 @@ fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
 
 /// Runs `host serve` to completion; the requests' log lines are kept in
 /// `invocations`, which the capture layer feeds.
+/// Gives the heap that loading freed back to the system. Parsing a large
+/// configuration (10,000 routes: a 1 MB file, 34 MiB of heap at its peak)
+/// leaves memory that malloc would otherwise keep for good, and idle RSS
+/// would count it.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free heap pages to the system;
+    // it touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Result<()> {
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
@@ -166,6 +179,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     };
     let max_connections = reserve_connections(&runtime, args.max_connections)?;
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
+    release_freed_heap();
     let address = args.listen.unwrap_or(config.listen_address);
     let listen_address = config.listen_address;
 
