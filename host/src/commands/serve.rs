@@ -150,8 +150,6 @@ fn parse_admin_listen(text: &str) -> Result<AdminListen, String> {
         .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9464, or `off`"))
 }
 
-/// Runs `host serve` to completion; the requests' log lines are kept in
-/// `invocations`, which the capture layer feeds.
 /// Gives the heap that loading freed back to the system. Parsing a large
 /// configuration (10,000 routes: a 1 MB file, 34 MiB of heap at its peak)
 /// leaves memory that malloc would otherwise keep for good, and idle RSS
@@ -165,6 +163,8 @@ fn release_freed_heap() {
     }
 }
 
+/// Runs `host serve` to completion; the requests' log lines are kept in
+/// `invocations`, which the capture layer feeds.
 pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Result<()> {
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.

@@ -54,6 +54,9 @@ impl std::error::Error for Failure {
 /// Every kind of event and span the host logs, and the odd ones.
 fn emit_everything() {
     tracing::info!("just a message");
+    tracing::error!(message = "a message \"given\" as a str\u{1b}", extra = 1);
+    tracing::info!(only = "fields");
+    tracing::info!("");
     tracing::info!(
         target: "access",
         request_id = "abc",
@@ -98,6 +101,8 @@ fn emit_everything() {
     };
     tracing::error!(error = &alone as &(dyn std::error::Error + 'static));
     tracing::debug!(target: "host::server", "hidden by the filter");
+    tracing::trace!(target: "levels", "trace");
+    tracing::debug!(target: "levels", "debug");
     let outer = tracing::info_span!(
         "outer",
         invocation = 7u64,
@@ -137,7 +142,7 @@ fn both(format: Format) -> (String, String) {
     let theirs = Buffer::default();
     let ours = Buffer::default();
     let writer = LogWriter::start_counting(format, Box::new(ours.clone()), &DROPS).unwrap();
-    let filter = || tracing_subscriber::EnvFilter::new("info");
+    let filter = || tracing_subscriber::EnvFilter::new("info,levels=trace");
     let made = theirs.clone();
     let fmt = tracing_subscriber::fmt::layer().with_writer(move || made.clone());
     let fmt = match format {
@@ -168,7 +173,7 @@ fn without_time(text: &str, skip: usize) -> Vec<String> {
 #[test]
 fn text_lines_are_tracing_subscribers_lines() {
     let (theirs, ours) = both(Format::Text { ansi: false });
-    assert_eq!(theirs.lines().count(), 11, "{theirs}");
+    assert_eq!(theirs.lines().count(), 16, "{theirs}");
     assert_eq!(without_time(&ours, 0), without_time(&theirs, 0));
     assert!(
         ours.contains(" WARN cranelift_codegen::thing: from the log crate\n"),
@@ -186,7 +191,7 @@ fn coloured_text_lines_are_tracing_subscribers_lines() {
 #[test]
 fn json_lines_are_tracing_subscribers_lines() {
     let (theirs, ours) = both(Format::Json);
-    assert_eq!(theirs.lines().count(), 11, "{theirs}");
+    assert_eq!(theirs.lines().count(), 16, "{theirs}");
     // `{"timestamp":"` is 14 characters.
     assert_eq!(without_time(&ours, 14), without_time(&theirs, 14));
     for line in ours.lines() {

@@ -3,9 +3,11 @@
 //! copying its fields into a [`Record`], never for a formatter or a
 //! `write` system call.
 //!
-//! The queue is bounded (by the memory its records hold): when the writer
-//! cannot keep up, a new record is dropped and counted rather than making
-//! requests wait or the host grow without bound. The count is the
+//! The queue is bounded (by the memory its records hold, the batch being
+//! written included): when the writer cannot keep up, a new record is
+//! dropped and counted rather than making requests wait or the host grow
+//! without bound. Guests' own lines may take only part of it, so that
+//! chatty guests cannot crowd out the access lines and the host's lines. The count is the
 //! `serverless_log_lines_dropped_total` metric, and the writer says in a
 //! line of its own how many it had to drop. Records queued when the host
 //! exits are written before it does ([`LogWriter`]'s drop).
@@ -18,9 +20,20 @@ use std::time::{Duration, Instant, SystemTime};
 use super::record::{Fields, Record};
 use super::{json, text};
 
-/// How much record memory may wait for the writer before records are
-/// dropped: about 100,000 typical lines.
+/// How much record memory may wait for the writer or be in its hands
+/// before records are dropped: about 100,000 typical lines.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// How much of it guests' own lines may take, so that a flood of guest
+/// output cannot crowd out the access lines and the host's own lines.
+const MAX_GUEST_BYTES: usize = 24 << 20;
+
+/// The target of guests' own lines (`crates/runtime/src/guest_log.rs`).
+const GUEST_TARGET: &str = "guest";
+
+/// The writer writes out what it has formatted once it holds this much,
+/// so that its text buffer stays small whatever the batch.
+const WRITE_AT: usize = 1 << 20;
 
 /// How often at most the writer wakes: a busy host then has one wake-up
 /// and one `write` for all the lines of this long (waking the writer for
@@ -73,11 +86,17 @@ pub(crate) struct Queue {
 #[derive(Default)]
 struct State {
     records: Vec<Record>,
+    /// The memory of the queued records and of the batch the writer is
+    /// writing.
     bytes: usize,
+    /// The part of `bytes` that guests' own lines hold.
+    guest_bytes: usize,
     /// The writer sleeps on `wake` and must be woken.
     writer_waiting: bool,
-    /// The writer has been asked to finish.
+    /// The writer has been asked to finish: it writes what is queued.
     closed: bool,
+    /// The writer has finished: a record is written at once.
+    stopped: bool,
 }
 
 impl Queue {
@@ -86,22 +105,28 @@ impl Queue {
     }
 
     /// Queues `record` for the writer; drops and counts it when the queue
-    /// is full. Once the writer has stopped (the host is exiting), writes
-    /// it at once.
+    /// is full (for a guest's line, when guests' share is). Once the
+    /// writer has finished (the host is exiting), writes it at once.
     pub(crate) fn push(&self, record: Record) {
         let size = record.size();
+        let guest = record.target == GUEST_TARGET;
         let mut state = self.state();
-        if state.closed {
+        if state.stopped {
             drop(state);
             self.write_now(&[record]);
             return;
         }
-        if state.bytes + size > MAX_QUEUED_BYTES {
+        if state.bytes + size > MAX_QUEUED_BYTES
+            || (guest && state.guest_bytes + size > MAX_GUEST_BYTES)
+        {
             drop(state);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         state.bytes += size;
+        if guest {
+            state.guest_bytes += size;
+        }
         state.records.push(record);
         if std::mem::take(&mut state.writer_waiting) {
             drop(state);
@@ -112,9 +137,22 @@ impl Queue {
     fn write_now(&self, records: &[Record]) {
         let mut out = String::new();
         for record in records {
-            self.format.write(&mut out, record);
+            self.format_one(&mut out, record);
         }
         self.write_out(&out);
+    }
+
+    /// Formats `record` into `out`. A formatter that panics (it should
+    /// not) costs that line, counted as dropped, and not the writer.
+    fn format_one(&self, out: &mut String, record: &Record) {
+        let mark = out.len();
+        let formatted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.format.write(out, record);
+        }));
+        if formatted.is_err() {
+            out.truncate(mark);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn write_out(&self, out: &str) {
@@ -157,16 +195,25 @@ impl Queue {
             let closed = {
                 let mut state = self.state();
                 std::mem::swap(&mut batch, &mut state.records);
-                state.bytes = 0;
                 state.closed
             };
+            // The batch's memory stays counted until it is written.
+            let (mut held, mut guest_held) = (0, 0);
             for record in batch.drain(..) {
-                self.format.write(&mut out, &record);
+                let size = record.size();
+                held += size;
+                if record.target == GUEST_TARGET {
+                    guest_held += size;
+                }
+                self.format_one(&mut out, &record);
+                if out.len() >= WRITE_AT {
+                    self.write_out(&out);
+                    out.clear();
+                }
             }
             let dropped_now = self.dropped.load(Ordering::Relaxed);
             if dropped_now > dropped_before {
-                self.format
-                    .write(&mut out, &dropped_note(dropped_now - dropped_before));
+                self.format_one(&mut out, &dropped_note(dropped_now - dropped_before));
                 dropped_before = dropped_now;
             }
             if !out.is_empty() {
@@ -174,9 +221,15 @@ impl Queue {
             }
             out.clear();
             // A burst of huge lines should not pin its memory for good.
-            out.shrink_to(1 << 20);
+            out.shrink_to(2 * WRITE_AT);
             batch.shrink_to(4096);
-            if closed && self.state().records.is_empty() {
+            let mut state = self.state();
+            state.bytes -= held;
+            state.guest_bytes -= guest_held;
+            if closed && state.records.is_empty() {
+                // From now on a record is written by whoever logs it, after
+                // everything queued before it.
+                state.stopped = true;
                 return;
             }
         }
@@ -342,6 +395,59 @@ mod tests {
     }
 
     #[test]
+    fn guests_lines_cannot_crowd_out_the_hosts() {
+        static DROPS: AtomicU64 = AtomicU64::new(0);
+        let open = Arc::new((Mutex::new(false), Condvar::new()));
+        let sink = Shared::default();
+        let writer = LogWriter::start_counting(
+            Format::Text { ansi: false },
+            Box::new(Gate {
+                open: open.clone(),
+                inner: sink.clone(),
+            }),
+            &DROPS,
+        )
+        .unwrap();
+        let queue = writer.queue();
+        let guest = |message: &str| Record {
+            target: GUEST_TARGET.into(),
+            ..record(message)
+        };
+        let size = guest("g").size();
+        let fit = MAX_GUEST_BYTES / size;
+        for _ in 0..fit + 10 {
+            queue.push(guest("g"));
+        }
+        let guest_drops = DROPS.load(Ordering::Relaxed);
+        // The host's own lines still fit.
+        for _ in 0..100 {
+            queue.push(record("access"));
+        }
+        let all_drops = DROPS.load(Ordering::Relaxed);
+        // Open the gate before asserting: a failed assertion would
+        // otherwise wait for the blocked writer for ever.
+        {
+            let (gate, changed) = &*open;
+            *gate.lock().unwrap() = true;
+            changed.notify_all();
+        }
+        drop(writer);
+        let text = sink.text();
+        assert_eq!(
+            text.lines()
+                .filter(|line| line.ends_with("guest: g"))
+                .count(),
+            fit
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|line| line.ends_with("test: access"))
+                .count(),
+            100
+        );
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_and_the_writer_says_so() {
         static DROPS: AtomicU64 = AtomicU64::new(0);
         let open = Arc::new((Mutex::new(false), Condvar::new()));
@@ -362,17 +468,19 @@ mod tests {
             std::thread::yield_now();
         }
         let line = record("x");
-        let fit = MAX_QUEUED_BYTES / line.size();
+        // The first line, in the writer's hands, still counts.
+        let fit = (MAX_QUEUED_BYTES - line.size()) / line.size();
         for _ in 0..fit + 25 {
             queue.push(record("x"));
         }
-        assert_eq!(DROPS.load(Ordering::Relaxed), 25);
+        let drops = DROPS.load(Ordering::Relaxed);
         {
             let (gate, changed) = &*open;
             *gate.lock().unwrap() = true;
             changed.notify_all();
         }
         drop(writer);
+        assert_eq!(drops, 25);
         let text = sink.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1 + fit + 1, "the kept lines and the note");
