@@ -432,6 +432,8 @@ mod tests {
             changed.notify_all();
         }
         drop(writer);
+        assert_eq!(guest_drops, 10);
+        assert_eq!(all_drops, 10, "no line of the host's was dropped");
         let text = sink.text();
         assert_eq!(
             text.lines()
