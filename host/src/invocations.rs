@@ -159,6 +159,8 @@ struct Inner {
     /// entries already dropped by their app's own bounds (found stale
     /// when they come to the front).
     order: VecDeque<(u64, Arc<str>)>,
+    /// How many invocations are kept, all apps together.
+    live: usize,
     /// Log bytes of every kept invocation.
     bytes: usize,
 }
@@ -179,9 +181,7 @@ impl Inner {
     /// Drops the invocations that finished first while the host keeps
     /// more than its bounds, always keeping the newest.
     fn trim_host(&mut self) {
-        while self.order.len() > KEEP_PER_HOST
-            || (self.bytes > BYTES_PER_HOST && self.order.len() > 1)
-        {
+        while self.live > KEEP_PER_HOST || (self.bytes > BYTES_PER_HOST && self.live > 1) {
             let Some((seq, app)) = self.order.pop_front() else {
                 return;
             };
@@ -195,10 +195,24 @@ impl Inner {
             if let Some(oldest) = kept.invocations.pop_front() {
                 kept.bytes -= oldest.bytes;
                 self.bytes -= oldest.bytes;
+                self.live -= 1;
             }
             if kept.invocations.is_empty() {
                 self.finished.remove(&*app);
             }
+        }
+        // Entries of invocations their app's own bounds dropped pile up
+        // behind a quiet app's old ones: forget them now and then, so the
+        // record stays within twice the bound.
+        if self.order.len() > 2 * KEEP_PER_HOST {
+            let finished = &self.finished;
+            self.order.retain(|(seq, app)| {
+                finished.get(&**app).is_some_and(|kept| {
+                    kept.invocations
+                        .binary_search_by_key(seq, |invocation| invocation.seq)
+                        .is_ok()
+                })
+            });
         }
     }
 }
@@ -340,16 +354,19 @@ impl Invocations {
         kept.bytes += invocation.bytes;
         kept.invocations.push_back(invocation.clone());
         let mut dropped = 0;
+        let mut dropped_count = 0;
         while kept.invocations.len() > KEEP_PER_APP
             || (kept.bytes > BYTES_PER_APP && kept.invocations.len() > 1)
         {
             if let Some(oldest) = kept.invocations.pop_front() {
                 kept.bytes -= oldest.bytes;
                 dropped += oldest.bytes;
+                dropped_count += 1;
             }
         }
         let app = kept.app.clone();
         inner.bytes = inner.bytes + invocation.bytes - dropped;
+        inner.live = inner.live + 1 - dropped_count;
         inner.order.push_back((seq, app));
         inner.trim_host();
         drop(inner);
@@ -625,12 +642,14 @@ mod tests {
         let kept: usize = inner.finished.values().map(|k| k.invocations.len()).sum();
         assert_eq!(kept, KEEP_PER_HOST);
         assert_eq!(inner.bytes, KEEP_PER_HOST);
-        assert!(inner.order.len() <= KEEP_PER_HOST);
+        assert_eq!(inner.live, KEEP_PER_HOST);
         drop(inner);
 
         // A busy app's own bounds drop its old invocations long before the
-        // host's; the host's record of them does not grow past its bound.
-        for _ in 0..2 * KEEP_PER_HOST {
+        // host's: they do not count against the host's bound, so the quiet
+        // apps lose only as many of their oldest as the busy app's 50 take,
+        // and the host's record of them does not grow past twice its bound.
+        for _ in 0..3 * KEEP_PER_HOST {
             let collecting = store.begin("busy");
             store.finish(
                 collecting.seq(),
@@ -642,10 +661,18 @@ mod tests {
             );
         }
         assert_eq!(store.recent("busy").len(), KEEP_PER_APP);
+        assert!(store.recent(&format!("app{first_kept}")).is_empty());
+        assert_eq!(
+            store.recent(&format!("app{}", first_kept + 1)).len(),
+            KEEP_PER_APP
+        );
         let inner = store.lock();
-        assert_eq!(inner.finished.keys().collect::<Vec<_>>(), ["busy"]);
-        assert_eq!(inner.bytes, 0);
-        assert!(inner.order.len() <= KEEP_PER_HOST);
+        assert_eq!(inner.finished.len(), KEEP_PER_HOST / KEEP_PER_APP);
+        assert_eq!(inner.live, KEEP_PER_HOST);
+        let kept: usize = inner.finished.values().map(|k| k.invocations.len()).sum();
+        assert_eq!(kept, KEEP_PER_HOST);
+        assert_eq!(inner.bytes, KEEP_PER_HOST - KEEP_PER_APP);
+        assert!(inner.order.len() <= 2 * KEEP_PER_HOST);
     }
 
     #[test]
