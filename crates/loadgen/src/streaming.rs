@@ -53,6 +53,9 @@ struct Measured {
     idle_rss: u64,
     /// Peak RSS during the transfer, largest over the rounds.
     peak_rss: u64,
+    /// Peak less idle RSS within one round, largest over the rounds (the
+    /// two largest above may come from different rounds).
+    largest_growth: u64,
 }
 
 impl Measured {
@@ -61,7 +64,7 @@ impl Measured {
     }
 
     fn growth(&self) -> u64 {
-        self.peak_rss.saturating_sub(self.idle_rss)
+        self.largest_growth
     }
 }
 
@@ -121,8 +124,10 @@ pub fn streaming(binaries: &Binaries, plan: &Plan, out: &Path) -> anyhow::Result
                 figures
                     .cpu_per_gib
                     .push(cpu.as_secs_f64() * (1u64 << 30) as f64 / plan.bytes as f64);
+                let peak = running.peak_rss();
                 figures.idle_rss = figures.idle_rss.max(idle);
-                figures.peak_rss = figures.peak_rss.max(running.peak_rss());
+                figures.peak_rss = figures.peak_rss.max(peak);
+                figures.largest_growth = figures.largest_growth.max(peak.saturating_sub(idle));
             }
         }
     }
@@ -212,6 +217,7 @@ mod tests {
             cpu_per_gib: vec![1.0],
             idle_rss: idle,
             peak_rss: peak,
+            largest_growth: peak - idle,
         }
     }
 

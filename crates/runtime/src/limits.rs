@@ -30,7 +30,8 @@ pub fn deadline_after(timeout: Duration) -> tokio::time::Instant {
         .unwrap_or(now)
 }
 
-/// After this many slices of CPU a request counts as long-running.
+/// After this many slices in a row without waiting a request counts as
+/// long-running (`crate::lanes`).
 pub(crate) const LONG_RUNNING_SLICES: u32 = 4;
 
 /// How many instances are running, shared by all of them, to tell when the

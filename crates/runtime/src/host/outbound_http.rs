@@ -222,7 +222,7 @@ const OUTGOING_BODY_BUFFER_CHUNKS: usize = 16;
 
 /// The most one write to an outgoing body may hold. With
 /// [`OUTGOING_BODY_BUFFER_CHUNKS`] it bounds what one body buffers:
-/// 17 x 64 KiB, about as much as wasmtime-wasi-http's default of two 1 MiB
+/// 17 x 64 KiB, about half of wasmtime-wasi-http's default of two 1 MiB
 /// writes.
 const OUTGOING_BODY_CHUNK_SIZE: usize = 64 * 1024;
 
