@@ -5,20 +5,23 @@
 //! spinning or memory-hungry guest gets whatever CPU the healthy routes
 //! leave, instead of delaying each of them by a slice.
 //!
-//! The rule: a request moves once its guest has run more than
-//! [`LONG_RUNNING_SLICES`] slices without waiting. A wait is anything the
-//! request is pending on but its own yield at the end of a slice: a body
-//! read or write, an outbound call, a timer. After a wait the count starts
-//! again. So a guest that streams a large body, however long it takes, stays
-//! on the workers as long as it keeps waiting on its client or its
-//! backends, and its writes never cross threads (on the slow lane each one
-//! would be a hand-off to the connection's task on the host's runtime). A
-//! guest that computes in long stretches between waits moves during the
-//! first stretch longer than the limit. One that alternates short stretches
-//! of heavy computation with waits stays, but still yields at the end of
-//! every slice like any guest, and when the CPU is contended it also sleeps
-//! a slice at each yield once it has run several slices in all (see
-//! `Contention::pause`), so short requests are served before it.
+//! The rule: a request moves once its guest has run through more than
+//! [`LONG_RUNNING_SLICES`] whole slices without waiting, in all. A slice
+//! counts when the guest did not wait at all between its start and its
+//! end; a wait is anything the request is pending on but its own yield at
+//! the end of a slice: a body read or write, an outbound call, a timer. So
+//! a guest that streams a large body, however long it takes, stays on the
+//! workers as long as it keeps waiting on its client or its backends
+//! within every slice, and its writes never cross threads (on the slow
+//! lane each one would be a hand-off to the connection's task on the
+//! host's runtime). A guest that computes for a slice or more at a time
+//! moves after a few such stretches, however it waits between them: a
+//! spin of 3 ms between 1 ms sleeps moves on its second stretch. Waits do
+//! not earn slices back, so no pattern of waits keeps a guest that keeps
+//! computing through whole slices on the workers. Every guest still
+//! yields at the end of every slice, and when the CPU is contended one
+//! that has run several slices in all also sleeps a slice at each yield
+//! (see `Contention::pause`), so short requests are served before it.
 //!
 //! The price of moving: under full load a moved request progresses slowly
 //! (a `SCHED_IDLE` thread keeps a small share of the CPU, against every
@@ -57,12 +60,11 @@ pub(crate) fn on_slow_lane() -> bool {
     ON_SLOW_LANE.with(Cell::get)
 }
 
-/// How long a request's guest has run without waiting, shared by its
-/// epoch callback (which counts the slices it runs) and [`SlowLane::run`]
-/// (which sees it wait): a request whose guest runs past
-/// [`LONG_RUNNING_SLICES`] slices in a row is marked long-running, and one
-/// that waits on anything but its own epoch yield (a body read or write,
-/// an outbound call, a timer) starts counting again.
+/// How much a request's guest has run without waiting, shared by its
+/// epoch callback (which sees each slice end) and [`SlowLane::run`]
+/// (which sees it wait): a request whose guest has run through more than
+/// [`LONG_RUNNING_SLICES`] whole slices without waiting is marked
+/// long-running.
 #[derive(Clone, Default)]
 pub(crate) struct LongRunning(Arc<Slices>);
 
@@ -70,8 +72,10 @@ pub(crate) struct LongRunning(Arc<Slices>);
 struct Slices {
     /// Set once the guest has run long enough to move; never cleared.
     marked: AtomicBool,
-    /// Slices the guest has run since it last waited.
-    in_a_row: AtomicU32,
+    /// Slices the guest ran through without waiting, in all.
+    unbroken: AtomicU32,
+    /// Whether the request waited since the last slice ended.
+    waited: AtomicBool,
     /// Slices the guest has run in all.
     total: AtomicU32,
     /// Set from the end of a slice until the pause after it is over: a
@@ -90,19 +94,22 @@ impl LongRunning {
         self.0.marked.load(Ordering::Relaxed)
     }
 
-    /// Called by the epoch callback when the guest has run a slice: counts
-    /// it, marks the request once it has run past [`LONG_RUNNING_SLICES`]
-    /// in a row, and returns how many slices it has run in all (which
+    /// Called by the epoch callback when a slice ends while the guest
+    /// runs: counts the slice when the request did not wait during it,
+    /// marks the request once more than [`LONG_RUNNING_SLICES`] have
+    /// counted, and returns how many slices it has run in all (which
     /// decides its pause). Until [`LongRunning::paused`], the request's
     /// pending is its yield, not a wait.
     pub(crate) fn slice_ran(&self) -> u32 {
-        let in_a_row = self
-            .0
-            .in_a_row
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        if in_a_row > LONG_RUNNING_SLICES {
-            self.0.marked.store(true, Ordering::Relaxed);
+        if !self.0.waited.swap(false, Ordering::Relaxed) {
+            let unbroken = self
+                .0
+                .unbroken
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            if unbroken > LONG_RUNNING_SLICES {
+                self.0.marked.store(true, Ordering::Relaxed);
+            }
         }
         self.0.pausing.store(true, Ordering::Relaxed);
         self.0
@@ -117,10 +124,10 @@ impl LongRunning {
     }
 
     /// Called each time the request is pending: unless it is pausing after
-    /// a slice, it is waiting, and its guest's run has ended.
+    /// a slice, it is waiting, and the slice it is in does not count.
     fn pending(&self) {
         if !self.0.pausing.load(Ordering::Relaxed) {
-            self.0.in_a_row.store(0, Ordering::Relaxed);
+            self.0.waited.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -329,19 +336,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_that_waits_between_slices_stays_on_the_calling_task() {
+    async fn a_request_that_waits_within_every_slice_stays_on_the_calling_task() {
         let lane = SlowLane::new().unwrap();
         let long_running = LongRunning::default();
         let counter = long_running.clone();
         let (ran_on, marked) = lane
             .run(long_running, far_away(), async move {
-                // Far more slices in all than a request may run in a row,
-                // with a wait (here on a timer) after every few.
-                for _ in 0..10 {
-                    for _ in 0..LONG_RUNNING_SLICES {
-                        run_a_slice(&counter).await;
-                    }
+                // Far more slices in all than may run unbroken, with a wait
+                // (here on a timer) in each.
+                for _ in 0..10 * LONG_RUNNING_SLICES {
                     tokio::time::sleep(Duration::from_micros(1)).await;
+                    run_a_slice(&counter).await;
                 }
                 (thread_name(), counter.is_marked())
             })
@@ -350,6 +355,30 @@ mod tests {
         assert_ne!(ran_on, "slow-lane");
         assert!(!marked);
         assert_eq!(lane.moves(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_computes_through_slices_between_waits_moves() {
+        // A guest that spins three slices, sleeps, and spins again: it
+        // stayed on the workers for good when a wait restarted the count.
+        let lane = SlowLane::new().unwrap();
+        let long_running = LongRunning::default();
+        let counter = long_running.clone();
+        let ran_on = lane
+            .run(long_running, far_away(), async move {
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_micros(1)).await;
+                    for _ in 0..3 {
+                        run_a_slice(&counter).await;
+                    }
+                }
+                tokio::task::yield_now().await;
+                thread_name()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran_on, "slow-lane");
+        assert_eq!(lane.moves(), 1);
     }
 
     #[tokio::test]
