@@ -5,23 +5,23 @@
 //! spinning or memory-hungry guest gets whatever CPU the healthy routes
 //! leave, instead of delaying each of them by a slice.
 //!
-//! The rule: a request moves once its guest has run through more than
-//! [`LONG_RUNNING_SLICES`] whole slices without waiting, in all. A slice
-//! counts when the guest did not wait at all between its start and its
-//! end; a wait is anything the request is pending on but its own yield at
-//! the end of a slice: a body read or write, an outbound call, a timer. So
-//! a guest that streams a large body, however long it takes, stays on the
-//! workers as long as it keeps waiting on its client or its backends
-//! within every slice, and its writes never cross threads (on the slow
-//! lane each one would be a hand-off to the connection's task on the
-//! host's runtime). A guest that computes for a slice or more at a time
-//! moves after a few such stretches, however it waits between them: a
-//! spin of 3 ms between 1 ms sleeps moves on its second stretch. Waits do
-//! not earn slices back, so no pattern of waits keeps a guest that keeps
-//! computing through whole slices on the workers. Every guest still
-//! yields at the end of every slice, and when the CPU is contended one
-//! that has run several slices in all also sleeps a slice at each yield
-//! (see `Contention::pause`), so short requests are served before it.
+//! The rule: each slice the guest runs through without waiting counts
+//! one, each slice in which it waited (however often) takes one back, and
+//! the request moves once the count passes [`LONG_RUNNING_SLICES`]. A wait
+//! is anything the request is pending on but its own yield at the end of a
+//! slice: a body read or write, an outbound call, a timer. So a guest that
+//! streams a large body, however long it takes, stays on the workers as
+//! long as it keeps waiting on its client or its backends, and its writes
+//! never cross threads (on the slow lane each one would be a hand-off to
+//! the connection's task on the host's runtime); the odd slice that a busy
+//! machine stretches past a tick is taken back by the next wait. A guest
+//! that computes through more slices than it waits in moves, however it
+//! waits between its stretches: a spin of 3 ms between 1 ms sleeps moves
+//! within five of them. One that spins at most about as long as it waits
+//! stays; like every guest it yields at the end of every slice, and when
+//! the CPU is contended one that has run several slices in all also
+//! sleeps a slice at each yield (see `Contention::pause`), so short
+//! requests are served before it.
 //!
 //! The price of moving: under full load a moved request progresses slowly
 //! (a `SCHED_IDLE` thread keeps a small share of the CPU, against every
@@ -72,7 +72,8 @@ pub(crate) struct LongRunning(Arc<Slices>);
 struct Slices {
     /// Set once the guest has run long enough to move; never cleared.
     marked: AtomicBool,
-    /// Slices the guest ran through without waiting, in all.
+    /// Slices the guest ran through without waiting, less one for each
+    /// slice in which it waited.
     unbroken: AtomicU32,
     /// Whether the request waited since the last slice ended.
     waited: AtomicBool,
@@ -101,7 +102,16 @@ impl LongRunning {
     /// decides its pause). Until [`LongRunning::paused`], the request's
     /// pending is its yield, not a wait.
     pub(crate) fn slice_ran(&self) -> u32 {
-        if !self.0.waited.swap(false, Ordering::Relaxed) {
+        if self.0.waited.swap(false, Ordering::Relaxed) {
+            // A slice with a wait earns one unbroken slice back (however
+            // many waits it had).
+            let _ = self
+                .0
+                .unbroken
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        } else {
             let unbroken = self
                 .0
                 .unbroken
@@ -343,10 +353,14 @@ mod tests {
         let (ran_on, marked) = lane
             .run(long_running, far_away(), async move {
                 // Far more slices in all than may run unbroken, with a wait
-                // (here on a timer) in each.
-                for _ in 0..10 * LONG_RUNNING_SLICES {
+                // (here on a timer) in each, and now and then one without
+                // (a busy machine stretching a short run past a tick).
+                for round in 0..10 * LONG_RUNNING_SLICES {
                     tokio::time::sleep(Duration::from_micros(1)).await;
                     run_a_slice(&counter).await;
+                    if round % 3 == 0 {
+                        run_a_slice(&counter).await;
+                    }
                 }
                 (thread_name(), counter.is_marked())
             })
@@ -359,14 +373,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_that_computes_through_slices_between_waits_moves() {
-        // A guest that spins three slices, sleeps, and spins again: it
-        // stayed on the workers for good when a wait restarted the count.
+        // A guest that spins three slices, sleeps, and spins again (the
+        // slice with the sleep takes one back): it stayed on the workers
+        // for good when a wait restarted the count.
         let lane = SlowLane::new().unwrap();
         let long_running = LongRunning::default();
         let counter = long_running.clone();
         let ran_on = lane
             .run(long_running, far_away(), async move {
-                for _ in 0..3 {
+                for _ in 0..6 {
                     tokio::time::sleep(Duration::from_micros(1)).await;
                     for _ in 0..3 {
                         run_a_slice(&counter).await;
