@@ -413,6 +413,30 @@ mod tests {
         assert_eq!(DROPS.load(Ordering::Relaxed), 0);
     }
 
+    type GateState = Arc<(Mutex<bool>, Condvar)>;
+
+    /// A writer whose sink blocks until [`open_gate`].
+    fn gated_writer(drops: &'static AtomicU64) -> (LogWriter, GateState, Shared) {
+        let open: GateState = Arc::new((Mutex::new(false), Condvar::new()));
+        let sink = Shared::default();
+        let writer = LogWriter::start_counting(
+            Format::Text { ansi: false },
+            Box::new(Gate {
+                open: open.clone(),
+                inner: sink.clone(),
+            }),
+            drops,
+        )
+        .unwrap();
+        (writer, open, sink)
+    }
+
+    fn open_gate(open: &GateState) {
+        let (gate, changed) = &**open;
+        *gate.lock().unwrap() = true;
+        changed.notify_all();
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_never_preempts_the_workers() {
@@ -444,17 +468,7 @@ mod tests {
     #[test]
     fn guests_lines_cannot_crowd_out_the_hosts() {
         static DROPS: AtomicU64 = AtomicU64::new(0);
-        let open = Arc::new((Mutex::new(false), Condvar::new()));
-        let sink = Shared::default();
-        let writer = LogWriter::start_counting(
-            Format::Text { ansi: false },
-            Box::new(Gate {
-                open: open.clone(),
-                inner: sink.clone(),
-            }),
-            &DROPS,
-        )
-        .unwrap();
+        let (writer, open, sink) = gated_writer(&DROPS);
         let queue = writer.queue();
         let guest = |message: &str| Record {
             target: GUEST_TARGET.into(),
@@ -473,11 +487,7 @@ mod tests {
         let all_drops = DROPS.load(Ordering::Relaxed);
         // Open the gate before asserting: a failed assertion would
         // otherwise wait for the blocked writer for ever.
-        {
-            let (gate, changed) = &*open;
-            *gate.lock().unwrap() = true;
-            changed.notify_all();
-        }
+        open_gate(&open);
         drop(writer);
         assert_eq!(guest_drops, 10);
         assert_eq!(all_drops, 10, "no line of the host's was dropped");
@@ -499,17 +509,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_and_the_writer_says_so() {
         static DROPS: AtomicU64 = AtomicU64::new(0);
-        let open = Arc::new((Mutex::new(false), Condvar::new()));
-        let sink = Shared::default();
-        let writer = LogWriter::start_counting(
-            Format::Text { ansi: false },
-            Box::new(Gate {
-                open: open.clone(),
-                inner: sink.clone(),
-            }),
-            &DROPS,
-        )
-        .unwrap();
+        let (writer, open, sink) = gated_writer(&DROPS);
         let queue = writer.queue();
         // The first line reaches the writer, which then blocks writing it.
         queue.push(record("first"));
@@ -523,11 +523,7 @@ mod tests {
             queue.push(record("x"));
         }
         let drops = DROPS.load(Ordering::Relaxed);
-        {
-            let (gate, changed) = &*open;
-            *gate.lock().unwrap() = true;
-            changed.notify_all();
-        }
+        open_gate(&open);
         drop(writer);
         assert_eq!(drops, 25);
         let text = sink.text();
