@@ -74,15 +74,8 @@ enum Command {
     /// Throughput and latency next to native hyper, `wasmtime serve` and
     /// `wash dev`.
     Compare {
-        /// The `host` binary to run (a release build).
-        #[arg(long)]
-        host: PathBuf,
-        /// The `native-hello` binary (a release build).
-        #[arg(long)]
-        native: PathBuf,
-        /// The `wasmtime` CLI.
-        #[arg(long)]
-        wasmtime: PathBuf,
+        #[command(flatten)]
+        servers: Servers,
         /// wasmCloud's `wash` CLI.
         #[arg(long)]
         wash: PathBuf,
@@ -99,15 +92,8 @@ enum Command {
     /// Long wasi:http bodies (echo and download) next to native hyper and
     /// `wasmtime serve`.
     Streaming {
-        /// The `host` binary to run (a release build).
-        #[arg(long)]
-        host: PathBuf,
-        /// The `native-hello` binary (a release build).
-        #[arg(long)]
-        native: PathBuf,
-        /// The `wasmtime` CLI.
-        #[arg(long)]
-        wasmtime: PathBuf,
+        #[command(flatten)]
+        servers: Servers,
         /// How many times every server takes its turn.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -162,6 +148,31 @@ enum Command {
     },
 }
 
+/// The servers that the speed and streaming suites put side by side.
+#[derive(clap::Args)]
+struct Servers {
+    /// The `host` binary to run (a release build).
+    #[arg(long)]
+    host: PathBuf,
+    /// The `native-hello` binary (a release build).
+    #[arg(long)]
+    native: PathBuf,
+    /// The `wasmtime` CLI.
+    #[arg(long)]
+    wasmtime: PathBuf,
+}
+
+impl Servers {
+    fn binaries(self, wash: Option<PathBuf>) -> servers::Binaries {
+        servers::Binaries {
+            host: self.host,
+            native: self.native,
+            wasmtime: self.wasmtime,
+            wash,
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -179,37 +190,23 @@ fn main() -> anyhow::Result<()> {
                 report::soak(&host, Duration::from_secs(seconds), &out).await
             }
             Command::Compare {
-                host,
-                native,
-                wasmtime,
+                servers,
                 wash,
                 rounds,
                 seconds,
                 out,
             } => compare::compare(
-                &servers::Binaries {
-                    host,
-                    native,
-                    wasmtime,
-                    wash: Some(wash),
-                },
+                &servers.binaries(Some(wash)),
                 &compare::Plan { rounds, seconds },
                 &out,
             ),
             Command::Streaming {
-                host,
-                native,
-                wasmtime,
+                servers,
                 rounds,
                 mib,
                 out,
             } => streaming::streaming(
-                &servers::Binaries {
-                    host,
-                    native,
-                    wasmtime,
-                    wash: None,
-                },
+                &servers.binaries(None),
                 &streaming::Plan {
                     rounds,
                     bytes: mib << 20,
