@@ -188,29 +188,27 @@ impl Compiled {
         linker: &wasmtime::component::Linker<InstanceState>,
         world: World,
     ) -> wasmtime::Result<Entry> {
+        let component = &self.component;
         Ok(match world {
-            World::Handler => {
-                let pre = match &self.handler {
-                    Some(pre) => pre.clone(),
-                    None => self
-                        .handler
-                        .insert(HandlerPre::new(linker.instantiate_pre(&self.component)?)?)
-                        .clone(),
-                };
-                Entry::Handler(pre)
-            }
-            World::WasiHttp => {
-                let pre = match &self.wasi_http {
-                    Some(pre) => pre.clone(),
-                    None => self
-                        .wasi_http
-                        .insert(ProxyPre::new(linker.instantiate_pre(&self.component)?)?)
-                        .clone(),
-                };
-                Entry::WasiHttp(pre)
-            }
+            World::Handler => Entry::Handler(made_once(&mut self.handler, || {
+                HandlerPre::new(linker.instantiate_pre(component)?)
+            })?),
+            World::WasiHttp => Entry::WasiHttp(made_once(&mut self.wasi_http, || {
+                ProxyPre::new(linker.instantiate_pre(component)?)
+            })?),
         })
     }
+}
+
+/// What `slot` holds, made by `make` the first time.
+fn made_once<T: Clone>(
+    slot: &mut Option<T>,
+    make: impl FnOnce() -> wasmtime::Result<T>,
+) -> wasmtime::Result<T> {
+    if let Some(made) = slot {
+        return Ok(made.clone());
+    }
+    Ok(slot.insert(make()?).clone())
 }
 
 /// The WebAssembly binary header: magic, then a version and layer. Core

@@ -1,35 +1,14 @@
 //! The writer thread's lines against `tracing-subscriber`'s, for the same
 //! events: they must be the same lines but for the clock reading.
 
-use std::io::Write;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use super::layer::OutputLayer;
-use super::writer::{Format, LogWriter};
+use super::writer::{Format, LogWriter, Shared};
 use super::*;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 #[derive(Debug)]
 struct Failure {
@@ -139,8 +118,8 @@ fn emit_everything() {
 /// [`emit_everything`], in `format`.
 fn both(format: Format) -> (String, String) {
     static DROPS: AtomicU64 = AtomicU64::new(0);
-    let theirs = Buffer::default();
-    let ours = Buffer::default();
+    let theirs = Shared::default();
+    let ours = Shared::default();
     let writer = LogWriter::start_counting(format, Box::new(ours.clone()), &DROPS).unwrap();
     let filter = || tracing_subscriber::EnvFilter::new("info,levels=trace");
     let made = theirs.clone();
