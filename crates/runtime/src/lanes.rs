@@ -371,27 +371,40 @@ mod tests {
         assert_eq!(lane.moves(), 0);
     }
 
+    /// Runs `guest`, given its request's slice counter, through `lane`,
+    /// and says which thread it finished on.
+    async fn finishes_on<F, G>(lane: &SlowLane, guest: F) -> String
+    where
+        F: FnOnce(LongRunning) -> G,
+        G: Future<Output = ()> + Send + 'static,
+    {
+        let long_running = LongRunning::default();
+        let request = guest(long_running.clone());
+        lane.run(long_running, far_away(), async move {
+            request.await;
+            // A mark takes effect at the request's next pending.
+            tokio::task::yield_now().await;
+            thread_name()
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn a_request_that_computes_through_slices_between_waits_moves() {
         // A guest that spins three slices, sleeps, and spins again (the
         // slice with the sleep takes one back): it stayed on the workers
         // for good when a wait restarted the count.
         let lane = SlowLane::new().unwrap();
-        let long_running = LongRunning::default();
-        let counter = long_running.clone();
-        let ran_on = lane
-            .run(long_running, far_away(), async move {
-                for _ in 0..6 {
-                    tokio::time::sleep(Duration::from_micros(1)).await;
-                    for _ in 0..3 {
-                        run_a_slice(&counter).await;
-                    }
+        let ran_on = finishes_on(&lane, |counter| async move {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_micros(1)).await;
+                for _ in 0..3 {
+                    run_a_slice(&counter).await;
                 }
-                tokio::task::yield_now().await;
-                thread_name()
-            })
-            .await
-            .unwrap();
+            }
+        })
+        .await;
         assert_eq!(ran_on, "slow-lane");
         assert_eq!(lane.moves(), 1);
     }
@@ -399,18 +412,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_runs_past_the_slices_in_a_row_moves() {
         let lane = SlowLane::new().unwrap();
-        let long_running = LongRunning::default();
-        let counter = long_running.clone();
-        let ran_on = lane
-            .run(long_running, far_away(), async move {
-                for _ in 0..=LONG_RUNNING_SLICES {
-                    run_a_slice(&counter).await;
-                }
-                tokio::task::yield_now().await;
-                thread_name()
-            })
-            .await
-            .unwrap();
+        let ran_on = finishes_on(&lane, |counter| async move {
+            for _ in 0..=LONG_RUNNING_SLICES {
+                run_a_slice(&counter).await;
+            }
+        })
+        .await;
         assert_eq!(ran_on, "slow-lane");
         assert_eq!(lane.moves(), 1);
     }
