@@ -62,6 +62,9 @@ async fn health_routes_and_metrics_after_known_traffic() {
     }
     assert_eq!(get(&host.url("/nothing")).await.status, 404);
     assert_eq!(get(&host.url("/hostile/panic")).await.status, 500);
+    for _ in 0..2 {
+        assert_eq!(get(&host.url("/hostile/ok")).await.status, 200);
+    }
     let denied = support::send(&support::client(), "POST", &host.url("/tcp-echo"), &[], "x").await;
     assert_eq!(denied.status, 502);
 
@@ -84,6 +87,28 @@ async fn health_routes_and_metrics_after_known_traffic() {
         metric(
             &text,
             "serverless_request_duration_seconds_count{app=\"hello\"}"
+        ),
+        3.0
+    );
+    // One app, two statuses: a series each, and one latency series.
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_requests_total{app=\"hostile\",status=\"500\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_requests_total{app=\"hostile\",status=\"200\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "serverless_request_duration_seconds_count{app=\"hostile\"}"
         ),
         3.0
     );

@@ -12,8 +12,8 @@
 //!   server-sent events.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,7 +81,17 @@ pub(crate) struct Metrics {
     runtime: RuntimeCounters,
     /// Serialises bringing the copies up to date, so that two scrapes at
     /// once do not both add the same difference.
-    copying: std::sync::Mutex<()>,
+    copying: Mutex<()>,
+}
+
+/// One app's request series, resolved from their families once.
+/// Handles share their series, so an app's copies from before and after a
+/// reload count in the same place.
+pub(crate) struct AppSeries {
+    app: String,
+    latency: OnceLock<Histogram>,
+    /// One counter per status the app has answered with: a handful.
+    by_status: Mutex<Vec<(u16, Counter)>>,
 }
 
 /// Raises `counter` to the runtime's `total`, which only grows.
@@ -156,21 +166,56 @@ impl Metrics {
             slow_lane_moves,
             log_lines_dropped,
             runtime,
-            copying: std::sync::Mutex::new(()),
+            copying: Mutex::new(()),
         }
     }
 
-    /// Counts an answered request.
-    pub(crate) fn record(&self, app: Option<&str>, status: u16, took: Duration) {
-        let mut labels = RequestLabels {
+    /// The series of `app` (`None`: requests that matched no route), to be
+    /// kept with the app and passed to [`Metrics::record`]. They join the
+    /// scrape only once a request has counted in them.
+    pub(crate) fn series(&self, app: Option<&str>) -> AppSeries {
+        AppSeries {
             app: app.unwrap_or("-").to_owned(),
-            status,
+            latency: OnceLock::new(),
+            by_status: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts an answered request in `series`. The families are searched
+    /// only the first time the app answers with each status, so a request
+    /// neither hashes labels nor allocates.
+    pub(crate) fn record(&self, series: &AppSeries, status: u16, took: Duration) {
+        let counter = {
+            let mut by_status = series
+                .by_status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match by_status.iter().find(|(seen, _)| *seen == status) {
+                Some((_, counter)) => counter.clone(),
+                None => {
+                    let counter = self
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            app: series.app.clone(),
+                            status,
+                        })
+                        .clone();
+                    by_status.push((status, counter.clone()));
+                    counter
+                }
+            }
         };
-        self.requests.get_or_create(&labels).inc();
-        let app = AppLabels {
-            app: std::mem::take(&mut labels.app),
-        };
-        self.latency.get_or_create(&app).observe(took.as_secs_f64());
+        counter.inc();
+        series
+            .latency
+            .get_or_init(|| {
+                self.latency
+                    .get_or_create(&AppLabels {
+                        app: series.app.clone(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts a guest failure of `kind`.
@@ -191,10 +236,7 @@ impl Metrics {
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
         {
-            let _copying = self
-                .copying
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
             for via in DeniedVia::ALL {
                 let counter = self.outbound_denied.get_or_create(&DeniedLabels {
                     via: via.name().to_owned(),

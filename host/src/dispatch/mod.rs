@@ -30,7 +30,7 @@ use handler::BodyBudget;
 use identity::{AccessRecord, REQUEST_ID_HEADER, request_id};
 use refusal::{Refusal, log_too_large};
 
-use crate::admin::Metrics;
+use crate::admin::{AppSeries, Metrics};
 use crate::admission::{self, Admitted, Gate};
 use crate::invocations::Invocations;
 
@@ -101,14 +101,25 @@ pub(crate) struct Dispatcher {
     /// The bytes of handler-world bodies being read before admission.
     pending_bodies: BodyBudget,
     metrics: Arc<Metrics>,
+    /// The series of requests that matched no app.
+    unrouted: AppSeries,
     /// The server's invocation store, where each request's log lines go.
     invocations: Arc<Invocations>,
 }
 
-/// The routes being served and the per-app concurrency caps.
+/// The routes being served, with what the dispatcher keeps per app.
 struct Table {
     routes: RouteTable<Arc<App>>,
-    per_app: HashMap<Arc<str>, Arc<Gate>>,
+    per_app: HashMap<Arc<str>, PerApp>,
+}
+
+/// What an app's requests share besides the app itself.
+#[derive(Clone)]
+struct PerApp {
+    /// Its concurrency cap, if it has one.
+    gate: Option<Arc<Gate>>,
+    /// Its request series.
+    series: Arc<AppSeries>,
 }
 
 impl Dispatcher {
@@ -125,12 +136,13 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         invocations: Arc<Invocations>,
     ) -> Dispatcher {
-        let per_app = per_app_gates(&routes, &HashMap::new());
+        let per_app = per_app(&routes, &HashMap::new(), &metrics);
         Dispatcher {
             table: RwLock::new(Arc::new(Table { routes, per_app })),
             global: Gate::new(max_instances),
             queue_timeout,
             pending_bodies: BodyBudget::new(max_pending_body_bytes),
+            unrouted: metrics.series(None),
             metrics,
             invocations,
         }
@@ -138,13 +150,14 @@ impl Dispatcher {
 
     /// Serves `routes` from the next request on. An app that keeps its
     /// name and concurrency cap keeps its gate, so requests running across
-    /// the swap still count against it.
+    /// the swap still count against it; an app that keeps its name keeps
+    /// its series.
     pub(crate) fn replace_routes(&self, routes: RouteTable<Arc<App>>) {
         let mut table = self
             .table
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let per_app = per_app_gates(&routes, &table.per_app);
+        let per_app = per_app(&routes, &table.per_app, &self.metrics);
         *table = Arc::new(Table { routes, per_app });
     }
 
@@ -166,11 +179,12 @@ impl Dispatcher {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let collecting = self.invocations.begin(&request_id);
+        let table = self.current();
         // Every line of the request, the runtime's and the guest's, is
         // emitted in the invocation's span, which keys its log record.
         let span = collecting.span();
         let (mut response, app, route, bytes_in, stats) = match self
-            .route_and_run(request, &request_id)
+            .route_and_run(&table, request, &request_id)
             .instrument(span.clone())
             .await
         {
@@ -188,11 +202,13 @@ impl Dispatcher {
                 (refusal.into_response(), app, None, None, None)
             }
         };
-        self.metrics.record(
-            app.as_deref(),
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        let series = app
+            .as_ref()
+            .and_then(|name| table.per_app.get(name))
+            .map_or(&self.unrouted, |per_app| &*per_app.series);
+        self.metrics
+            .record(series, response.status().as_u16(), started.elapsed());
+        drop(table);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -231,6 +247,7 @@ impl Dispatcher {
     /// it in its app's world.
     async fn route_and_run<B: RequestBody>(
         &self,
+        table: &Table,
         request: Request<B>,
         request_id: &Arc<str>,
     ) -> Result<Served, Refused> {
@@ -244,7 +261,6 @@ impl Dispatcher {
                 http_1_1: version == http::Version::HTTP_11,
             }));
         }
-        let table = self.current();
         let found = match table
             .routes
             .lookup(request.method().as_str(), request.uri().path())
@@ -285,7 +301,7 @@ impl Dispatcher {
                 let body = handler::read_body(&app, body, request_id, &self.pending_bodies)
                     .await
                     .map_err(refused)?;
-                let Some(admitted) = self.admit(&table, &name, request_id).await else {
+                let Some(admitted) = self.admit(table, &name, request_id).await else {
                     return Err(refused(Refusal::Busy));
                 };
                 let _running = self.metrics.in_flight();
@@ -297,7 +313,7 @@ impl Dispatcher {
             World::WasiHttp => {
                 // The body streams to the guest, whose deadline covers its
                 // reads as every other host call.
-                let Some(admitted) = self.admit(&table, &name, request_id).await else {
+                let Some(admitted) = self.admit(table, &name, request_id).await else {
                     return Err(refused(Refusal::Busy));
                 };
                 let _running = self.metrics.in_flight();
@@ -311,7 +327,12 @@ impl Dispatcher {
     /// Admits a request of app `name` through its gate and the global one.
     async fn admit(&self, table: &Table, name: &Arc<str>, request_id: &str) -> Option<Admitted> {
         let mut gates: Vec<&Gate> = Vec::with_capacity(2);
-        gates.extend(table.per_app.get(name).map(|gate| &**gate));
+        gates.extend(
+            table
+                .per_app
+                .get(name)
+                .and_then(|per_app| per_app.gate.as_deref()),
+        );
         gates.push(&self.global);
         let admitted = admission::admit(&gates, self.queue_timeout).await;
         if admitted.is_none() {
@@ -334,22 +355,28 @@ fn wrong_host_count<B>(request: &Request<B>) -> Option<usize> {
     (missing || hosts > 1).then_some(hosts)
 }
 
-/// The per-app gates for `routes`, reusing a gate of `previous` where the
-/// app and its cap are the same.
-fn per_app_gates(
+/// What the dispatcher keeps for each app of `routes`: a gate for each
+/// cap (an app's gate from `previous` when its cap is unchanged) and its
+/// series (from `previous` when it had some).
+fn per_app(
     routes: &RouteTable<Arc<App>>,
-    previous: &HashMap<Arc<str>, Arc<Gate>>,
-) -> HashMap<Arc<str>, Arc<Gate>> {
+    previous: &HashMap<Arc<str>, PerApp>,
+    metrics: &Metrics,
+) -> HashMap<Arc<str>, PerApp> {
     routes
         .routes()
-        .filter_map(|(_, _, app)| {
-            let cap = app.limits().max_concurrency?;
-            let gate = previous
-                .get(app.name())
-                .filter(|gate| gate.cap() == cap)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Gate::new(cap)));
-            Some((app.name().clone(), gate))
+        .map(|(_, _, app)| {
+            let kept = previous.get(app.name());
+            let gate = app.limits().max_concurrency.map(|cap| {
+                kept.and_then(|kept| kept.gate.clone())
+                    .filter(|gate| gate.cap() == cap)
+                    .unwrap_or_else(|| Arc::new(Gate::new(cap)))
+            });
+            let series = kept.map_or_else(
+                || Arc::new(metrics.series(Some(app.name()))),
+                |kept| kept.series.clone(),
+            );
+            (app.name().clone(), PerApp { gate, series })
         })
         .collect()
 }
