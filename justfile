@@ -26,6 +26,11 @@ guests:
         (cd "guests/rust/$guest" && cargo component build --release)
     done
 
+# Build the legacy-ABI core modules under guests/legacy/ (the WAT sample is
+# converted by the guest-artifacts crate).
+guests-legacy:
+    cargo build --release --target wasm32-unknown-unknown -p legacy-hello -p legacy-backend -p legacy-probe
+
 # Build every language's samples from source, installing missing toolchains.
 guests-all: guests
     guests/tools/install {{guest_languages}}
@@ -64,6 +69,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 -p serverless-wasm-sdk {{ replace_regex(guest_packages, '([^ ]+)', '-p $1') }} -- -D warnings
+    cargo clippy --target wasm32-unknown-unknown -p serverless-wasm-legacy -p legacy-hello -p legacy-backend -p legacy-probe -- -D warnings
 
 # All benchmarks; each writes its report (bench/, guests/README.md).
 bench: bench-speed bench-streaming bench-routes bench-startup bench-fairness bench-languages
