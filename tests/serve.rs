@@ -24,6 +24,8 @@ async fn bundled_samples_answer_their_routes() {
         "POST    /tcp-echo",
         "GET     /http-hello/:name",
         "GET     /static/*",
+        "GET     /legacy/hello",
+        "GET     /legacy/bonjour",
     ] {
         assert!(
             stdout.contains(route),
@@ -43,6 +45,17 @@ async fn bundled_samples_answer_their_routes() {
 
     let named = get(&host.url("/hello/J%C3%BCrgen")).await;
     assert_eq!(named.text(), "Hello, Jürgen!\n");
+
+    // One core module of the original serverless-wasm ABI, two routes.
+    let legacy = get(&host.url("/legacy/bonjour")).await;
+    assert_eq!(
+        (legacy.status, legacy.text().as_str()),
+        (200, "Bonjour, le monde !\n")
+    );
+    assert_eq!(
+        get(&host.url("/legacy/hello")).await.text(),
+        "Hello, world!\n"
+    );
 
     let env = get(&host.url("/env")).await;
     assert_eq!(
@@ -506,7 +519,7 @@ fn startup_errors_name_the_problem_and_exit_1() {
         (
             "core.wasm",
             b"\0asm\x01\0\0\0",
-            "this is a core WebAssembly module, not a component",
+            "the core module exports no `handle` function to call; it exports no functions",
         ),
         (
             "unknown-import.wasm",

@@ -8,8 +8,9 @@ use serverless_config::{
     MethodFilter, Mount, OutboundConfig, RouteTable,
 };
 
-/// One bundled route: app name, method, path, component, environment, and
-/// whether the sample site is mounted at `/site`.
+/// One bundled route: app name, method, path, component, environment,
+/// whether the sample site is mounted at `/site`, and for a core module the
+/// function it calls.
 struct Sample {
     name: &'static str,
     method: &'static str,
@@ -18,6 +19,7 @@ struct Sample {
     wasm: &'static [u8],
     env: &'static [(&'static str, &'static str)],
     mounts_site: bool,
+    function: Option<&'static str>,
 }
 
 /// The files of `guests/rust/static-files/site`, compiled in so that an
@@ -53,6 +55,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::HELLO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "hello-name",
@@ -62,6 +65,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::HELLO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "echo",
@@ -71,6 +75,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::ECHO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "echo-rest",
@@ -80,6 +85,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::ECHO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "env",
@@ -92,6 +98,7 @@ const SAMPLES: &[Sample] = &[
             ("GREETING", "Hello from the env table"),
         ],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "counter",
@@ -101,6 +108,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::REDIS_COUNTER,
         env: REDIS_ENV,
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "counter-path",
@@ -110,6 +118,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::REDIS_COUNTER,
         env: REDIS_ENV,
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "tcp-echo",
@@ -119,6 +128,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::TCP_ECHO,
         env: &[("ECHO_ADDRESS", "127.0.0.1:7007")],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "http-hello",
@@ -128,6 +138,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::HTTP_HELLO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "http-hello-name",
@@ -137,6 +148,7 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::HTTP_HELLO,
         env: &[],
         mounts_site: false,
+        function: None,
     },
     Sample {
         name: "static-files",
@@ -146,6 +158,27 @@ const SAMPLES: &[Sample] = &[
         wasm: guest_artifacts::STATIC_FILES,
         env: &[],
         mounts_site: true,
+        function: None,
+    },
+    Sample {
+        name: "legacy-hello",
+        method: "GET",
+        path: "/legacy/hello",
+        label: "builtin:legacy-hello",
+        wasm: guest_artifacts::LEGACY_HELLO,
+        env: &[],
+        mounts_site: false,
+        function: Some("hello"),
+    },
+    Sample {
+        name: "legacy-bonjour",
+        method: "GET",
+        path: "/legacy/bonjour",
+        label: "builtin:legacy-hello",
+        wasm: guest_artifacts::LEGACY_HELLO,
+        env: &[],
+        mounts_site: false,
+        function: Some("bonjour"),
     },
 ];
 
@@ -182,6 +215,10 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
             outbound: OutboundConfig::default(),
             limits: serverless_config::AppLimits::default(),
             world: None,
+            function: sample.function.map(|name| serverless_config::Function {
+                name: name.to_owned(),
+                location: None,
+            }),
             secrets: Vec::new(),
             files: if sample.mounts_site {
                 vec![Mount {
@@ -197,6 +234,7 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
     }
     Ok(Samples {
         config: Config {
+            warnings: Vec::new(),
             listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
             routes,
         },

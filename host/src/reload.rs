@@ -97,6 +97,7 @@ impl Reloader {
     /// that can fail happens here, before anything is swapped.
     fn load(&self) -> anyhow::Result<RouteTable<Arc<App>>> {
         let config = Config::load(&self.config_path)?;
+        crate::commands::common::log_warnings(&config);
         let settings = self.runtime.settings();
         for (_, _, app) in config.routes.routes() {
             if usize::try_from(app.limits.max_memory).unwrap_or(usize::MAX)

@@ -38,6 +38,22 @@ impl fmt::Display for Location {
     }
 }
 
+/// Something the configuration does that works but deserves the
+/// operator's attention, at the place it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Where it is.
+    pub location: Location,
+    /// What the host did and how to make the warning go away.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
 /// An error at a place in the file, rendered like a compiler message:
 /// `file:line:column: message`, then the line with the place underlined.
 #[derive(Debug)]

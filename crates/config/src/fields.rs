@@ -56,6 +56,28 @@ impl TryFrom<String> for AppName {
     }
 }
 
+/// `function`: the export a core module's route calls.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct FunctionField(pub String);
+
+impl TryFrom<String> for FunctionField {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        if name.is_empty() {
+            return Err("function is empty; name the function the module exports, such as \"hello\", or remove the key to call `handle`".to_owned());
+        }
+        if name.chars().any(char::is_control) {
+            return Err(format!(
+                "function `{}` holds a control character; name the function the module exports",
+                name.escape_debug()
+            ));
+        }
+        Ok(FunctionField(name))
+    }
+}
+
 /// Whether `c` may appear in an app name.
 pub(crate) fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')

@@ -12,6 +12,7 @@
 //! env = { GREETING = "Hello" }        # environment of the component
 //! allowed_tcp = ["redis.internal:6379"]  # narrows the operator's --allow-tcp
 //! allowed_http = ["https://api.example.com"]  # narrows --allow-http
+//! function = "hello"                  # core modules only: the export to call
 //! ```
 //!
 //! Parsing validates everything it can while it deserialises, so every
@@ -27,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, Location};
+pub use error::{ConfigError, ConfigWarning, Location};
 pub use fields::{parse_duration, parse_duration_or_zero, parse_size};
 pub use serverless_outbound::{HttpRule, TcpRule};
 pub use serverless_router::{MethodFilter, RoutePattern, RouteTable};
@@ -55,6 +56,8 @@ pub struct Config {
     pub listen_address: SocketAddr,
     /// Every app, reachable through its route.
     pub routes: RouteTable<AppConfig>,
+    /// What the host should log when it takes this configuration.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// One `[[applications]]` entry.
@@ -83,6 +86,18 @@ pub struct AppConfig {
     /// The world the component implements, when the configuration says;
     /// otherwise the host tells from the component's exports.
     pub world: Option<World>,
+    /// The export a core module of the serverless-wasm ABI calls, when not
+    /// `handle`.
+    pub function: Option<Function>,
+}
+
+/// An app's `function` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// The export's name.
+    pub name: String,
+    /// Where the key is written.
+    pub location: Option<Location>,
 }
 
 /// The kinds of component a route can serve.
@@ -93,6 +108,9 @@ pub enum World {
     /// The standard `wasi:http/proxy` world: exports
     /// `wasi:http/incoming-handler`.
     WasiHttp,
+    /// A core module of the original serverless-wasm ABI (2018): told
+    /// from the file, never written as `world`.
+    Legacy,
 }
 
 impl std::fmt::Display for World {
@@ -100,6 +118,7 @@ impl std::fmt::Display for World {
         f.write_str(match self {
             World::Handler => "handler",
             World::WasiHttp => "wasi-http",
+            World::Legacy => "legacy",
         })
     }
 }
@@ -206,7 +225,9 @@ impl std::fmt::Display for ComponentSource {
 
 impl Config {
     /// Reads and validates the configuration file at `path`. Relative
-    /// `file_path`s resolve against the file's folder.
+    /// `file_path`s resolve against the file's folder, or, when nothing is
+    /// there, against the working directory (with a warning), as the
+    /// original serverless-wasm resolved them.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),

@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use crate::error::Diagnostic;
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, ListenAddress, Methods, MountValue, Route, Timeout,
-    WorldField, guest_mount_path, is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, FunctionField, ListenAddress, Methods, MountValue, Route,
+    Timeout, WorldField, guest_mount_path, is_name_char,
 };
 use crate::lines::LineIndex;
 use crate::{
@@ -48,6 +48,7 @@ struct RawApp {
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
     world: Option<WorldField>,
+    function: Option<Spanned<FunctionField>>,
     timeout: Option<Timeout>,
     max_memory: Option<ByteSize>,
     max_response_body: Option<ByteSize>,
@@ -126,11 +127,27 @@ pub(crate) fn parse(
     let locate_in = |offset: usize| lines.locate(offset);
     let defaults = OutboundConfig::default();
     let mut routes = RouteTable::new();
+    let mut warnings = Vec::new();
     let mut route_lines = Vec::new();
     for (index, app) in raw.applications.into_iter().enumerate() {
         let file_span = app.file_path.span();
-        let file = resolve_component(base, app.file_path.get_ref())
-            .map_err(|message| at(file_span.clone(), message))?;
+        let file = match resolve_component(base, app.file_path.get_ref())
+            .map_err(|message| at(file_span.clone(), message))?
+        {
+            Resolved::NextToConfig(file) => file,
+            Resolved::InWorkingDirectory { file, looked_for } => {
+                warnings.push(crate::ConfigWarning {
+                    location: lines.locate(file_span.start),
+                    message: format!(
+                        "file_path `{}` is not next to the configuration file (looked for {}); using {} in the working directory. Write the path relative to the configuration file to silence this",
+                        app.file_path.get_ref(),
+                        looked_for.display(),
+                        file.display()
+                    ),
+                });
+                file
+            }
+        };
         let name = match app.name {
             Some(name) => name.into_inner().0,
             None => default_name(&file, index, &mut taken),
@@ -208,6 +225,10 @@ pub(crate) fn parse(
                 max_connections: app.max_tcp_connections.unwrap_or(defaults.max_connections),
             },
             world: app.world.map(|w| w.0),
+            function: app.function.map(|function| crate::Function {
+                location: Some(lines.locate(function.span().start)),
+                name: function.into_inner().0,
+            }),
         };
         routes.insert(route, app.method.0, config).map_err(|conflict| {
             let (other_name, other_line) = &route_lines[conflict.existing_index];
@@ -226,6 +247,7 @@ pub(crate) fn parse(
     Ok(Config {
         listen_address,
         routes,
+        warnings,
     })
 }
 
@@ -306,15 +328,40 @@ fn mounts(
     Ok(mounts)
 }
 
-/// Resolves `file_path` against the configuration's folder and checks that
-/// it names a file.
-fn resolve_component(base: &Path, file_path: &str) -> Result<PathBuf, String> {
+/// Where a `file_path` was found.
+enum Resolved {
+    /// Relative to the configuration's folder, as documented.
+    NextToConfig(PathBuf),
+    /// Relative to the working directory, where the original
+    /// serverless-wasm looked (its README runs the host from the
+    /// repository root with paths such as `./samples/testfunc.wasm`).
+    InWorkingDirectory {
+        file: PathBuf,
+        /// Where it was looked for first.
+        looked_for: PathBuf,
+    },
+}
+
+/// Resolves `file_path` against the configuration's folder, then the
+/// working directory, and checks that it names a file.
+fn resolve_component(base: &Path, file_path: &str) -> Result<Resolved, String> {
     if file_path.is_empty() {
         return Err("file_path is empty; name the component's .wasm file, relative to this configuration file".to_owned());
     }
     let file = base.join(file_path);
+    let in_working_directory = Path::new(file_path);
+    let found_elsewhere = !base.as_os_str().is_empty()
+        && in_working_directory.is_relative()
+        && std::fs::metadata(&file).is_err()
+        && std::fs::metadata(in_working_directory).is_ok_and(|meta| meta.is_file());
+    if found_elsewhere {
+        return Ok(Resolved::InWorkingDirectory {
+            file: in_working_directory.to_owned(),
+            looked_for: file,
+        });
+    }
     match std::fs::metadata(&file) {
-        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(meta) if meta.is_file() => Ok(Resolved::NextToConfig(file)),
         Ok(_) => Err(format!(
             "file_path `{file_path}` is a directory ({}); name the component's .wasm file",
             file.display()

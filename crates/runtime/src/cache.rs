@@ -163,11 +163,11 @@ impl CompileCache {
     /// The compiled `wasm`: from a valid entry when there is one, else
     /// compiled and stored. Failing to store is not an error: the next start
     /// compiles again.
-    pub fn load_or_compile(
+    pub fn load_or_compile<C: Compiled>(
         &self,
         engine: &Engine,
         wasm: &[u8],
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    ) -> wasmtime::Result<(C, CacheOutcome)> {
         let path = self.entry_path(engine, wasm);
         let rejected = match fs::read(&path) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -184,7 +184,7 @@ impl CompileCache {
                 Err(reason) => Some(reason),
             },
         };
-        let component = Component::new(engine, wasm)?;
+        let component = C::compile(engine, wasm)?;
         if let Err(error) = self.store(&path, &component) {
             tracing::warn!(
                 entry = %path.display(),
@@ -228,7 +228,7 @@ impl CompileCache {
 
     /// Checks an entry's framing and digest, then hands the payload to
     /// wasmtime, which checks its own version and settings.
-    fn load(engine: &Engine, entry: &[u8]) -> Result<Component, String> {
+    fn load<C: Compiled>(engine: &Engine, entry: &[u8]) -> Result<C, String> {
         if entry.len() < HEADER_LEN || &entry[..MAGIC.len()] != MAGIC {
             return Err("not an entry of this cache format".to_owned());
         }
@@ -236,20 +236,22 @@ impl CompileCache {
         if Sha256::digest(payload).as_slice() != digest {
             return Err("its checksum does not match: truncated or corrupted".to_owned());
         }
-        // SAFETY: `deserialize` requires bytes produced by
-        // `Component::serialize`. This payload is byte for byte what
-        // `store` wrote from `serialize` (its SHA-256 matches the digest
-        // stored beside it), in a folder only this user may write to; and
-        // wasmtime rejects a payload from another version or with other
-        // compilation settings.
-        unsafe { Component::deserialize(engine, payload) }
+        // SAFETY: `deserialize` requires bytes produced by `serialize` of
+        // the same kind. This payload is byte for byte what `store` wrote
+        // from `serialize` (its SHA-256 matches the digest stored beside
+        // it), in a folder only this user may write to; the entry's name
+        // holds the SHA-256 of the input bytes, and a core module's bytes
+        // are never a component's; and wasmtime rejects a payload of the
+        // other kind, from another version or with other compilation
+        // settings.
+        unsafe { C::deserialize(engine, payload) }
             .map_err(|error| format!("wasmtime rejected it: {error:#}"))
     }
 
     /// Writes an entry through a temporary file and a rename, so that a
     /// reader never sees half an entry, even with two hosts starting at
     /// once.
-    fn store(&self, path: &Path, component: &Component) -> Result<(), String> {
+    fn store<C: Compiled>(&self, path: &Path, component: &C) -> Result<(), String> {
         let payload = component
             .serialize()
             .map_err(|error| format!("{error:#}"))?;
@@ -266,6 +268,51 @@ impl CompileCache {
             return Err(error.to_string());
         }
         Ok(())
+    }
+}
+
+/// What the cache holds: compiled components, and core modules of the
+/// serverless-wasm ABI.
+pub trait Compiled: Sized {
+    /// Compiles `wasm`.
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
+    /// The machine code, for an entry.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Loads what [`Compiled::serialize`] wrote.
+    ///
+    /// # Safety
+    ///
+    /// `payload` must come from `serialize` of the same type.
+    unsafe fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Compiled for Component {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, wasm)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+
+    unsafe fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on from the caller.
+        unsafe { Component::deserialize(engine, payload) }
+    }
+}
+
+impl Compiled for wasmtime::Module {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        wasmtime::Module::new(engine, wasm)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::Module::serialize(self)
+    }
+
+    unsafe fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on from the caller.
+        unsafe { wasmtime::Module::deserialize(engine, payload) }
     }
 }
 
@@ -297,9 +344,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(dir.path().join("cache")).unwrap();
         let engine = engine();
-        let (_, first) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, first) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert_eq!(first, CacheOutcome::Miss);
-        let (_, second) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, second) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert_eq!(second, CacheOutcome::Hit);
         assert!(only_entry(&cache).extension().is_some_and(|e| e == "cwasm"));
     }
@@ -309,18 +360,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(dir.path()).unwrap();
         let engine = engine();
-        cache.load_or_compile(&engine, &wasm()).unwrap();
+        cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         let entry = only_entry(&cache);
         let mut bytes = fs::read(&entry).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&entry, &bytes).unwrap();
-        let (_, outcome) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, outcome) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert!(
             matches!(&outcome, CacheOutcome::Replaced(reason) if reason.contains("checksum")),
             "{outcome:?}"
         );
-        let (_, again) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, again) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert_eq!(again, CacheOutcome::Hit, "the entry was rewritten");
     }
 
@@ -329,17 +386,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(dir.path()).unwrap();
         let engine = engine();
-        cache.load_or_compile(&engine, &wasm()).unwrap();
+        cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         let entry = only_entry(&cache);
         let bytes = fs::read(&entry).unwrap();
         fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
-        let (_, truncated) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, truncated) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert!(
             matches!(&truncated, CacheOutcome::Replaced(r) if r.contains("checksum")),
             "{truncated:?}"
         );
         fs::write(&entry, b"\x7fELF and anything else").unwrap();
-        let (_, foreign) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, foreign) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert!(
             matches!(&foreign, CacheOutcome::Replaced(r) if r.contains("format")),
             "{foreign:?}"
@@ -351,14 +414,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(dir.path()).unwrap();
         let engine = engine();
-        cache.load_or_compile(&engine, &wasm()).unwrap();
+        cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         let entry = only_entry(&cache);
         let payload = b"not machine code".to_vec();
         let mut forged = MAGIC.to_vec();
         forged.extend_from_slice(&Sha256::digest(&payload));
         forged.extend_from_slice(&payload);
         fs::write(&entry, forged).unwrap();
-        let (_, outcome) = cache.load_or_compile(&engine, &wasm()).unwrap();
+        let (_, outcome) = cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         assert!(
             matches!(&outcome, CacheOutcome::Replaced(r) if r.contains("wasmtime rejected")),
             "{outcome:?}"
@@ -370,14 +437,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(dir.path()).unwrap();
         let engine = engine();
-        cache.load_or_compile(&engine, &wasm()).unwrap();
+        cache
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).consume_fuel(true);
         let fuel_engine = Engine::new(&config).unwrap();
-        let (_, outcome) = cache.load_or_compile(&fuel_engine, &wasm()).unwrap();
+        let (_, outcome) = cache
+            .load_or_compile::<Component>(&fuel_engine, &wasm())
+            .unwrap();
         assert_eq!(outcome, CacheOutcome::Miss);
         let (_, outcome) = cache
-            .load_or_compile(&engine, guest_artifacts::ECHO)
+            .load_or_compile::<Component>(&engine, guest_artifacts::ECHO)
             .unwrap();
         assert_eq!(outcome, CacheOutcome::Miss);
         assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 3);
@@ -388,7 +459,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine();
         let probe = CompileCache::open(dir.path().join("probe")).unwrap();
-        probe.load_or_compile(&engine, &wasm()).unwrap();
+        probe
+            .load_or_compile::<Component>(&engine, &wasm())
+            .unwrap();
         let one = fs::metadata(only_entry(&probe)).unwrap().len();
         // Room for two entries, not three.
         let cache = CompileCache::open(dir.path().join("cache"))
@@ -399,24 +472,35 @@ mod tests {
         second.extend_from_slice(b"\0\x02\x01x"); // a custom section named `x`
         let mut third = wasm();
         third.extend_from_slice(b"\0\x02\x01y");
-        cache.load_or_compile(&engine, &first).unwrap();
+        cache.load_or_compile::<Component>(&engine, &first).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        cache.load_or_compile(&engine, &second).unwrap();
+        cache
+            .load_or_compile::<Component>(&engine, &second)
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         // Using the first makes the second the least recently used.
         assert_eq!(
-            cache.load_or_compile(&engine, &first).unwrap().1,
+            cache
+                .load_or_compile::<Component>(&engine, &first)
+                .unwrap()
+                .1,
             CacheOutcome::Hit
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
-        cache.load_or_compile(&engine, &third).unwrap();
+        cache.load_or_compile::<Component>(&engine, &third).unwrap();
         assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 2);
         assert_eq!(
-            cache.load_or_compile(&engine, &first).unwrap().1,
+            cache
+                .load_or_compile::<Component>(&engine, &first)
+                .unwrap()
+                .1,
             CacheOutcome::Hit
         );
         assert_eq!(
-            cache.load_or_compile(&engine, &second).unwrap().1,
+            cache
+                .load_or_compile::<Component>(&engine, &second)
+                .unwrap()
+                .1,
             CacheOutcome::Miss
         );
     }

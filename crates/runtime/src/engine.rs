@@ -55,6 +55,9 @@ pub enum RuntimeError {
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<InstanceState>,
+    /// The core linker with the serverless-wasm ABI's `env` functions,
+    /// for legacy modules.
+    pub(crate) legacy_linker: Arc<wasmtime::Linker<InstanceState>>,
     pub(crate) settings: RuntimeSettings,
     pub(crate) contention: Arc<Contention>,
     pub(crate) slow_lane: Arc<SlowLane>,
@@ -218,10 +221,13 @@ impl Runtime {
         crate::host::response_body::add_body_check(&mut linker).map_err(RuntimeError::Linker)?;
         Handler::add_to_linker::<_, Platform>(&mut linker, InstanceState::platform)
             .map_err(RuntimeError::Linker)?;
+        let mut legacy_linker = wasmtime::Linker::new(&engine);
+        crate::legacy::add_to_linker(&mut legacy_linker).map_err(RuntimeError::Linker)?;
         let budget = guest_handle_budget();
         Ok(Runtime {
             engine,
             linker,
+            legacy_linker: Arc::new(legacy_linker),
             settings,
             contention,
             slow_lane: SlowLane::new().map_err(RuntimeError::Threads)?,

@@ -21,6 +21,7 @@ mod guest_log;
 mod handles;
 mod host;
 mod lanes;
+mod legacy;
 mod limits;
 mod load;
 mod request;
@@ -31,7 +32,7 @@ mod state;
 mod stdio;
 
 pub use app::{App, HandleError, LaterStats};
-pub use cache::{CacheError, CacheOutcome, CompileCache};
+pub use cache::{CacheError, CacheOutcome, CompileCache, Compiled};
 pub use denials::{Denials, DeniedVia};
 pub use engine::{Runtime, RuntimeCounters, RuntimeError, RuntimeSettings};
 pub use failure::FailureKind;
@@ -40,6 +41,7 @@ pub use handles::{
     HandleRefusal, HostHandles, MAX_HANDLES_PER_REQUEST, ReserveError, raise_open_file_limit,
 };
 pub use host::outbound_tcp::TcpSettings;
+pub use legacy::{LegacyProblem, code as legacy_codes};
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, deadline_after, trap_kind};
 pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
+use wasmtime::Module;
 use wasmtime::component::Component;
 
 use crate::app::{App, Entry, Shared};
@@ -17,6 +18,7 @@ use crate::cache::CacheOutcome;
 use crate::engine::Runtime;
 use crate::host::outbound_http::HttpClient;
 use crate::host::outbound_tcp::TcpSettings;
+use crate::legacy::{LegacyPre, LegacyProblem};
 use crate::state::InstanceState;
 use serverless_config::World;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -42,10 +44,15 @@ pub enum LoadProblem {
     Read(std::io::Error),
     /// The bytes are not a WebAssembly binary at all.
     NotWasm,
-    /// A core module rather than a component.
-    CoreModule,
-    /// The component is invalid or could not be compiled.
+    /// The component or module is invalid or could not be compiled.
     Compile(wasmtime::Error),
+    /// A core module that does not fit the original serverless-wasm ABI.
+    Legacy(LegacyProblem),
+    /// The app's `function` key, which only core modules have, on a
+    /// component.
+    FunctionOnComponent(String),
+    /// The app's `world` key on a core module, which has no world.
+    WorldOnCoreModule(World),
     /// The component imports something the host does not provide, or
     /// lacks an export of the world it was taken for.
     DoesNotFit(World, wasmtime::Error),
@@ -77,16 +84,23 @@ impl fmt::Display for LoadProblem {
         match self {
             LoadProblem::Read(error) => write!(f, "cannot read the component: {error}"),
             LoadProblem::NotWasm => f.write_str(
-                "not a WebAssembly component (the file does not start with the `\\0asm` header); point file_path at a .wasm file built for wasm32-wasip2",
+                "not a WebAssembly component or module (the file does not start with the `\\0asm` header); point file_path at a .wasm file built for wasm32-wasip2 (a component) or wasm32-unknown-unknown (a serverless-wasm module)",
             ),
-            LoadProblem::CoreModule => f.write_str(
-                "this is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or with cargo component), or wrap it with `wasm-tools component new`",
+            LoadProblem::Compile(error) => write!(f, "cannot compile it: {error:#}"),
+            LoadProblem::Legacy(problem) => fmt::Display::fmt(problem, f),
+            LoadProblem::FunctionOnComponent(function) => write!(
+                f,
+                "function = \"{function}\" is for core modules of the serverless-wasm ABI, but this is a component, which serves its world's export; remove the key"
             ),
-            LoadProblem::Compile(error) => write!(f, "cannot compile the component: {error:#}"),
+            LoadProblem::WorldOnCoreModule(world) => write!(
+                f,
+                "world = \"{world}\" is for components, but this is a core module of the serverless-wasm ABI, which has no world; remove the key"
+            ),
             LoadProblem::DoesNotFit(world, error) => {
                 let expected = match world {
                     World::Handler => "a handler-world component exports `handle: func()`",
                     World::WasiHttp => "a wasi:http component exports `wasi:http/incoming-handler@0.2.x`",
+                    World::Legacy => "a serverless-wasm core module exports the function its route calls",
                 };
                 write!(
                     f,
@@ -171,6 +185,12 @@ enum ComponentKey {
     Embedded(&'static str),
 }
 
+/// What a file compiled to.
+enum Artifact {
+    Component(Box<Compiled>),
+    Module(Module),
+}
+
 /// A component compiled for some apps, with what was found out about it.
 struct Compiled {
     component: Component,
@@ -196,6 +216,11 @@ impl Compiled {
             World::WasiHttp => Entry::WasiHttp(made_once(&mut self.wasi_http, || {
                 ProxyPre::new(linker.instantiate_pre(component)?)
             })?),
+            World::Legacy => {
+                return Err(wasmtime::Error::msg(
+                    "a component is not a core module of the serverless-wasm ABI",
+                ));
+            }
         })
     }
 }
@@ -241,7 +266,7 @@ impl Runtime {
         // Apps that share a component share its compilation and its
         // pre-instantiation: an app costs its route and its own settings,
         // not a copy of the component's imports.
-        let mut compiled: HashMap<ComponentKey, Compiled> = HashMap::new();
+        let mut compiled: HashMap<ComponentKey, Artifact> = HashMap::new();
         let mut canonical: HashMap<PathBuf, PathBuf> = HashMap::new();
         let operator_tcp = Arc::new(operator.tcp.clone());
         // Apps without their own `allowed_http` share one pooled client
@@ -335,32 +360,76 @@ impl Runtime {
                 }
                 ComponentSource::Embedded { label, .. } => ComponentKey::Embedded(label),
             };
-            let component = match compiled.entry(key) {
+            let artifact = match compiled.entry(key) {
                 Slot::Occupied(known) => known.into_mut(),
-                Slot::Vacant(slot) => {
-                    let (component, _) = self.compile(&config.component).map_err(fail_boxed)?;
-                    slot.insert(Compiled {
-                        component,
-                        detected: None,
-                        handler: None,
-                        wasi_http: None,
-                    })
+                Slot::Vacant(slot) => slot.insert(
+                    match self.compile(&config.component).map_err(fail_boxed)?.0 {
+                        Wasm::Component(component) => Artifact::Component(Box::new(Compiled {
+                            component,
+                            detected: None,
+                            handler: None,
+                            wasi_http: None,
+                        })),
+                        Wasm::Module(module) => Artifact::Module(module),
+                    },
+                ),
+            };
+            let entry = match artifact {
+                Artifact::Module(module) => {
+                    if let Some(world) = config.world {
+                        return Err(fail_boxed(LoadProblem::WorldOnCoreModule(world)));
+                    }
+                    let function = config.function.as_ref();
+                    LegacyPre::new(
+                        module.clone(),
+                        function.map(|f| f.name.as_str()),
+                        config.limits.max_memory,
+                        self.legacy_linker.clone(),
+                    )
+                    .map(Entry::Legacy)
+                    .map_err(|problem| {
+                        let at_function = matches!(
+                            problem,
+                            LegacyProblem::MissingFunction {
+                                configured: true,
+                                ..
+                            } | LegacyProblem::FunctionType { .. }
+                        );
+                        let mut error = fail(LoadProblem::Legacy(problem));
+                        if let Some(location) = function
+                            .and_then(|f| f.location.clone())
+                            .filter(|_| at_function)
+                        {
+                            error.location = Some(location);
+                        }
+                        Box::new(error)
+                    })?
+                }
+                Artifact::Component(component) => {
+                    if let Some(function) = &config.function {
+                        let mut error =
+                            fail(LoadProblem::FunctionOnComponent(function.name.clone()));
+                        if let Some(location) = function.location.clone() {
+                            error.location = Some(location);
+                        }
+                        return Err(Box::new(error));
+                    }
+                    let world = match config.world {
+                        Some(world) => world,
+                        None => match &component.detected {
+                            Some(world) => *world,
+                            None => {
+                                let world = detect_world(&self.engine, &component.component)
+                                    .map_err(fail_boxed)?;
+                                *component.detected.insert(world)
+                            }
+                        },
+                    };
+                    component
+                        .entry(&self.linker, world)
+                        .map_err(|error| fail_boxed(LoadProblem::DoesNotFit(world, error)))?
                 }
             };
-            let world = match config.world {
-                Some(world) => world,
-                None => match &component.detected {
-                    Some(world) => *world,
-                    None => {
-                        let world =
-                            detect_world(&self.engine, &component.component).map_err(fail_boxed)?;
-                        *component.detected.insert(world)
-                    }
-                },
-            };
-            let entry = component
-                .entry(&self.linker, world)
-                .map_err(|error| fail_boxed(LoadProblem::DoesNotFit(world, error)))?;
             let shared = Shared {
                 fuel_metered: self.settings.fuel,
                 contention: self.contention.clone(),
@@ -380,7 +449,26 @@ impl Runtime {
         source: &ComponentSource,
         world: Option<World>,
     ) -> Result<CacheOutcome, LoadProblem> {
-        let (component, outcome) = self.compile(source)?;
+        let (wasm, outcome) = self.compile(source)?;
+        let component = match wasm {
+            Wasm::Component(component) => component,
+            Wasm::Module(module) => {
+                // The imports must fit the ABI; which export a route calls
+                // is the configuration's business.
+                if let Some(world) = world {
+                    return Err(LoadProblem::WorldOnCoreModule(world));
+                }
+                LegacyPre::new(module, None, u64::MAX, self.legacy_linker.clone())
+                    .map(drop)
+                    .or_else(|problem| match problem {
+                        LegacyProblem::MissingFunction { .. }
+                        | LegacyProblem::FunctionType { .. } => Ok(()),
+                        other => Err(other),
+                    })
+                    .map_err(LoadProblem::Legacy)?;
+                return Ok(outcome);
+            }
+        };
         let world = match world {
             Some(world) => world,
             None => detect_world(&self.engine, &component)?,
@@ -392,12 +480,15 @@ impl Runtime {
         match world {
             World::Handler => HandlerPre::new(instance_pre).map(drop),
             World::WasiHttp => ProxyPre::new(instance_pre).map(drop),
+            World::Legacy => Err(wasmtime::Error::msg(
+                "a component is not a core module of the serverless-wasm ABI",
+            )),
         }
         .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
         Ok(outcome)
     }
 
-    fn compile(&self, source: &ComponentSource) -> Result<(Component, CacheOutcome), LoadProblem> {
+    fn compile(&self, source: &ComponentSource) -> Result<(Wasm, CacheOutcome), LoadProblem> {
         let owned;
         let bytes: &[u8] = match source {
             ComponentSource::File(path) => {
@@ -406,30 +497,47 @@ impl Runtime {
             }
             ComponentSource::Embedded { wasm, .. } => wasm,
         };
-        match bytes.get(..8) {
-            Some(header) if header.starts_with(WASM_MAGIC) => {
-                // Bytes 6..8 hold the layer: 0 for core modules.
-                if header[6..8] == [0, 0] {
-                    return Err(LoadProblem::CoreModule);
-                }
-            }
+        // Bytes 6..8 of the header hold the layer: 0 for core modules.
+        let core = match bytes.get(..8) {
+            Some(header) if header.starts_with(WASM_MAGIC) => header[6..8] == [0, 0],
             _ => return Err(LoadProblem::NotWasm),
-        }
+        };
         let started = std::time::Instant::now();
-        let (component, outcome) = match &self.cache {
-            Some(cache) => cache
-                .load_or_compile(&self.engine, bytes)
-                .map_err(LoadProblem::Compile)?,
-            None => (
-                Component::new(&self.engine, bytes).map_err(LoadProblem::Compile)?,
-                CacheOutcome::Uncached,
-            ),
+        let (wasm, outcome) = if core {
+            let (module, outcome) = self.cached(bytes)?;
+            (Wasm::Module(module), outcome)
+        } else {
+            let (component, outcome) = self.cached(bytes)?;
+            (Wasm::Component(component), outcome)
         };
         tracing::info!(
             component = %source,
             took_ms = started.elapsed().as_millis() as u64,
             "{outcome}"
         );
-        Ok((component, outcome))
+        Ok((wasm, outcome))
     }
+
+    /// `bytes` compiled, through the compile cache when there is one.
+    fn cached<C: crate::cache::Compiled>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(C, CacheOutcome), LoadProblem> {
+        match &self.cache {
+            Some(cache) => cache
+                .load_or_compile(&self.engine, bytes)
+                .map_err(LoadProblem::Compile),
+            None => Ok((
+                C::compile(&self.engine, bytes).map_err(LoadProblem::Compile)?,
+                CacheOutcome::Uncached,
+            )),
+        }
+    }
+}
+
+/// A compiled file: a component, or a core module of the serverless-wasm
+/// ABI.
+enum Wasm {
+    Component(Component),
+    Module(Module),
 }

@@ -12,6 +12,7 @@ use crate::handles::RequestHandles;
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::outbound_tcp::OutboundTcp;
 use crate::host::response_body::ResponseBodyState;
+use crate::legacy::LegacyState;
 use crate::limits::{InstanceLimiter, Running};
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
@@ -45,6 +46,8 @@ pub(crate) struct InstanceState {
     /// The request and response of a handler-world call; `None` when the
     /// component serves `wasi:http/incoming-handler` instead.
     pub(crate) call: Option<HandlerCall>,
+    /// What a core module of the serverless-wasm ABI keeps besides `call`.
+    pub(crate) legacy: LegacyState,
     /// Counts this instance as running while the store lives.
     pub(crate) _running: Running,
 }

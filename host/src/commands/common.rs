@@ -33,12 +33,23 @@ pub(crate) fn load_config(
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
     Ok(match path {
-        Some(path) => (Config::load(path)?, None),
+        Some(path) => {
+            let config = Config::load(path)?;
+            log_warnings(&config);
+            (config, None)
+        }
         None => {
             let samples = default_config::samples()?;
             (samples.config, Some(samples.site))
         }
     })
+}
+
+/// Logs what the configuration does that works but deserves attention.
+pub(crate) fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The largest `max_memory` of the apps: the pool is sized for the most

@@ -31,8 +31,14 @@ use crate::invocations::Invocations;
 /// Arguments of `host run`.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The component: our handler world or `wasi:http/proxy`.
+    /// The component (our handler world or `wasi:http/proxy`), or a core
+    /// module of the original serverless-wasm ABI.
     pub(crate) component: PathBuf,
+
+    /// For a core module: the exported function to call (default
+    /// `handle`), as an app's `function` key.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) function: Option<String>,
 
     /// The request method.
     #[arg(long, default_value = "GET")]
@@ -138,10 +144,18 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
         location: None,
         outbound: OutboundConfig::default(),
         world: None,
+        function: args
+            .function
+            .clone()
+            .map(|name| serverless_config::Function {
+                name,
+                location: None,
+            }),
     };
     let mut routes = RouteTable::new();
     routes.insert(route, MethodFilter::from_names(["ANY"])?, app)?;
     Ok(Config {
+        warnings: Vec::new(),
         listen_address: serverless_config::DEFAULT_LISTEN_ADDRESS.parse()?,
         routes,
     })

@@ -291,7 +291,7 @@ impl Dispatcher {
             return Err(refused(Refusal::TooLarge));
         }
         match app.world() {
-            World::Handler => {
+            World::Handler | World::Legacy => {
                 // The whole body is read before the request takes a slot,
                 // under the app's timeout and within the host-wide budget
                 // of bodies being read: a client that trickles or stalls

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wasmtime::{Trap, WasmBacktrace};
+use wasmtime::WasmBacktrace;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 
 use serverless_config::World;
@@ -113,18 +113,15 @@ pub(super) fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleErro
 fn describe_trap(error: &wasmtime::Error) -> String {
     // The backtrace is attached as context; it is rendered below, one
     // line, instead of in its multi-line form.
-    let mut text = match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("{trap}"),
-        None => {
-            let skip = usize::from(error.downcast_ref::<WasmBacktrace>().is_some());
-            error
-                .chain()
-                .skip(skip)
-                .map(|cause| cause.to_string())
-                .collect::<Vec<_>>()
-                .join(": ")
-        }
-    };
+    // A host function's trap says which call failed and why before the
+    // trap itself (the serverless-wasm ABI's bad pointers, for one).
+    let skip = usize::from(error.downcast_ref::<WasmBacktrace>().is_some());
+    let mut text = error
+        .chain()
+        .skip(skip)
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ");
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
         let frames: Vec<String> = backtrace
             .frames()

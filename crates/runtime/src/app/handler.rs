@@ -1,18 +1,28 @@
 //! A handler-world request: the guest's `handle` runs in a fresh instance
-//! and builds the response through the host's `response` interface.
+//! and builds the response through the host's `response` interface. A core
+//! module of the serverless-wasm ABI runs the same way, through its `env`
+//! functions.
 
 use super::error::lane_failed;
 use super::store::{Retiring, instantiate_and_call};
 use super::{App, Entry, HandleError};
+use crate::bindings::HandlerPre;
 use crate::lanes::LongRunning;
+use crate::legacy::LegacyPre;
 use crate::request::IncomingRequest;
 use crate::response::GuestResponse;
-use crate::state::HandlerCall;
+use crate::state::{HandlerCall, InstanceState};
 use crate::stdio::StderrTail;
 
+/// What a request instantiates and calls.
+enum Runs {
+    Handler(HandlerPre<InstanceState>),
+    Legacy(LegacyPre),
+}
+
 impl App {
-    /// Runs one handler-world request in a fresh store and instance and
-    /// returns what the handler built. `hold` is kept until the instance is
+    /// Runs one handler-world (or legacy) request in a fresh store and
+    /// instance and returns what the handler built. `hold` is kept until the instance is
     /// gone and its pool slot free: the caller's admission slot, for
     /// example.
     pub async fn handle(
@@ -20,8 +30,10 @@ impl App {
         request: IncomingRequest,
         hold: impl Send + 'static,
     ) -> Result<GuestResponse, HandleError> {
-        let Entry::Handler(pre) = &self.entry else {
-            return Err(HandleError::WrongWorld(self.world()));
+        let entry = match &self.entry {
+            Entry::Handler(pre) => Runs::Handler(pre.clone()),
+            Entry::Legacy(pre) => Runs::Legacy(pre.clone()),
+            Entry::WasiHttp(_) => return Err(HandleError::WrongWorld(self.world())),
         };
         let call = HandlerCall {
             request,
@@ -42,16 +54,34 @@ impl App {
             long_running.clone(),
         )?;
         let mut retiring = Retiring::new(store, hold);
-        let pre = pre.clone();
         let run = async move {
-            let (mut stats, outcome) = instantiate_and_call(
-                &mut retiring,
-                (deadline, timeout),
-                &stderr,
-                async |store| pre.instantiate_async(store).await,
-                async |handler, store| handler.call_handle(store).await,
-            )
-            .await;
+            let limits = (deadline, timeout);
+            let (mut stats, outcome) = match entry {
+                Runs::Handler(pre) => {
+                    instantiate_and_call(
+                        &mut retiring,
+                        limits,
+                        &stderr,
+                        async |store| pre.instantiate_async(store).await,
+                        async |handler, store| handler.call_handle(store).await,
+                    )
+                    .await
+                }
+                Runs::Legacy(pre) => {
+                    instantiate_and_call(
+                        &mut retiring,
+                        limits,
+                        &stderr,
+                        async |store| pre.instantiate(store).await,
+                        async |instance, store| {
+                            pre.call(instance, store).await?;
+                            crate::legacy::check_declared_length(store.data());
+                            Ok(())
+                        },
+                    )
+                    .await
+                }
+            };
             let state = retiring.data_mut();
             stats.tcp_connections = state.tcp.opened;
             stats.tcp_denied = state.tcp.denied;

@@ -7,6 +7,8 @@
 //! * `handler.rs`: a handler-world request (`handle`);
 //! * `wasi_http.rs`: a `wasi:http/incoming-handler` request, whose body
 //!   streams on after the response has started;
+//! * a core module of the original serverless-wasm ABI runs through
+//!   `handler.rs` too, with the ABI's instantiate and call (`legacy/`);
 //! * `error.rs`: why a request failed, with the guest's trap and
 //!   backtrace.
 
@@ -27,16 +29,18 @@ use crate::handles::HostHandles;
 use crate::host::outbound_http::HttpClient;
 use crate::host::outbound_tcp::TcpSettings;
 use crate::lanes::SlowLane;
+use crate::legacy::LegacyPre;
 use crate::limits::Contention;
 use crate::state::InstanceState;
 
 pub use error::HandleError;
 pub use wasi_http::LaterStats;
 
-/// The pre-instantiated component, by world.
+/// The pre-instantiated component, by world, or the checked core module.
 pub(crate) enum Entry {
     Handler(HandlerPre<InstanceState>),
     WasiHttp(ProxyPre<InstanceState>),
+    Legacy(LegacyPre),
 }
 
 /// A configured app whose component is compiled and pre-instantiated.
@@ -119,6 +123,7 @@ impl App {
         match self.entry {
             Entry::Handler(_) => World::Handler,
             Entry::WasiHttp(_) => World::WasiHttp,
+            Entry::Legacy(_) => World::Legacy,
         }
     }
 
@@ -152,6 +157,7 @@ impl App {
         match &self.entry {
             Entry::Handler(pre) => pre.engine(),
             Entry::WasiHttp(pre) => pre.engine(),
+            Entry::Legacy(pre) => pre.engine(),
         }
     }
 }

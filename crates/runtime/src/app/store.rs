@@ -234,6 +234,7 @@ impl App {
             tcp: OutboundTcp::new(self.tcp.clone(), self.denials.clone()),
             handles,
             call,
+            legacy: crate::legacy::LegacyState::default(),
             _running: self.contention.enter(),
         };
         let mut store = Store::new(self.engine(), state);

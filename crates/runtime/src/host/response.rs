@@ -47,7 +47,7 @@ pub(crate) fn head_bytes(response: &GuestResponse) -> u64 {
             .sum::<u64>()
 }
 
-fn status(code: u16) -> Result<StatusCode, ResponseError> {
+pub(crate) fn status(code: u16) -> Result<StatusCode, ResponseError> {
     // 1xx answers cannot be the final response to a request.
     if code < 200 {
         return Err(ResponseError::InvalidStatus(code));
@@ -55,7 +55,7 @@ fn status(code: u16) -> Result<StatusCode, ResponseError> {
     StatusCode::from_u16(code).map_err(|_| ResponseError::InvalidStatus(code))
 }
 
-fn header_name(name: &str) -> Result<HeaderName, ResponseError> {
+pub(crate) fn header_name(name: &str) -> Result<HeaderName, ResponseError> {
     let parsed = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| ResponseError::InvalidHeaderName(name.to_owned()))?;
     if RESERVED_HEADERS.contains(&parsed.as_str()) {
@@ -76,7 +76,7 @@ fn header_value(value: &str) -> Result<HeaderValue, ResponseError> {
 }
 
 /// A reason phrase may hold tabs, spaces, visible ASCII and obs-text.
-fn valid_reason(reason: &str) -> bool {
+pub(crate) fn valid_reason(reason: &str) -> bool {
     reason.chars().all(|c| {
         c == '\t' || c == ' ' || (c.is_ascii_graphic()) || ('\u{80}'..='\u{ff}').contains(&c)
     })
@@ -115,8 +115,24 @@ impl HandlerCall {
         value: &str,
         replace: Replace,
     ) -> Result<(), ResponseError> {
-        let name = header_name(name)?;
-        let value = header_value(value)?;
+        self.put_header(header_name(name)?, header_value(value)?, replace)
+    }
+
+    /// Sets `name` to `value` alone: the last value set wins.
+    pub(crate) fn replace_header(
+        &mut self,
+        name: HeaderName,
+        value: HeaderValue,
+    ) -> Result<(), ResponseError> {
+        self.put_header(name, value, Replace::All)
+    }
+
+    fn put_header(
+        &mut self,
+        name: HeaderName,
+        value: HeaderValue,
+        replace: Replace,
+    ) -> Result<(), ResponseError> {
         let response = &self.response;
         let (mut headers, mut head) = (response.headers.len(), head_bytes(response));
         if let Replace::All = replace {
@@ -136,6 +152,35 @@ impl HandlerCall {
             self.headers_too_large = true;
             ResponseError::HeadersTooLarge
         })
+    }
+}
+
+impl HandlerCall {
+    /// Sets the status and reason phrase (checked by the caller), within
+    /// the response's limits.
+    pub(crate) fn set_status_line(
+        &mut self,
+        status: StatusCode,
+        reason: Option<String>,
+    ) -> Result<(), ResponseError> {
+        let response = &self.response;
+        let old_reason = response.reason.as_ref().map_or(0, String::len);
+        let head = head_bytes(response) - old_reason as u64
+            + reason.as_ref().map_or(0, String::len) as u64;
+        let (headers, body) = (response.headers.len(), response.body.len() as u64);
+        self.check_size(headers, head, body)?;
+        self.response.status = status;
+        self.response.reason = reason;
+        Ok(())
+    }
+
+    /// Replaces the body, within the response's limits.
+    pub(crate) fn set_body(&mut self, body: Vec<u8>) -> Result<(), ResponseError> {
+        let response = &self.response;
+        let (headers, head) = (response.headers.len(), head_bytes(response));
+        self.check_size(headers, head, body.len() as u64)?;
+        self.response.body = body;
+        Ok(())
     }
 }
 
@@ -159,15 +204,7 @@ impl Host for PlatformView<'_> {
             return Err(ResponseError::InvalidHeaderValue(reason.clone()).into());
         }
         let call = self.call().map_err(ResponseFailure::trap)?;
-        let response = &call.response;
-        let old_reason = response.reason.as_ref().map_or(0, String::len);
-        let head = head_bytes(response) - old_reason as u64
-            + reason.as_ref().map_or(0, String::len) as u64;
-        let (headers, body) = (response.headers.len(), response.body.len() as u64);
-        call.check_size(headers, head, body)?;
-        call.response.status = parsed;
-        call.response.reason = reason;
-        Ok(())
+        Ok(call.set_status_line(parsed, reason)?)
     }
 
     fn set_status(&mut self, code: u16) -> Result<(), ResponseFailure> {
@@ -186,11 +223,7 @@ impl Host for PlatformView<'_> {
 
     fn set_body(&mut self, body: Vec<u8>) -> Result<(), ResponseFailure> {
         let call = self.call().map_err(ResponseFailure::trap)?;
-        let response = &call.response;
-        let (headers, head) = (response.headers.len(), head_bytes(response));
-        call.check_size(headers, head, body.len() as u64)?;
-        call.response.body = body;
-        Ok(())
+        Ok(call.set_body(body)?)
     }
 
     fn append_body(&mut self, chunk: Vec<u8>) -> Result<(), ResponseFailure> {

@@ -1,0 +1,341 @@
+//! Core modules of the original serverless-wasm ABI (2018) behind the real
+//! binary: the samples, `function` selection, `db_get`, imported and
+//! exported memory, status and header handling, TCP through the policy,
+//! and hostile modules contained (500, 500, 504) while the host serves on.
+//! The startup errors are golden files (`tests/bad-configs/legacy-*`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::backends::EchoServer;
+use support::{ConfigDir, Host, get, host_command};
+
+/// One app per `(name, file, function, extra TOML)`, at `GET /NAME`.
+fn config(apps: &[(&str, &str, Option<&str>, &str)]) -> ConfigDir {
+    let mut text = String::new();
+    for (name, file, function, extra) in apps {
+        text.push_str(&format!(
+            "[[applications]]\nname = \"{name}\"\nfile_path = {file:?}\nmethod = \"GET\"\nurl_path = \"/{name}\"\n"
+        ));
+        if let Some(function) = function {
+            text.push_str(&format!("function = \"{function}\"\n"));
+        }
+        text.push_str(extra);
+        text.push('\n');
+    }
+    ConfigDir::new(&text)
+}
+
+/// The probe module's exports, each at `/NAME`, with a 2 s deadline and
+/// an `env` table for `db_get`.
+fn probe_apps() -> Vec<(
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+)> {
+    let probe = guest_artifacts::LEGACY_PROBE_PATH;
+    let extra =
+        "timeout = \"2s\"\nmax_memory = \"32 MiB\"\nenv = { present = \"value-of-present\" }\n";
+    [
+        "trap",
+        "bad_pointer",
+        "bad_size",
+        "spin",
+        "last_wins",
+        "content_length_wrong",
+        "db_get_probe",
+        "grow",
+        "tcp_bad_fd",
+        "teapot",
+        "quiet",
+    ]
+    .into_iter()
+    .map(|name| (name, probe, Some(name), extra))
+    .chain([("probe", probe, None, extra)])
+    .collect()
+}
+
+/// `GET path`, checking the status; returns the reply.
+async fn expect(host: &Host, path: &str, status: u16) -> support::Reply {
+    let reply = get(&host.url(path)).await;
+    assert_eq!(
+        reply.status,
+        status,
+        "{path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
+}
+
+fn request_id(reply: &support::Reply) -> String {
+    reply
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_hello_samples_answer_each_function_their_route_names() {
+    let hello = guest_artifacts::LEGACY_HELLO_PATH;
+    let wat = guest_artifacts::LEGACY_WAT_HELLO_PATH;
+    let config = config(&[
+        ("hello", hello, Some("hello"), ""),
+        ("bonjour", hello, Some("bonjour"), ""),
+        ("default", hello, None, ""),
+        ("wat-hello", wat, Some("hello"), ""),
+        ("wat-bonjour", wat, Some("bonjour"), ""),
+    ]);
+    let host = Host::start(Some(&config.path()), &[]);
+    for (path, body) in [
+        ("/hello", "Hello, world!\n"),
+        ("/bonjour", "Bonjour, le monde !\n"),
+        ("/default", "Hello, world!\n"),
+        ("/wat-hello", "Hello from WAT!\n"),
+        ("/wat-bonjour", "Bonjour de WAT !\n"),
+    ] {
+        let reply = expect(&host, path, 200).await;
+        assert_eq!(reply.text(), body, "{path}");
+        // The module sets `Content-length` itself; the host frames the
+        // response with the body's real length.
+        assert_eq!(
+            reply.header("content-length"),
+            Some(body.len().to_string().as_str()),
+            "{path}"
+        );
+    }
+    let reply = expect(&host, "/bonjour", 200).await;
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+    // The module's line carries the app and the request id, and the
+    // request has its access line.
+    let id = request_id(&reply);
+    let line = host.wait_for_log(&[&id, "bonjour called"]);
+    assert!(line.contains(" INFO guest: bonjour called"), "{line}");
+    assert!(line.contains("app=\"bonjour\""), "{line}");
+    let access = host.wait_for_log(&[&id, "access: request"]);
+    assert!(
+        access.contains("app=\"bonjour\" route=\"/bonjour\""),
+        "{access}"
+    );
+    assert!(access.contains("status=200"), "{access}");
+    assert!(
+        !host.stderr().contains("Content-Length: "),
+        "{}",
+        host.stderr()
+    );
+    // The route table says what each app is.
+    let routes = get(&format!(
+        "http://{}/routes",
+        host.admin.expect("admin endpoints are on")
+    ))
+    .await
+    .text();
+    assert!(routes.contains("\"world\":\"legacy\""), "{routes}");
+}
+
+#[tokio::test]
+async fn status_headers_and_body_follow_the_last_call() {
+    let config = config(&probe_apps());
+    let host = Host::start(Some(&config.path()), &[]);
+    let reply = expect(&host, "/last_wins", 202).await;
+    assert_eq!(reply.text(), "second");
+    assert_eq!(reply.header("x-a"), Some("2"));
+    assert_eq!(reply.headers.get_all("x-a").iter().count(), 1);
+    assert_eq!(reply.header("x-b"), Some("b"));
+    let reply = expect(&host, "/teapot", 418).await;
+    assert_eq!(reply.text(), "short and stout\n");
+    let raw = support::raw_exchange(
+        host.address,
+        b"GET /teapot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(raw.starts_with("HTTP/1.1 418 I'm a teapot\r\n"), "{raw}");
+    // A module that answers nothing answers 200 with no body.
+    let reply = expect(&host, "/quiet", 200).await;
+    assert_eq!(reply.body.len(), 0);
+    assert_eq!(expect(&host, "/probe", 200).await.text(), "probe\n");
+    // A Content-Length that does not match the body is logged, and the
+    // response is framed with the real length.
+    let reply = expect(&host, "/content_length_wrong", 200).await;
+    assert_eq!(reply.text(), "hello");
+    assert_eq!(reply.header("content-length"), Some("5"));
+    host.wait_for_log(&[
+        &request_id(&reply),
+        "the module set Content-Length: 3 but its body is 5 bytes; the host sent Content-Length: 5",
+    ]);
+}
+
+#[tokio::test]
+async fn db_get_reads_the_env_table_whole_truncated_or_absent() {
+    let config = config(&probe_apps());
+    let host = Host::start(Some(&config.path()), &[]);
+    let reply = expect(&host, "/db_get_probe", 200).await;
+    assert_eq!(
+        reply.text(),
+        "full=16:value-of-present truncated=16:val absent=-1\n"
+    );
+}
+
+#[tokio::test]
+async fn hostile_modules_fail_alone_and_the_host_serves_on() {
+    let config = config(&probe_apps());
+    let host = Host::start(Some(&config.path()), &[]);
+    let reply = expect(&host, "/trap", 500).await;
+    let line = host.wait_for_log(&[&request_id(&reply), "request failed"]);
+    assert!(line.contains("kind=\"unreachable\""), "{line}");
+    assert!(line.contains("backtrace: "), "{line}");
+    let reply = expect(&host, "/bad_pointer", 500).await;
+    let line = host.wait_for_log(&[&request_id(&reply), "request failed"]);
+    assert!(line.contains("kind=\"out of bounds\""), "{line}");
+    assert!(
+        line.contains("log: the message at 0xfffffff0 of 100 bytes lies outside the module's"),
+        "{line}"
+    );
+    let reply = expect(&host, "/bad_size", 500).await;
+    host.wait_for_log(&[
+        &request_id(&reply),
+        "response_set_body: the body at 0x0 of 18446744073709551615 bytes lies outside",
+    ]);
+    let started = Instant::now();
+    let reply = expect(&host, "/spin", 504).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the deadline stopped it"
+    );
+    host.wait_for_log(&[&request_id(&reply), "kind=\"deadline\""]);
+    // Growing past max_memory stops the module, as it stops a component.
+    let reply = expect(&host, "/grow", 500).await;
+    host.wait_for_log(&[
+        &request_id(&reply),
+        "kind=\"memory\"",
+        "the app's limit is 33554432",
+    ]);
+    assert_eq!(expect(&host, "/tcp_bad_fd", 200).await.text(), "read=-4\n");
+    assert_eq!(expect(&host, "/probe", 200).await.text(), "probe\n");
+}
+
+/// The backend sample: its address from `db_get("/env/backend")`, then a
+/// round trip through a loopback echo server, allowed only by the flag.
+#[tokio::test]
+async fn the_backend_sample_reaches_its_echo_server_only_when_allowed() {
+    let echo = EchoServer::start();
+    let env = format!("env = {{ \"/env/backend\" = \"{}\" }}\n", echo.address);
+    let backend = guest_artifacts::LEGACY_BACKEND_PATH;
+    let config = config(&[
+        ("backend", backend, None, &env),
+        ("unset", backend, None, ""),
+    ]);
+    let allowed = Host::start(
+        Some(&config.path()),
+        &["--allow-tcp", &echo.address.to_string()],
+    );
+    let reply = expect(&allowed, "/backend", 200).await;
+    assert_eq!(
+        reply.text(),
+        "backend answered: hello from serverless-wasm\n"
+    );
+    let reply = expect(&allowed, "/unset", 500).await;
+    assert_eq!(reply.text(), "no /env/backend in the app's env\n");
+    let accepted = echo.accepted();
+    drop(allowed);
+
+    let denied = Host::start(Some(&config.path()), &[]);
+    let reply = expect(&denied, "/backend", 502).await;
+    assert_eq!(
+        reply.text(),
+        format!(
+            "cannot reach {}: denied by the outbound policy (-1)\n",
+            echo.address
+        )
+    );
+    denied.wait_for_log(&[
+        &request_id(&reply),
+        &format!("refused outbound TCP connection to {}", echo.address),
+    ]);
+    assert_eq!(echo.accepted(), accepted, "no connection was made");
+}
+
+#[test]
+fn host_run_and_host_compile_take_core_modules() {
+    let output = host_command()
+        .args([
+            "run",
+            guest_artifacts::LEGACY_HELLO_PATH,
+            "--function",
+            "bonjour",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("HTTP/1.1 200 OK\n"), "{stdout}");
+    assert!(stdout.ends_with("\n\nBonjour, le monde !\n"), "{stdout}");
+    let output = host_command()
+        .args(["run", guest_artifacts::LEGACY_WAT_HELLO_PATH])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the core module exports no `handle` function to call; it exports `hello`, `bonjour`: name the one to call with function = \"...\""),
+        "{stderr}"
+    );
+
+    let cache = tempfile::tempdir().unwrap();
+    let config = config(&[(
+        "hello",
+        guest_artifacts::LEGACY_HELLO_PATH,
+        Some("hello"),
+        "",
+    )]);
+    let output = host_command()
+        .arg("compile")
+        .arg(config.path())
+        .arg(format!("--cache-dir={}", cache.path().display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("compiled and cached"), "{stdout}");
+    assert!(stdout.ends_with("1 components ready\n"), "{stdout}");
+}
+
+/// The original README ran the host from the repository root with paths
+/// relative to it: such a path is found in the working directory, with a
+/// warning that names both places.
+#[tokio::test]
+async fn a_file_path_missing_next_to_the_config_is_found_in_the_working_directory() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("samples")).unwrap();
+    std::fs::copy(
+        guest_artifacts::LEGACY_HELLO_PATH,
+        root.path().join("samples/testfunc.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.path().join("samples/config.toml"),
+        "listen_address = \"127.0.0.1:0\"\n\n[[applications]]\nfile_path = \"./samples/testfunc.wasm\"\nmethod = \"GET\"\nurl_path = \"/hello\"\nfunction = \"hello\"\n",
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(support::HOST_BIN);
+    command.current_dir(root.path());
+    let host = Host::start_with(
+        command,
+        Some(std::path::Path::new("samples/config.toml")),
+        &[],
+    );
+    assert_eq!(expect(&host, "/hello", 200).await.text(), "Hello, world!\n");
+    host.wait_for_log(&[
+        "samples/config.toml:4:13: file_path `./samples/testfunc.wasm` is not next to the configuration file (looked for samples/./samples/testfunc.wasm); using ./samples/testfunc.wasm in the working directory",
+    ]);
+}
