@@ -53,7 +53,10 @@ fn probe_apps() -> Vec<(
     ]
     .into_iter()
     .map(|name| (name, probe, Some(name), extra))
-    .chain([("probe", probe, None, extra)])
+    .chain([
+        ("probe", probe, None, extra),
+        ("spin_fuel", probe, Some("spin"), "fuel = 1000000\n"),
+    ])
     .collect()
 }
 
@@ -204,6 +207,9 @@ async fn hostile_modules_fail_alone_and_the_host_serves_on() {
         "the deadline stopped it"
     );
     host.wait_for_log(&[&request_id(&reply), "kind=\"deadline\""]);
+    // Fuel bounds a module's work as it bounds a component's.
+    let reply = expect(&host, "/spin_fuel", 500).await;
+    host.wait_for_log(&[&request_id(&reply), "kind=\"fuel\""]);
     // Growing past max_memory stops the module, as it stops a component.
     let reply = expect(&host, "/grow", 500).await;
     host.wait_for_log(&[
