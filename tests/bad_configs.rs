@@ -104,11 +104,14 @@ golden_files! {
     empty_function,
     function_on_component,
     get_and_head_routes,
+    legacy_files,
     legacy_handle_with_params,
     legacy_import_type,
     legacy_memory_too_large,
     legacy_no_handle,
     legacy_no_memory,
+    legacy_own_memory_too_large,
+    legacy_two_memories,
     legacy_unknown_function,
     legacy_unknown_import,
     legacy_wasi_import,
@@ -221,5 +224,5 @@ fn every_module_in_data_matches_its_text() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 9);
 }

@@ -49,7 +49,7 @@ async fn host_compile_fills_the_cache_and_serve_loads_from_it() {
     assert!(first.status.success(), "{first:?}");
     let text = stdout(&first);
     assert_eq!(text.matches("compiled and cached").count(), 2, "{text}");
-    assert!(text.contains("2 components ready"), "{text}");
+    assert!(text.contains("2 files ready"), "{text}");
     assert_eq!(entries(cache.path()).len(), 2);
 
     let second = compile(&config.path(), cache.path());

@@ -50,12 +50,21 @@ fn probe_apps() -> Vec<(
         "tcp_bad_fd",
         "teapot",
         "quiet",
+        "bad_content_length",
+        "reserved_header",
+        "bad_status",
     ]
     .into_iter()
     .map(|name| (name, probe, Some(name), extra))
     .chain([
         ("probe", probe, None, extra),
         ("spin_fuel", probe, Some("spin"), "fuel = 1000000\n"),
+        (
+            "big_body",
+            probe,
+            Some("big_body"),
+            "max_response_body = \"1 MiB\"\n",
+        ),
     ])
     .collect()
 }
@@ -210,6 +219,36 @@ async fn hostile_modules_fail_alone_and_the_host_serves_on() {
     // Fuel bounds a module's work as it bounds a component's.
     let reply = expect(&host, "/spin_fuel", 500).await;
     host.wait_for_log(&[&request_id(&reply), "kind=\"fuel\""]);
+    // A call that breaks the ABI's rules stops the module; the line names
+    // the function and the rule.
+    for (path, why) in [
+        (
+            "/bad_content_length",
+            "response_set_header: Content-Length `abc` is not a number of bytes",
+        ),
+        (
+            "/reserved_header",
+            "response_set_header: the host manages the `transfer-encoding` header; a module cannot set it",
+        ),
+        (
+            "/bad_status",
+            "response_set_status_line: 99 is not a final HTTP status (200 to 999)",
+        ),
+        (
+            "/big_body",
+            "response_set_body: the response would pass the app's max_response_body of 1048576 bytes",
+        ),
+    ] {
+        let reply = expect(&host, path, 500).await;
+        let line = host.wait_for_log(&[&request_id(&reply), "request failed"]);
+        assert!(line.contains("kind=\"bad ABI call\""), "{path}: {line}");
+        assert!(
+            line.contains(&format!(
+                "the handler trapped (bad ABI call): {why}; backtrace: "
+            )),
+            "{path}: {line}"
+        );
+    }
     // Growing past max_memory stops the module, as it stops a component.
     let reply = expect(&host, "/grow", 500).await;
     host.wait_for_log(&[
@@ -228,9 +267,16 @@ async fn the_backend_sample_reaches_its_echo_server_only_when_allowed() {
     let echo = EchoServer::start();
     let env = format!("env = {{ \"/env/backend\" = \"{}\" }}\n", echo.address);
     let backend = guest_artifacts::LEGACY_BACKEND_PATH;
+    let limit = format!("{env}max_tcp_connections = 1\n");
     let config = config(&[
         ("backend", backend, None, &env),
         ("unset", backend, None, ""),
+        (
+            "limit",
+            guest_artifacts::LEGACY_PROBE_PATH,
+            Some("tcp_limit"),
+            &limit,
+        ),
     ]);
     let allowed = Host::start(
         Some(&config.path()),
@@ -243,6 +289,26 @@ async fn the_backend_sample_reaches_its_echo_server_only_when_allowed() {
     );
     let reply = expect(&allowed, "/unset", 500).await;
     assert_eq!(reply.text(), "no /env/backend in the app's env\n");
+    // The module never closes its connection: the host does, when the
+    // request ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while echo.open() > 0 {
+        assert!(Instant::now() < deadline, "the connection stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A request may open `max_tcp_connections`; the next gets -5.
+    let reply = expect(&allowed, "/limit", 200).await;
+    let text = reply.text();
+    let first: i64 = text
+        .strip_prefix("first=")
+        .and_then(|rest| rest.strip_suffix(" second=-5\n"))
+        .and_then(|fd| fd.parse().ok())
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(first >= 0, "{text}");
+    allowed.wait_for_log(&[
+        &request_id(&reply),
+        "this request already opened 1 connections, the app's limit",
+    ]);
     let accepted = echo.accepted();
     drop(allowed);
 
@@ -294,7 +360,7 @@ fn host_run_and_host_compile_take_core_modules() {
     );
 
     let cache = tempfile::tempdir().unwrap();
-    let config = config(&[(
+    let hello = config(&[(
         "hello",
         guest_artifacts::LEGACY_HELLO_PATH,
         Some("hello"),
@@ -302,7 +368,7 @@ fn host_run_and_host_compile_take_core_modules() {
     )]);
     let output = host_command()
         .arg("compile")
-        .arg(config.path())
+        .arg(hello.path())
         .arg(format!("--cache-dir={}", cache.path().display()))
         .output()
         .unwrap();
@@ -312,8 +378,35 @@ fn host_run_and_host_compile_take_core_modules() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("compiled and cached"), "{stdout}");
-    assert!(stdout.ends_with("1 components ready\n"), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{}: compiled and cached ({} ms)\n1 files ready\n",
+            guest_artifacts::LEGACY_HELLO_PATH,
+            stdout
+                .split(" (")
+                .nth(1)
+                .and_then(|rest| rest.split(" ms)").next())
+                .unwrap_or("?")
+        )
+    );
+    // Each app is checked as `host serve` checks it, its `function` too.
+    let config = config(&[("hola", guest_artifacts::LEGACY_HELLO_PATH, Some("hola"), "")]);
+    let output = host_command()
+        .arg("compile")
+        .arg(config.path())
+        .arg(format!("--cache-dir={}", cache.path().display()))
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "error: app `hola` ({}): function = \"hola\" names no function the core module exports; it exports `bonjour`, `handle`, `hello`\n",
+            guest_artifacts::LEGACY_HELLO_PATH
+        )
+    );
 }
 
 /// The original README ran the host from the repository root with paths
@@ -344,4 +437,62 @@ async fn a_file_path_missing_next_to_the_config_is_found_in_the_working_director
     host.wait_for_log(&[
         "samples/config.toml:4:13: file_path `./samples/testfunc.wasm` is not next to the configuration file (looked for samples/./samples/testfunc.wasm); using ./samples/testfunc.wasm in the working directory",
     ]);
+}
+
+/// The host's codes and the SDK's are one table: each of the host's
+/// codes is a named error of the SDK's.
+#[test]
+fn the_sdk_knows_every_code_the_host_returns() {
+    use serverless_runtime::legacy_codes as code;
+    use serverless_wasm_legacy::TcpError;
+    for (value, shown) in [
+        (code::DENIED, "denied by the outbound policy (-1)"),
+        (code::CONNECT_FAILED, "connection failed (-2)"),
+        (code::TIMED_OUT, "timed out (-3)"),
+        (code::BAD_DESCRIPTOR, "unknown or closed descriptor (-4)"),
+        (
+            code::TOO_MANY_CONNECTIONS,
+            "too many connections for this request (-5)",
+        ),
+        (code::IO_ERROR, "other I/O error (-6)"),
+        (code::BAD_ADDRESS, "bad address text (-7)"),
+    ] {
+        let error = TcpError::from_code(value).expect("a failure code");
+        assert!(!matches!(error, TcpError::Unknown(_)), "{value}");
+        assert_eq!(error.to_string(), shown);
+    }
+    assert_eq!(code::ABSENT, -1);
+}
+
+/// `allowed_http` (which the operator's flags must cover, so it is no
+/// golden file) is for components: a core module makes no HTTP requests.
+#[test]
+fn allowed_http_on_a_core_module_is_a_startup_error() {
+    let config = config(&[(
+        "hello",
+        guest_artifacts::LEGACY_HELLO_PATH,
+        Some("hello"),
+        "allowed_http = [\"http://127.0.0.1:8080\"]\n",
+    )]);
+    let output = host_command()
+        .arg("serve")
+        .arg(config.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-http",
+            "http://127.0.0.1:8080",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "error: {}:3:13: app `hello` ({}): allowed_http is for components, but this is a core module of the serverless-wasm ABI: a serverless-wasm module makes no HTTP requests; remove the key\n",
+            config.path().display(),
+            guest_artifacts::LEGACY_HELLO_PATH
+        )
+    );
 }

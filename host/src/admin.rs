@@ -344,7 +344,7 @@ fn routes_json(routes: &RouteTable<Arc<App>>) -> String {
                 "methods": methods.to_string(),
                 "app": &**app.name(),
                 "component": app.component(),
-                "world": app.world().to_string(),
+                "world": app.kind().to_string(),
             })
         })
         .collect();

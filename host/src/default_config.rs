@@ -215,6 +215,7 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
             outbound: OutboundConfig::default(),
             limits: serverless_config::AppLimits::default(),
             world: None,
+            world_location: None,
             function: sample.function.map(|name| serverless_config::Function {
                 name: name.to_owned(),
                 location: None,

@@ -86,6 +86,8 @@ pub struct AppConfig {
     /// The world the component implements, when the configuration says;
     /// otherwise the host tells from the component's exports.
     pub world: Option<World>,
+    /// Where `world` is written, for errors found later.
+    pub world_location: Option<Location>,
     /// The export a core module of the serverless-wasm ABI calls, when not
     /// `handle`.
     pub function: Option<Function>,
@@ -108,9 +110,6 @@ pub enum World {
     /// The standard `wasi:http/proxy` world: exports
     /// `wasi:http/incoming-handler`.
     WasiHttp,
-    /// A core module of the original serverless-wasm ABI (2018): told
-    /// from the file, never written as `world`.
-    Legacy,
 }
 
 impl std::fmt::Display for World {
@@ -118,7 +117,6 @@ impl std::fmt::Display for World {
         f.write_str(match self {
             World::Handler => "handler",
             World::WasiHttp => "wasi-http",
-            World::Legacy => "legacy",
         })
     }
 }

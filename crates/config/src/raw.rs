@@ -47,7 +47,7 @@ struct RawApp {
     tcp_connect_timeout: Option<Timeout>,
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
-    world: Option<WorldField>,
+    world: Option<Spanned<WorldField>>,
     function: Option<Spanned<FunctionField>>,
     timeout: Option<Timeout>,
     max_memory: Option<ByteSize>,
@@ -224,7 +224,8 @@ pub(crate) fn parse(
                 io_timeout: app.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
                 max_connections: app.max_tcp_connections.unwrap_or(defaults.max_connections),
             },
-            world: app.world.map(|w| w.0),
+            world_location: app.world.as_ref().map(|w| lines.locate(w.span().start)),
+            world: app.world.map(|w| w.into_inner().0),
             function: app.function.map(|function| crate::Function {
                 location: Some(lines.locate(function.span().start)),
                 name: function.into_inner().0,
@@ -366,10 +367,20 @@ fn resolve_component(base: &Path, file_path: &str) -> Result<Resolved, String> {
             "file_path `{file_path}` is a directory ({}); name the component's .wasm file",
             file.display()
         )),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "component file `{file_path}` does not exist (looked for {}); paths are relative to the configuration file",
-            file.display()
-        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let also = if base.as_os_str().is_empty() || in_working_directory.is_absolute() {
+                String::new()
+            } else {
+                format!(
+                    ", then {} in the working directory",
+                    in_working_directory.display()
+                )
+            };
+            Err(format!(
+                "component file `{file_path}` does not exist (looked for {}{also}); paths are relative to the configuration file",
+                file.display()
+            ))
+        }
         Err(error) => Err(format!(
             "cannot read component file `{file_path}` ({}): {error}",
             file.display()

@@ -271,9 +271,17 @@ impl CompileCache {
     }
 }
 
+/// Keeps [`Compiled`] to the two types this module implements it for: its
+/// `deserialize` is only sound for their own `serialize` output.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for wasmtime::component::Component {}
+    impl Sealed for wasmtime::Module {}
+}
+
 /// What the cache holds: compiled components, and core modules of the
 /// serverless-wasm ABI.
-pub trait Compiled: Sized {
+pub trait Compiled: Sized + sealed::Sealed {
     /// Compiles `wasm`.
     fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
     /// The machine code, for an entry.

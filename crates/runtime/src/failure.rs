@@ -27,6 +27,9 @@ pub enum FailureKind {
     Trap,
     /// A host function failed in a way that stops the guest.
     HostError,
+    /// A core module called the serverless-wasm ABI against its rules (a
+    /// status or header no response can have, a bad `Content-Length`).
+    AbiMisuse,
     /// No instance could be created.
     Instantiate,
     /// A wasi:http guest answered with an error code.
@@ -59,6 +62,7 @@ impl FailureKind {
             FailureKind::BadCall => "bad call",
             FailureKind::Trap => "trap",
             FailureKind::HostError => "host error",
+            FailureKind::AbiMisuse => "bad ABI call",
             FailureKind::Instantiate => "instantiate",
             FailureKind::ErrorCode => "error code",
             FailureKind::NoResponse => "no response",

@@ -31,7 +31,7 @@ mod sockets;
 mod state;
 mod stdio;
 
-pub use app::{App, HandleError, LaterStats};
+pub use app::{App, AppKind, HandleError, LaterStats};
 pub use cache::{CacheError, CacheOutcome, CompileCache, Compiled};
 pub use denials::{Denials, DeniedVia};
 pub use engine::{Runtime, RuntimeCounters, RuntimeError, RuntimeSettings};

@@ -211,6 +211,9 @@ pub fn trap_kind(error: &wasmtime::Error) -> FailureKind {
     if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return FailureKind::Memory;
     }
+    if error.downcast_ref::<crate::legacy::AbiMisuse>().is_some() {
+        return FailureKind::AbiMisuse;
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => FailureKind::Fuel,
         Some(Trap::UnreachableCodeReached) => FailureKind::Unreachable,

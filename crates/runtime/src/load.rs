@@ -53,6 +53,13 @@ pub enum LoadProblem {
     FunctionOnComponent(String),
     /// The app's `world` key on a core module, which has no world.
     WorldOnCoreModule(World),
+    /// Another key that only components have, on a core module.
+    KeyOnCoreModule {
+        /// The key.
+        key: &'static str,
+        /// Why a core module cannot use it.
+        why: &'static str,
+    },
     /// The component imports something the host does not provide, or
     /// lacks an export of the world it was taken for.
     DoesNotFit(World, wasmtime::Error),
@@ -92,6 +99,10 @@ impl fmt::Display for LoadProblem {
                 f,
                 "function = \"{function}\" is for core modules of the serverless-wasm ABI, but this is a component, which serves its world's export; remove the key"
             ),
+            LoadProblem::KeyOnCoreModule { key, why } => write!(
+                f,
+                "{key} is for components, but this is a core module of the serverless-wasm ABI: {why}; remove the key"
+            ),
             LoadProblem::WorldOnCoreModule(world) => write!(
                 f,
                 "world = \"{world}\" is for components, but this is a core module of the serverless-wasm ABI, which has no world; remove the key"
@@ -100,7 +111,6 @@ impl fmt::Display for LoadProblem {
                 let expected = match world {
                     World::Handler => "a handler-world component exports `handle: func()`",
                     World::WasiHttp => "a wasi:http component exports `wasi:http/incoming-handler@0.2.x`",
-                    World::Legacy => "a serverless-wasm core module exports the function its route calls",
                 };
                 write!(
                     f,
@@ -158,6 +168,18 @@ pub struct OperatorRules {
     pub http: HttpAllowlist,
 }
 
+/// Refuses the `function` key, which only core modules have, on a
+/// component.
+fn no_function(config: &AppConfig) -> Result<(), (LoadProblem, Option<Location>)> {
+    match &config.function {
+        Some(function) => Err((
+            LoadProblem::FunctionOnComponent(function.name.clone()),
+            function.location.clone(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Tells the world of a component from its exports.
 fn detect_world(engine: &wasmtime::Engine, component: &Component) -> Result<World, LoadProblem> {
     let exports: Vec<String> = component
@@ -187,12 +209,12 @@ enum ComponentKey {
 
 /// What a file compiled to.
 enum Artifact {
-    Component(Box<Compiled>),
+    Component(Box<CompiledComponent>),
     Module(Module),
 }
 
 /// A component compiled for some apps, with what was found out about it.
-struct Compiled {
+struct CompiledComponent {
     component: Component,
     /// The world its exports name, once an app without `world` asked.
     detected: Option<World>,
@@ -201,7 +223,7 @@ struct Compiled {
     wasi_http: Option<ProxyPre<InstanceState>>,
 }
 
-impl Compiled {
+impl CompiledComponent {
     /// The component pre-instantiated for `world`, made once.
     fn entry(
         &mut self,
@@ -216,11 +238,6 @@ impl Compiled {
             World::WasiHttp => Entry::WasiHttp(made_once(&mut self.wasi_http, || {
                 ProxyPre::new(linker.instantiate_pre(component)?)
             })?),
-            World::Legacy => {
-                return Err(wasmtime::Error::msg(
-                    "a component is not a core module of the serverless-wasm ABI",
-                ));
-            }
         })
     }
 }
@@ -364,56 +381,31 @@ impl Runtime {
                 Slot::Occupied(known) => known.into_mut(),
                 Slot::Vacant(slot) => slot.insert(
                     match self.compile(&config.component).map_err(fail_boxed)?.0 {
-                        Wasm::Component(component) => Artifact::Component(Box::new(Compiled {
-                            component,
-                            detected: None,
-                            handler: None,
-                            wasi_http: None,
-                        })),
+                        Wasm::Component(component) => {
+                            Artifact::Component(Box::new(CompiledComponent {
+                                component,
+                                detected: None,
+                                handler: None,
+                                wasi_http: None,
+                            }))
+                        }
                         Wasm::Module(module) => Artifact::Module(module),
                     },
                 ),
             };
+            let at_key = |(problem, location): (LoadProblem, Option<Location>)| {
+                let mut error = fail(problem);
+                if location.is_some() {
+                    error.location = location;
+                }
+                Box::new(error)
+            };
             let entry = match artifact {
                 Artifact::Module(module) => {
-                    if let Some(world) = config.world {
-                        return Err(fail_boxed(LoadProblem::WorldOnCoreModule(world)));
-                    }
-                    let function = config.function.as_ref();
-                    LegacyPre::new(
-                        module.clone(),
-                        function.map(|f| f.name.as_str()),
-                        config.limits.max_memory,
-                        self.legacy_linker.clone(),
-                    )
-                    .map(Entry::Legacy)
-                    .map_err(|problem| {
-                        let at_function = matches!(
-                            problem,
-                            LegacyProblem::MissingFunction {
-                                configured: true,
-                                ..
-                            } | LegacyProblem::FunctionType { .. }
-                        );
-                        let mut error = fail(LoadProblem::Legacy(problem));
-                        if let Some(location) = function
-                            .and_then(|f| f.location.clone())
-                            .filter(|_| at_function)
-                        {
-                            error.location = Some(location);
-                        }
-                        Box::new(error)
-                    })?
+                    Entry::Legacy(self.legacy_pre(module.clone(), &config).map_err(at_key)?)
                 }
                 Artifact::Component(component) => {
-                    if let Some(function) = &config.function {
-                        let mut error =
-                            fail(LoadProblem::FunctionOnComponent(function.name.clone()));
-                        if let Some(location) = function.location.clone() {
-                            error.location = Some(location);
-                        }
-                        return Err(Box::new(error));
-                    }
+                    no_function(&config).map_err(at_key)?;
                     let world = match config.world {
                         Some(world) => world,
                         None => match &component.detected {
@@ -441,35 +433,22 @@ impl Runtime {
         })
     }
 
-    /// Compiles one component into the compile cache (or finds it there),
-    /// for `host compile`, and checks that it fits its world (`world`, or
-    /// the one its exports name) as `load_routes` would.
-    pub fn precompile(
-        &self,
-        source: &ComponentSource,
-        world: Option<World>,
-    ) -> Result<CacheOutcome, LoadProblem> {
-        let (wasm, outcome) = self.compile(source)?;
+    /// Compiles one app's component or module into the compile cache (or
+    /// finds it there), for `host compile`, and checks it as `load_routes`
+    /// would: a component against its world (`world`, or the one its
+    /// exports name), a core module against the ABI and the app's keys.
+    pub fn precompile(&self, config: &AppConfig) -> Result<CacheOutcome, LoadProblem> {
+        let (wasm, outcome) = self.compile(&config.component)?;
         let component = match wasm {
             Wasm::Component(component) => component,
             Wasm::Module(module) => {
-                // The imports must fit the ABI; which export a route calls
-                // is the configuration's business.
-                if let Some(world) = world {
-                    return Err(LoadProblem::WorldOnCoreModule(world));
-                }
-                LegacyPre::new(module, None, u64::MAX, self.legacy_linker.clone())
-                    .map(drop)
-                    .or_else(|problem| match problem {
-                        LegacyProblem::MissingFunction { .. }
-                        | LegacyProblem::FunctionType { .. } => Ok(()),
-                        other => Err(other),
-                    })
-                    .map_err(LoadProblem::Legacy)?;
+                self.legacy_pre(module, config)
+                    .map_err(|(problem, _)| problem)?;
                 return Ok(outcome);
             }
         };
-        let world = match world {
+        no_function(config).map_err(|(problem, _)| problem)?;
+        let world = match config.world {
             Some(world) => world,
             None => detect_world(&self.engine, &component)?,
         };
@@ -480,12 +459,62 @@ impl Runtime {
         match world {
             World::Handler => HandlerPre::new(instance_pre).map(drop),
             World::WasiHttp => ProxyPre::new(instance_pre).map(drop),
-            World::Legacy => Err(wasmtime::Error::msg(
-                "a component is not a core module of the serverless-wasm ABI",
-            )),
         }
         .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
         Ok(outcome)
+    }
+
+    /// `module` checked for `config`: the keys only components have, then
+    /// the ABI, with where the offending key is written when it is one.
+    fn legacy_pre(
+        &self,
+        module: Module,
+        config: &AppConfig,
+    ) -> Result<LegacyPre, (LoadProblem, Option<Location>)> {
+        if let Some(world) = config.world {
+            return Err((
+                LoadProblem::WorldOnCoreModule(world),
+                config.world_location.clone(),
+            ));
+        }
+        if !config.files.is_empty() {
+            return Err((
+                LoadProblem::KeyOnCoreModule {
+                    key: "files",
+                    why: "a serverless-wasm module has no filesystem",
+                },
+                None,
+            ));
+        }
+        if config.outbound.allowed_http.is_some() {
+            return Err((
+                LoadProblem::KeyOnCoreModule {
+                    key: "allowed_http",
+                    why: "a serverless-wasm module makes no HTTP requests",
+                },
+                None,
+            ));
+        }
+        let function = config.function.as_ref();
+        LegacyPre::new(
+            module,
+            function.map(|f| f.name.as_str()),
+            config.limits.max_memory,
+            self.legacy_linker.clone(),
+        )
+        .map_err(|problem| {
+            let at_function = matches!(
+                problem,
+                LegacyProblem::MissingFunction {
+                    configured: true,
+                    ..
+                } | LegacyProblem::FunctionType { .. }
+            );
+            let location = function
+                .and_then(|f| f.location.clone())
+                .filter(|_| at_function);
+            (LoadProblem::Legacy(problem), location)
+        })
     }
 
     fn compile(&self, source: &ComponentSource) -> Result<(Wasm, CacheOutcome), LoadProblem> {

@@ -1,5 +1,5 @@
-//! `host compile`: every component of a configuration into the compile
-//! cache, so that `host serve` starts without compiling.
+//! `host compile`: every component and core module of a configuration
+//! into the compile cache, so that `host serve` starts without compiling.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,29 +17,29 @@ pub(crate) struct CompileArgs {
     pub(crate) cache: CacheArgs,
 }
 
-/// Runs `host compile`: every distinct component of the configuration into
-/// the compile cache, each checked against its world as `host serve` checks
-/// it at startup.
+/// Runs `host compile`: every distinct component or core module of the
+/// configuration into the compile cache, each app checked as `host serve`
+/// checks it at startup.
 pub(crate) fn run(args: CompileArgs) -> anyhow::Result<()> {
     let (config, _sample_site) = load_config(args.config.as_deref())?;
     let runtime = prepare_runtime(&config, 1, &args.cache)?;
     let mut seen = std::collections::HashSet::new();
+    // Every app is checked (a core module against its `function` and
+    // `max_memory`); each file is compiled once, the cache serving the
+    // apps that share it.
     for (_, _, app) in config.routes.routes() {
-        if !seen.insert(app.component.to_string()) {
-            continue;
-        }
         let started = Instant::now();
-        let outcome = runtime
-            .precompile(&app.component, app.world)
-            .map_err(|problem| {
-                anyhow::anyhow!("app `{}` ({}): {problem}", app.name, app.component)
-            })?;
-        println!(
-            "{}: {outcome} ({} ms)",
-            app.component,
-            started.elapsed().as_millis()
-        );
+        let outcome = runtime.precompile(app).map_err(|problem| {
+            anyhow::anyhow!("app `{}` ({}): {problem}", app.name, app.component)
+        })?;
+        if seen.insert(app.component.to_string()) {
+            println!(
+                "{}: {outcome} ({} ms)",
+                app.component,
+                started.elapsed().as_millis()
+            );
+        }
     }
-    println!("{} components ready", seen.len());
+    println!("{} files ready", seen.len());
     Ok(())
 }

@@ -144,6 +144,7 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
         location: None,
         outbound: OutboundConfig::default(),
         world: None,
+        world_location: None,
         function: args
             .function
             .clone()

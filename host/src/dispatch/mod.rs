@@ -23,7 +23,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use serverless_config::RouteTable;
 use serverless_router::Lookup;
-use serverless_runtime::{App, InvocationStats, LaterStats, ResponseBody, World};
+use serverless_runtime::{App, AppKind, InvocationStats, LaterStats, ResponseBody, World};
 use tracing::Instrument as _;
 
 use handler::BodyBudget;
@@ -290,8 +290,8 @@ impl Dispatcher {
             log_too_large(&name, request_id, limit);
             return Err(refused(Refusal::TooLarge));
         }
-        match app.world() {
-            World::Handler | World::Legacy => {
+        match app.kind() {
+            AppKind::Component(World::Handler) | AppKind::Legacy => {
                 // The whole body is read before the request takes a slot,
                 // under the app's timeout and within the host-wide budget
                 // of bodies being read: a client that trickles or stalls
@@ -310,7 +310,7 @@ impl Dispatcher {
                     .await
                     .map_err(refused)
             }
-            World::WasiHttp => {
+            AppKind::Component(World::WasiHttp) => {
                 // The body streams to the guest, whose deadline covers its
                 // reads as every other host call.
                 let Some(admitted) = self.admit(table, &name, request_id).await else {

@@ -6,8 +6,6 @@ use std::time::Duration;
 use wasmtime::WasmBacktrace;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 
-use serverless_config::World;
-
 use crate::failure::FailureKind;
 use crate::handles::HandleRefusal;
 use crate::host::response::{MAX_HEAD_BYTES, MAX_HEADERS};
@@ -51,9 +49,9 @@ pub enum HandleError {
     /// A wasi:http guest returned without setting its response.
     #[error("the handler returned without setting a response")]
     NoResponse,
-    /// The request was handed to an app of the other world.
-    #[error("the app serves the {0} world, not this kind of request")]
-    WrongWorld(World),
+    /// The request was handed to an app of another kind.
+    #[error("the app serves the {0} kind of request, not this one")]
+    WrongWorld(super::AppKind),
     /// The request's mounted folders would take more OS handles than its
     /// budget or the host's allow.
     #[error("cannot open the mounted folders: {0}")]

@@ -33,7 +33,7 @@ impl App {
         let entry = match &self.entry {
             Entry::Handler(pre) => Runs::Handler(pre.clone()),
             Entry::Legacy(pre) => Runs::Legacy(pre.clone()),
-            Entry::WasiHttp(_) => return Err(HandleError::WrongWorld(self.world())),
+            Entry::WasiHttp(_) => return Err(HandleError::WrongWorld(self.kind())),
         };
         let call = HandlerCall {
             request,

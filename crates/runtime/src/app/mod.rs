@@ -36,6 +36,25 @@ use crate::state::InstanceState;
 pub use error::HandleError;
 pub use wasi_http::LaterStats;
 
+/// What an app runs: a component of one of the two worlds, or a core
+/// module of the original serverless-wasm ABI (which has no world).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// A component of `world`.
+    Component(World),
+    /// A core module of the serverless-wasm ABI.
+    Legacy,
+}
+
+impl std::fmt::Display for AppKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppKind::Component(world) => world.fmt(f),
+            AppKind::Legacy => f.write_str("legacy"),
+        }
+    }
+}
+
 /// The pre-instantiated component, by world, or the checked core module.
 pub(crate) enum Entry {
     Handler(HandlerPre<InstanceState>),
@@ -118,12 +137,12 @@ impl App {
         &self.component
     }
 
-    /// The world the app's component implements.
-    pub fn world(&self) -> World {
+    /// What the app runs: a component of which world, or a core module.
+    pub fn kind(&self) -> AppKind {
         match self.entry {
-            Entry::Handler(_) => World::Handler,
-            Entry::WasiHttp(_) => World::WasiHttp,
-            Entry::Legacy(_) => World::Legacy,
+            Entry::Handler(_) => AppKind::Component(World::Handler),
+            Entry::WasiHttp(_) => AppKind::Component(World::WasiHttp),
+            Entry::Legacy(_) => AppKind::Legacy,
         }
     }
 

@@ -70,7 +70,7 @@ impl App {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let Entry::WasiHttp(pre) = &self.entry else {
-            return Err(HandleError::WrongWorld(self.world()));
+            return Err(HandleError::WrongWorld(self.kind()));
         };
         let deadline = crate::limits::deadline_after(self.limits.timeout);
         let timeout = self.limits.timeout;

@@ -20,9 +20,18 @@ use crate::state::{HandlerCall, InstanceState};
 /// The most one `tcp_read` returns, as `outbound-tcp`'s `read`.
 const MAX_READ_BYTES: u64 = 64 * 1024;
 
-/// A trap that names the function and what was wrong.
-fn refused(function: &str, why: String) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("{function}: {why}"))
+/// A call that breaks the ABI's rules: it traps the instance, and the
+/// failure line names the function and what was wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{function}: {why}")]
+pub(crate) struct AbiMisuse {
+    pub(crate) function: &'static str,
+    pub(crate) why: String,
+}
+
+/// The trap for `function`'s misuse.
+pub(super) fn refused(function: &'static str, why: String) -> wasmtime::Error {
+    wasmtime::Error::new(AbiMisuse { function, why })
 }
 
 /// What a response error means, for the trap.
@@ -53,7 +62,7 @@ fn explain(error: &ResponseError) -> String {
 /// The request's response being built.
 fn call<'a>(
     caller: &'a mut Caller<'_, InstanceState>,
-    function: &str,
+    function: &'static str,
 ) -> wasmtime::Result<&'a mut HandlerCall> {
     caller
         .data_mut()
@@ -62,9 +71,11 @@ fn call<'a>(
         .ok_or_else(|| refused(function, "there is no request to answer".to_owned()))
 }
 
-/// The guest's text: UTF-8 as the ABI's Rust strings are, lossily.
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The guest's text: UTF-8 as the ABI's Rust strings are, lossily (a
+/// copy only when it is not).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 /// Adds the eight `env` functions to `linker`.
@@ -73,10 +84,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         "env",
         "log",
         |mut caller: Caller<'_, InstanceState>, ptr: i32, size: i64| -> wasmtime::Result<()> {
-            let message = memory::read(&mut caller, ptr, size, "log", "message")?;
-            // Cut into pieces and counted against the request's output
-            // budget, as the handler world's `log`.
-            caller.data().output.log(Level::INFO, &text(&message));
+            // Read in place: the line is cut into pieces and counted
+            // against the request's output budget, as the handler world's
+            // `log`, so a huge message costs no copy of itself.
+            let memory = memory::of(&mut caller)?;
+            let data = memory.data(&caller);
+            let range = memory::range(data.len(), ptr, size, "log", "message")?;
+            let message = String::from_utf8_lossy(&data[range]);
+            caller.data().output.log(Level::INFO, &message);
             Ok(())
         },
     )?;
@@ -89,7 +104,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
          size: i64|
          -> wasmtime::Result<()> {
             const NAME: &str = "response_set_status_line";
-            let reason = text(&memory::read(&mut caller, ptr, size, NAME, "reason")?);
+            let reason = text(memory::read(&mut caller, ptr, size, NAME, "reason")?);
             let parsed = u16::try_from(code)
                 .map_err(|_| ResponseError::InvalidStatus(0))
                 .and_then(status)
@@ -103,7 +118,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
                 return Err(refused(
                     NAME,
                     format!(
-                        "the reason phrase `{}` holds a control character",
+                        "the reason phrase `{}` holds a control character or a character outside Latin-1",
                         reason.escape_debug()
                     ),
                 ));
@@ -125,7 +140,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
          value_size: i64|
          -> wasmtime::Result<()> {
             const NAME: &str = "response_set_header";
-            let name = text(&memory::read(
+            let name = text(memory::read(
                 &mut caller,
                 name_ptr,
                 name_size,
@@ -145,7 +160,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
                             NAME,
                             format!(
                                 "Content-Length `{}` is not a number of bytes",
-                                text(&value).escape_debug()
+                                String::from_utf8_lossy(&value).escape_debug()
                             ),
                         )
                     })?;
@@ -153,10 +168,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
                 return Ok(());
             }
             let name = header_name(&name).map_err(|error| refused(NAME, explain(&error)))?;
+            // The value's bytes go out as they are (a component's string
+            // is sent as Latin-1 code points instead).
             let value = HeaderValue::from_bytes(&value).map_err(|_| {
                 refused(
                     NAME,
-                    explain(&ResponseError::InvalidHeaderValue(text(&value))),
+                    explain(&ResponseError::InvalidHeaderValue(
+                        String::from_utf8_lossy(&value).into_owned(),
+                    )),
                 )
             })?;
             call(&mut caller, NAME)?
@@ -169,7 +188,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         "response_set_body",
         |mut caller: Caller<'_, InstanceState>, ptr: i32, size: i64| -> wasmtime::Result<()> {
             const NAME: &str = "response_set_body";
-            let body = memory::read(&mut caller, ptr, size, NAME, "body")?;
+            // The range and the app's limit are checked before the body is
+            // copied out of the guest's memory.
+            let memory = memory::of(&mut caller)?;
+            let range = memory::range(memory.data(&caller).len(), ptr, size, NAME, "body")?;
+            let limit = call(&mut caller, NAME)?.max_response_body;
+            if range.len() as u64 > limit {
+                call(&mut caller, NAME)?.response_too_large = true;
+                return Err(refused(NAME, explain(&ResponseError::TooLarge(limit))));
+            }
+            let body = memory.data(&caller)[range].to_vec();
             call(&mut caller, NAME)?
                 .set_body(body)
                 .map_err(|error| refused(NAME, explain(&error)))

@@ -11,12 +11,18 @@ use crate::state::InstanceState;
 /// The module's memory: the one it exports as `memory`, or the one the
 /// host made for its `env.memory` import.
 pub(super) fn of(caller: &mut Caller<'_, InstanceState>) -> wasmtime::Result<Memory> {
+    if let Some(memory) = caller.data().legacy.memory {
+        return Ok(memory);
+    }
+    // A start function runs before the instance's exports are known.
     if let Some(Extern::Memory(memory)) = caller.get_export("memory") {
         return Ok(memory);
     }
-    caller.data().legacy.imported_memory.ok_or_else(|| {
-        wasmtime::Error::msg("the module has no memory the host can read (export it as `memory` or import `env.memory`)")
-    })
+    Err(super::abi::refused(
+        "env",
+        "the module has no memory the host can read (export it as `memory` or import `env.memory`)"
+            .to_owned(),
+    ))
 }
 
 /// `ptr .. ptr + size` in a memory of `len` bytes, or the trap for

@@ -28,7 +28,7 @@ mod abi;
 mod memory;
 mod module;
 
-pub(crate) use abi::{add_to_linker, check_declared_length};
+pub(crate) use abi::{AbiMisuse, add_to_linker, check_declared_length};
 pub(crate) use module::LegacyPre;
 pub use module::LegacyProblem;
 
@@ -59,8 +59,9 @@ pub mod code {
 /// call.
 #[derive(Default)]
 pub(crate) struct LegacyState {
-    /// The memory the host made for a module that imports `env.memory`.
-    pub(crate) imported_memory: Option<wasmtime::Memory>,
+    /// The module's memory once known: the one the host made for its
+    /// `env.memory` import, or, once instantiated, the one it exports.
+    pub(crate) memory: Option<wasmtime::Memory>,
     /// The `Content-Length` the module set itself, checked against the
     /// body when it returns.
     pub(crate) declared_length: Option<u64>,

@@ -130,6 +130,9 @@ pub enum LegacyProblem {
     /// The module uses the ABI's functions but has no memory they can
     /// reach.
     NoMemory,
+    /// The module has more than one memory (imported or its own): the ABI's
+    /// pointers name one.
+    SeveralMemories(u32),
     /// The function to call is not exported.
     MissingFunction {
         /// Its name (`handle` or the app's `function`).
@@ -195,7 +198,11 @@ impl fmt::Display for LegacyProblem {
                 minimum / 65536
             ),
             LegacyProblem::NoMemory => f.write_str(
-                "the core module calls the serverless-wasm ABI but neither exports its memory as `memory` nor imports `env.memory`; the host could not read what it passes",
+                "the core module calls the serverless-wasm ABI but neither exports its memory as `memory` nor imports `env.memory`, so the host could not read what it passes; export the memory (rustc does by default) or link with --import-memory",
+            ),
+            LegacyProblem::SeveralMemories(count) => write!(
+                f,
+                "the core module has {count} memories; the serverless-wasm ABI's pointers reach one, so a module has one memory, its own (exported as `memory`) or `env.memory`"
             ),
             LegacyProblem::MissingFunction {
                 function,
@@ -230,6 +237,8 @@ impl fmt::Display for LegacyProblem {
         }
     }
 }
+
+impl std::error::Error for LegacyProblem {}
 
 /// What to pass for one of a module's imports.
 #[derive(Clone)]
@@ -286,6 +295,28 @@ impl LegacyPre {
     ) -> Result<LegacyPre, LegacyProblem> {
         let mut imports = Vec::new();
         let mut calls_the_abi = false;
+        let own = module.resources_required();
+        let memories = own.num_memories
+            + module
+                .imports()
+                .filter(|import| matches!(import.ty(), ExternType::Memory(_)))
+                .count() as u32;
+        if memories > 1 {
+            return Err(LegacyProblem::SeveralMemories(memories));
+        }
+        // The module's own memory, exported or not, starts within the
+        // app's limit too (in 64 KiB pages; custom page sizes are not
+        // enabled).
+        if let Some(pages) = own.max_initial_memory_size {
+            let minimum = pages.saturating_mul(65536);
+            if minimum > max_memory {
+                return Err(LegacyProblem::MemoryTooLarge {
+                    imported: false,
+                    minimum,
+                    max_memory,
+                });
+            }
+        }
         let mut has_memory = matches!(module.get_export(MEMORY), Some(ExternType::Memory(_)));
         for import in module.imports() {
             let unknown = || LegacyProblem::UnknownImport {
@@ -342,16 +373,6 @@ impl LegacyPre {
         if calls_the_abi && !has_memory {
             return Err(LegacyProblem::NoMemory);
         }
-        if let Some(ExternType::Memory(ty)) = module.get_export(MEMORY) {
-            let minimum = ty.minimum().saturating_mul(ty.page_size());
-            if minimum > max_memory {
-                return Err(LegacyProblem::MemoryTooLarge {
-                    imported: false,
-                    minimum,
-                    max_memory,
-                });
-            }
-        }
         let (function, configured) = match function {
             Some(function) => (function, true),
             None => ("handle", false),
@@ -381,13 +402,18 @@ impl LegacyPre {
             externs.push(match import {
                 Import::Memory(ty) => {
                     let memory = Memory::new(&mut *store, ty.clone())?;
-                    store.data_mut().legacy.imported_memory = Some(memory);
+                    store.data_mut().legacy.memory = Some(memory);
                     memory.into()
                 }
                 Import::Function(name) => self.linker.get(&mut *store, "env", name)?,
             });
         }
-        Instance::new_async(&mut *store, &self.module, &externs).await
+        let instance = Instance::new_async(&mut *store, &self.module, &externs).await?;
+        // Found once, not by name at every call.
+        if let Some(memory) = instance.get_memory(&mut *store, MEMORY) {
+            store.data_mut().legacy.memory = Some(memory);
+        }
+        Ok(instance)
     }
 
     /// Calls the route's function in `instance`.
@@ -461,10 +487,13 @@ mod tests {
             })
         );
         let unknown = r#"(module (import "env" "sleep" (func)) (func (export "handle")))"#;
-        assert!(matches!(
+        assert_eq!(
             check(unknown, None, MIB),
-            Err(LegacyProblem::UnknownImport { name, .. }) if name == "sleep"
-        ));
+            Err(LegacyProblem::UnknownImport {
+                module: "env".into(),
+                name: "sleep".into()
+            })
+        );
         let typed = r#"(module (import "env" "log" (func (param i32 i32))) (memory (export "memory") 1) (func (export "handle")))"#;
         assert_eq!(
             check(typed, None, MIB),
@@ -504,13 +533,28 @@ mod tests {
                 exported: vec!["hello".into(), "bonjour".into()]
             })
         );
-        assert!(matches!(
+        assert_eq!(
             check(two, Some("hola"), MIB),
             Err(LegacyProblem::MissingFunction {
+                function: "hola".into(),
                 configured: true,
-                ..
+                exported: vec!["hello".into(), "bonjour".into()]
             })
-        ));
+        );
+        let twice = r#"(module (import "env" "memory" (memory 1)) (import "env" "memory" (memory 1)) (func (export "handle")))"#;
+        assert_eq!(
+            check(twice, None, MIB),
+            Err(LegacyProblem::SeveralMemories(2))
+        );
+        let hidden = r#"(module (memory 17) (func (export "handle")))"#;
+        assert_eq!(
+            check(hidden, None, MIB),
+            Err(LegacyProblem::MemoryTooLarge {
+                imported: false,
+                minimum: 17 * 65536,
+                max_memory: MIB
+            })
+        );
         let typed_export = r#"(module (func (export "handle") (param i32)))"#;
         assert_eq!(
             check(typed_export, None, MIB),

@@ -13,6 +13,12 @@
 //! * `tcp_bad_fd`: reads from descriptor 99, never opened.
 //! * `teapot`: answers 418.
 //! * `quiet`: returns without setting anything.
+//! * `bad_content_length`: declares `Content-Length: abc`.
+//! * `reserved_header`: sets `Transfer-Encoding`, which the host manages.
+//! * `bad_status`: sets status 99.
+//! * `big_body`: sets a 2 MiB body.
+//! * `tcp_limit`: connects twice to `db_get("/env/backend")` and answers
+//!   `first=<fd> second=<fd or code>`.
 //! * `handle`: answers `probe`.
 #![cfg(target_arch = "wasm32")]
 
@@ -20,7 +26,7 @@ use core::arch::wasm32;
 use core::hint::black_box;
 use core::ptr;
 
-use serverless_wasm_legacy::{raw, set_body, set_header, set_status};
+use serverless_wasm_legacy::{db_get, raw, set_body, set_header, set_status};
 
 /// Answers 200 with `body`.
 fn ok(body: &str) {
@@ -155,4 +161,45 @@ pub extern "C" fn quiet() {}
 #[unsafe(no_mangle)]
 pub extern "C" fn handle() {
     ok("probe\n");
+}
+
+/// Declares a `Content-Length` that is not a number: the call traps.
+#[unsafe(no_mangle)]
+pub extern "C" fn bad_content_length() {
+    set_header("Content-Length", "abc");
+    ok("unreachable\n");
+}
+
+/// Sets a header the host manages: the call traps.
+#[unsafe(no_mangle)]
+pub extern "C" fn reserved_header() {
+    set_header("Transfer-Encoding", "chunked");
+    ok("unreachable\n");
+}
+
+/// Sets a status no response can have: the call traps.
+#[unsafe(no_mangle)]
+pub extern "C" fn bad_status() {
+    set_status(99, "Too Early");
+    ok("unreachable\n");
+}
+
+/// Sets a 2 MiB body, past a 1 MiB `max_response_body`: the call traps.
+#[unsafe(no_mangle)]
+pub extern "C" fn big_body() {
+    set_body(&vec![b'x'; 2 << 20]);
+}
+
+/// Opens two connections to the app's `/env/backend`: with
+/// `max_tcp_connections = 1` the second gets the limit's code.
+#[unsafe(no_mangle)]
+pub extern "C" fn tcp_limit() {
+    let address = db_get("/env/backend").unwrap_or_default();
+    let connect = || {
+        // SAFETY: the pointer and size describe `address`, only read.
+        unsafe { raw::tcp_connect(address.as_ptr(), address.len() as u64) }
+    };
+    let first = connect();
+    let second = connect();
+    ok(&format!("first={first} second={second}\n"));
 }
