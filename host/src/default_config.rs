@@ -236,6 +236,7 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
     Ok(Samples {
         config: Config {
             warnings: Vec::new(),
+            services: Vec::new(),
             listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
             routes,
         },

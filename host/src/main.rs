@@ -14,6 +14,7 @@ mod invocations;
 mod logging;
 mod reload;
 mod server;
+mod services;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -278,6 +278,26 @@ pub(crate) fn guest_mount_path(text: &str) -> Result<String, String> {
     Ok(format!("/{trimmed}"))
 }
 
+/// A service's `restart`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct RestartField(pub crate::Restart);
+
+impl TryFrom<String> for RestartField {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "always" => Ok(RestartField(crate::Restart::Always)),
+            "on-failure" => Ok(RestartField(crate::Restart::OnFailure)),
+            "never" => Ok(RestartField(crate::Restart::Never)),
+            _ => Err(format!(
+                "unknown restart `{text}`; use \"always\", \"on-failure\" (the default: after a trap or a non-zero exit) or \"never\""
+            )),
+        }
+    }
+}
+
 /// `world`: `"handler"` or `"wasi-http"`.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "String")]

@@ -58,6 +58,45 @@ pub struct Config {
     pub routes: RouteTable<AppConfig>,
     /// What the host should log when it takes this configuration.
     pub warnings: Vec<ConfigWarning>,
+    /// The `[[services]]`, in the file's order.
+    pub services: Vec<ServiceConfig>,
+}
+
+/// One `[[services]]` entry: a long-running `wasi:cli` command.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Unique among apps and services.
+    pub name: String,
+    /// The command component.
+    pub component: ComponentSource,
+    /// Its arguments after the program name.
+    pub args: Vec<String>,
+    /// Its environment, sorted by name.
+    pub env: Vec<(String, String)>,
+    /// Values from the host's environment, kept out of the log.
+    pub secrets: Vec<String>,
+    /// The addresses it may bind and listen on, each within the
+    /// operator's `--allow-listen` rules; `None` for those rules as they are.
+    pub listen: Option<Vec<(TcpRule, Location)>>,
+    /// When it is started again after it ends.
+    pub restart: Restart,
+    /// How large each of its memories may grow, in bytes.
+    pub max_memory: u64,
+    /// Its outbound rules and limits, as an app's.
+    pub outbound: OutboundConfig,
+    /// Where its `file_path` is written.
+    pub location: Option<Location>,
+}
+
+/// When a service that ended is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Whatever way it ended.
+    Always,
+    /// After a trap or a non-zero exit status.
+    OnFailure,
+    /// Never: it ran once.
+    Never,
 }
 
 /// One `[[applications]]` entry.

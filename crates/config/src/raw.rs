@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use crate::error::Diagnostic;
 use crate::fields::{
-    AppName, ByteSize, EnvName, EnvValue, FunctionField, ListenAddress, Methods, MountValue, Route,
-    Timeout, WorldField, guest_mount_path, is_name_char,
+    AppName, ByteSize, EnvName, EnvValue, FunctionField, ListenAddress, Methods, MountValue,
+    RestartField, Route, Timeout, WorldField, guest_mount_path, is_name_char,
 };
 use crate::lines::LineIndex;
 use crate::{
@@ -29,6 +29,27 @@ struct RawConfig {
     max_response_body: Option<ByteSize>,
     #[serde(default)]
     applications: Vec<RawApp>,
+    #[serde(default)]
+    services: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<AppName>,
+    file_path: Spanned<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<EnvName, Spanned<EnvValue>>,
+    listen: Option<Vec<Spanned<String>>>,
+    restart: Option<RestartField>,
+    max_memory: Option<ByteSize>,
+    allowed_tcp: Option<Vec<Spanned<String>>>,
+    allowed_http: Option<Vec<Spanned<String>>>,
+    tcp_connect_timeout: Option<Timeout>,
+    tcp_io_timeout: Option<Timeout>,
+    max_tcp_connections: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -77,7 +98,7 @@ pub(crate) fn parse(
         Diagnostic::at(&lines, span, message).into()
     };
 
-    if raw.applications.is_empty() {
+    if raw.applications.is_empty() && raw.services.is_empty() {
         return Err(at(
             0..0,
             "the configuration has no applications; add an [[applications]] table with file_path, method and url_path".to_owned(),
@@ -154,27 +175,7 @@ pub(crate) fn parse(
         };
         let route_span = app.url_path.span();
         let route = app.url_path.into_inner().0;
-        let mut env = Vec::with_capacity(app.env.len());
-        let mut secrets = Vec::new();
-        for (key, value) in app.env {
-            let span = value.span();
-            match value.into_inner() {
-                EnvValue::Literal(value) => env.push((key.0, value)),
-                EnvValue::FromEnv(source_name) => {
-                    let value = lookup_env(&source_name).ok_or_else(|| {
-                        at(
-                            span,
-                            format!(
-                                "app `{name}`: env `{}` takes its value from the host environment variable `{source_name}`, which is not set; set it before starting the host",
-                                key.0
-                            ),
-                        )
-                    })?;
-                    secrets.push(value.clone());
-                    env.push((key.0, value));
-                }
-            }
-        }
+        let (env, secrets) = env_table(app.env, &format!("app `{name}`"), lookup_env, &at)?;
         let files = match app.files {
             None => Vec::new(),
             Some(files) => mounts(base, files).map_err(|(span, message)| at(span, message))?,
@@ -245,11 +246,100 @@ pub(crate) fn parse(
         route_lines.push((name, lines.line_of(route_span.start).0));
     }
 
+    let mut services = Vec::with_capacity(raw.services.len());
+    for service in raw.services {
+        let name = service.name.get_ref().0.clone();
+        let line = lines.line_of(service.name.span().start).0;
+        if let Some(first) = explicit_lines.get(&name) {
+            return Err(at(
+                service.name.span(),
+                format!(
+                    "service name `{name}` is already used by the app or service at line {first}; names must be unique among apps and services"
+                ),
+            ));
+        }
+        if !taken.insert(name.clone()) {
+            return Err(at(
+                service.name.span(),
+                format!(
+                    "service name `{name}` is already the name of an app (from its file name); give the service another name"
+                ),
+            ));
+        }
+        explicit_lines.insert(name.clone(), line);
+        let file_span = service.file_path.span();
+        let file = match resolve_component(base, service.file_path.get_ref())
+            .map_err(|message| at(file_span.clone(), message))?
+        {
+            Resolved::NextToConfig(file) | Resolved::InWorkingDirectory { file, .. } => file,
+        };
+        let (env, secrets) = env_table(service.env, &format!("service `{name}`"), lookup_env, &at)?;
+        services.push(crate::ServiceConfig {
+            component: ComponentSource::File(file),
+            args: service.args,
+            env,
+            secrets,
+            listen: parse_rules(service.listen, "listen", &at, &locate_in)?,
+            restart: service.restart.map_or(crate::Restart::OnFailure, |r| r.0),
+            max_memory: service.max_memory.map_or(global_limits.max_memory, |s| s.0),
+            outbound: OutboundConfig {
+                allowed_tcp: parse_rules(service.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
+                allowed_http: parse_rules(service.allowed_http, "allowed_http", &at, &locate_in)?,
+                connect_timeout: service
+                    .tcp_connect_timeout
+                    .map_or(defaults.connect_timeout, |t| t.0),
+                io_timeout: service.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
+                max_connections: service
+                    .max_tcp_connections
+                    .unwrap_or(defaults.max_connections),
+            },
+            location: Some(lines.locate(file_span.start)),
+            name,
+        });
+    }
+
     Ok(Config {
         listen_address,
         routes,
         warnings,
+        services,
     })
+}
+
+/// Environment variables, sorted by name.
+type Env = Vec<(String, String)>;
+
+/// An `env` table's variables, sorted by name, and the values that came
+/// from the host's environment (secrets); `owner` names the app or service
+/// in errors.
+fn env_table(
+    table: BTreeMap<EnvName, Spanned<EnvValue>>,
+    owner: &str,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<(Env, Vec<String>), ConfigError> {
+    let mut env = Vec::with_capacity(table.len());
+    let mut secrets = Vec::new();
+    for (key, value) in table {
+        let span = value.span();
+        match value.into_inner() {
+            EnvValue::Literal(value) => env.push((key.0, value)),
+            EnvValue::FromEnv(source_name) => {
+                let value = lookup_env(&source_name).ok_or_else(|| {
+                    at(
+                        span,
+                        format!(
+                            "{owner}: env `{}` takes its value from the host environment variable `{source_name}`, which is not set; set it before starting the host",
+                            key.0
+                        ),
+                    )
+                })?;
+                secrets.push(value.clone());
+                env.push((key.0, value));
+            }
+        }
+    }
+    Ok((env, secrets))
 }
 
 /// Parses an app's `allowed_tcp` or `allowed_http` entries, each with

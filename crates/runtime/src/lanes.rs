@@ -254,6 +254,25 @@ impl SlowLane {
     }
 }
 
+impl SlowLane {
+    /// Runs `life` (a service's run) on the slow lane from its start; the
+    /// returned handle cancels it when dropped.
+    pub(crate) fn spawn_service<F>(
+        &self,
+        life: F,
+    ) -> impl Future<Output = Result<F::Output, tokio::task::JoinError>> + use<F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = match &self.runtime {
+            Some(runtime) => runtime.spawn(life.in_current_span()),
+            None => tokio::spawn(life.in_current_span()),
+        };
+        AbortOnDrop(task)
+    }
+}
+
 impl Drop for SlowLane {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which an async context forbids.

@@ -27,6 +27,7 @@ mod load;
 mod request;
 mod resolve;
 mod response;
+mod service;
 mod sockets;
 mod state;
 mod stdio;
@@ -47,6 +48,7 @@ pub use load::{LoadError, LoadProblem, OperatorRules};
 pub use request::IncomingRequest;
 pub use response::{GuestResponse, InvocationStats};
 pub use serverless_config::World;
+pub use service::{RunEnd, Service, ServiceSettings};
 /// Errors of streamed bodies.
 pub use wasmtime_wasi_http::Error as BodyError;
 /// The body of a response from a `wasi:http` component, streamed.

@@ -53,6 +53,10 @@ pub enum LoadProblem {
     FunctionOnComponent(String),
     /// The app's `world` key on a core module, which has no world.
     WorldOnCoreModule(World),
+    /// A service's component is not a `wasi:cli` command.
+    NotACommand(wasmtime::Error),
+    /// A service's file is a core module.
+    ServiceIsCoreModule,
     /// Another key that only components have, on a core module.
     KeyOnCoreModule {
         /// The key.
@@ -102,6 +106,13 @@ impl fmt::Display for LoadProblem {
             LoadProblem::KeyOnCoreModule { key, why } => write!(
                 f,
                 "{key} is for components, but this is a core module of the serverless-wasm ABI: {why}; remove the key"
+            ),
+            LoadProblem::NotACommand(error) => write!(
+                f,
+                "the component is not a wasi:cli command: {error:#}; a service is a program that exports wasi:cli/run (a Rust binary built for wasm32-wasip2)"
+            ),
+            LoadProblem::ServiceIsCoreModule => f.write_str(
+                "this is a core module; a service is a wasi:cli command component (a Rust binary built for wasm32-wasip2)",
             ),
             LoadProblem::WorldOnCoreModule(world) => write!(
                 f,
@@ -422,15 +433,25 @@ impl Runtime {
                         .map_err(|error| fail_boxed(LoadProblem::DoesNotFit(world, error)))?
                 }
             };
-            let shared = Shared {
-                fuel_metered: self.settings.fuel,
-                contention: self.contention.clone(),
-                slow_lane: self.slow_lane.clone(),
-                handles: self.handles.clone(),
-                denials: self.denials.clone(),
-            };
-            Ok(Arc::new(App::new(config, shared, tcp, http_client, entry)))
+            Ok(Arc::new(App::new(
+                config,
+                self.shared(),
+                tcp,
+                http_client,
+                entry,
+            )))
         })
+    }
+
+    /// What every app and service of this runtime shares.
+    pub(crate) fn shared(&self) -> Shared {
+        Shared {
+            fuel_metered: self.settings.fuel,
+            contention: self.contention.clone(),
+            slow_lane: self.slow_lane.clone(),
+            handles: self.handles.clone(),
+            denials: self.denials.clone(),
+        }
     }
 
     /// Compiles one app's component or module into the compile cache (or
@@ -545,6 +566,17 @@ impl Runtime {
             "{outcome}"
         );
         Ok((wasm, outcome))
+    }
+
+    /// `source` compiled as a component (a service's), through the cache.
+    pub(crate) fn compile_component(
+        &self,
+        source: &ComponentSource,
+    ) -> Result<Component, LoadProblem> {
+        match self.compile(source)?.0 {
+            Wasm::Component(component) => Ok(component),
+            Wasm::Module(_) => Err(LoadProblem::ServiceIsCoreModule),
+        }
     }
 
     /// `bytes` compiled, through the compile cache when there is one.

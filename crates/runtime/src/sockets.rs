@@ -1,6 +1,13 @@
 //! `wasi:sockets`, the standard-library side door to the network: the same
-//! allowlist as `outbound-tcp` decides every TCP connect; binding,
-//! listening and UDP are refused.
+//! allowlist as `outbound-tcp` decides every TCP connect; binding and
+//! listening only a service may, on what the operator's `--allow-listen`
+//! rules (narrowed by its `listen` entries) allow; UDP is refused.
+//!
+//! The order of the decision: an ephemeral bind on the unspecified address
+//! (what every connect does first) passes; a connect asks the connect
+//! allowlist; a bind or listen asks the listen allowlist, which handlers do
+//! not have; everything else (UDP) is refused. Each refusal is counted and
+//! logged with the address and what would allow it.
 //!
 //! Guests reach `wasi:sockets` with addresses only (name lookup is off), so
 //! only network rules can allow them; name rules apply to `outbound-tcp`,
@@ -20,6 +27,7 @@ use crate::stdio::GuestOutput;
 /// guest binds or connects to.
 pub(crate) fn address_check(
     allowlist: Arc<TcpAllowlist>,
+    listen: Option<Arc<TcpAllowlist>>,
     output: GuestOutput,
     denials: Arc<Denials>,
 ) -> impl Fn(SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
@@ -46,13 +54,41 @@ pub(crate) fn address_check(
                     }
                 }
             }
+            // A listener was allowed when it was bound: whoever connects
+            // to it may be accepted.
+            SocketAddrUse::TcpAccept if listen.is_some() => true,
+            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen if listen.is_some() => {
+                match listen
+                    .as_deref()
+                    .map(|listen| listen.decide(address.ip(), address.port(), None))
+                {
+                    Some(Decision::Allowed(_)) => true,
+                    Some(Decision::Denied(why)) => {
+                        denials.count(DeniedVia::WasiSockets);
+                        output.host_note(
+                            Level::WARN,
+                            "wasi-sockets",
+                            &format!(
+                                "refused to listen on {address}: no --allow-listen rule, narrowed by the service's listen entries, allows it ({why})"
+                            ),
+                        );
+                        false
+                    }
+                    None => false,
+                }
+            }
             other => {
                 denials.count(DeniedVia::WasiSockets);
                 output.host_note(
                     Level::WARN,
                     "wasi-sockets",
                     &format!(
-                        "refused {other:?} on {address}: handlers may not bind, listen or use UDP"
+                        "refused {other:?} on {address}: {}",
+                        if listen.is_some() {
+                            "services may not use UDP"
+                        } else {
+                            "handlers may not bind, listen or use UDP"
+                        }
                     ),
                 );
                 false

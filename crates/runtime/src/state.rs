@@ -76,9 +76,26 @@ impl WasiRecipe {
             .allow_tcp(true)
             .socket_addr_check(sockets::address_check(
                 self.tcp_allowlist.clone(),
+                None,
                 self.output.clone(),
                 self.denials.clone(),
             ));
+        builder
+    }
+
+    /// The same for a service, which may also bind and listen where
+    /// `listen` allows.
+    pub(crate) fn builder_listening(
+        &self,
+        listen: Arc<TcpAllowlist>,
+    ) -> wasmtime_wasi::WasiCtxBuilder {
+        let mut builder = self.builder();
+        builder.socket_addr_check(sockets::address_check(
+            self.tcp_allowlist.clone(),
+            Some(listen),
+            self.output.clone(),
+            self.denials.clone(),
+        ));
         builder
     }
 }

@@ -59,6 +59,7 @@ pub(crate) fn max_memory(config: &Config) -> u64 {
         .routes
         .routes()
         .map(|(_, _, app)| app.limits.max_memory)
+        .chain(config.services.iter().map(|service| service.max_memory))
         .max()
         .unwrap_or(0)
 }

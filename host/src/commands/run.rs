@@ -157,6 +157,7 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
     routes.insert(route, MethodFilter::from_names(["ANY"])?, app)?;
     Ok(Config {
         warnings: Vec::new(),
+        services: Vec::new(),
         listen_address: serverless_config::DEFAULT_LISTEN_ADDRESS.parse()?,
         routes,
     })

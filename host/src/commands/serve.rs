@@ -52,6 +52,12 @@ pub(crate) struct ServeArgs {
     #[arg(long = "allow-http", value_name = "RULE", value_parser = parse_http_rule)]
     pub(crate) allow_http: Vec<serverless_outbound::HttpRule>,
 
+    /// Allows services to bind and listen on an address, repeatable, in
+    /// the --allow-tcp forms (`127.0.0.1:9000`, `0.0.0.0:8000-8099`,
+    /// `[::1]:*`). Without any, no guest may bind or listen.
+    #[arg(long = "allow-listen", value_name = "RULE", value_parser = parse_tcp_rule)]
+    pub(crate) allow_listen: Vec<serverless_outbound::TcpRule>,
+
     /// How many requests may run at once across all apps (each runs in an
     /// instance of the pool, which is sized to this).
     #[arg(long, value_name = "COUNT", default_value_t = 1000)]
@@ -179,6 +185,12 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     };
     let max_connections = reserve_connections(&runtime, args.max_connections)?;
     let routes = runtime.load_routes(config.routes, &operator_rules)?;
+    let services = crate::services::load(
+        &runtime,
+        config.services,
+        &operator_rules,
+        &TcpAllowlist::new(args.allow_listen),
+    )?;
     release_freed_heap();
     let address = args.listen.unwrap_or(config.listen_address);
     let listen_address = config.listen_address;
@@ -249,6 +261,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                 tokio::spawn(reload::ignore_hangups(hangups));
             }
         }
+        let supervisor = crate::services::Supervisor::start(services);
         admin.set_ready(true);
         let signal = shutdown_signal()?;
         let shutdown = {
@@ -271,6 +284,8 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             },
         )
         .await;
+        // After the HTTP drain: the services may be what handlers called.
+        supervisor.stop().await;
         Ok(())
     })
 }

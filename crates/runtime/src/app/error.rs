@@ -108,7 +108,7 @@ pub(super) fn trapped(error: wasmtime::Error, stderr: &StderrTail) -> HandleErro
 
 /// A one-line description of a trap: its cause chain and, when available,
 /// the guest's backtrace as `frame <- frame <- ...`.
-fn describe_trap(error: &wasmtime::Error) -> String {
+pub(crate) fn describe_trap(error: &wasmtime::Error) -> String {
     // The backtrace is attached as context; it is rendered below, one
     // line, instead of in its multi-line form.
     // A host function's trap says which call failed and why before the

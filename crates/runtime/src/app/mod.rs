@@ -34,6 +34,7 @@ use crate::limits::Contention;
 use crate::state::InstanceState;
 
 pub use error::HandleError;
+pub(crate) use error::describe_trap;
 pub use wasi_http::LaterStats;
 
 /// What an app runs: a component of one of the two worlds, or a core
