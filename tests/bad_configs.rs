@@ -125,6 +125,8 @@ golden_files! {
     no_applications,
     not_wasm,
     route_without_slash,
+    service_bad_restart,
+    service_listen_not_covered,
     toml_syntax_error,
     unknown_app_key,
     unknown_method,

@@ -61,20 +61,23 @@ pub(crate) fn load(
     services
         .into_iter()
         .map(|config| {
-            let at = config
-                .location
-                .as_ref()
-                .map(|location| format!("{location}: "))
-                .unwrap_or_default();
-            let owner = format!("{at}service `{}` ({})", config.name, config.component);
-            let listen = narrowed(listen, config.listen.as_deref(), "listen", "--allow-listen", &owner)?;
+            let who = format!("service `{}` ({})", config.name, config.component);
+            let at = |location: Option<&Location>| {
+                location
+                    .or(config.location.as_ref())
+                    .map(|location| format!("{location}: "))
+                    .unwrap_or_default()
+            };
+            let owner = format!("{}{who}", at(None));
+            let listen = narrowed(listen, config.listen.as_deref(), "listen", "--allow-listen")
+                .map_err(|(location, message)| anyhow::anyhow!("{}{who}: {message}", at(location)))?;
             let tcp = narrowed(
                 &operator.tcp,
                 config.outbound.allowed_tcp.as_deref(),
                 "allowed_tcp",
                 "--allow-tcp",
-                &owner,
-            )?;
+            )
+            .map_err(|(location, message)| anyhow::anyhow!("{}{who}: {message}", at(location)))?;
             let http = match &config.outbound.allowed_http {
                 None => operator.http.clone(),
                 Some(entries) => operator
@@ -108,15 +111,15 @@ pub(crate) fn load(
         .collect()
 }
 
-/// `operator`'s rules narrowed by a service's `entries` for `key`, or the
-/// error naming the entry, the flag and the operator's rules.
-fn narrowed(
+/// `operator`'s rules narrowed by a service's `entries` for `key`, or
+/// where the uncovered entry is written and the error naming it, the flag
+/// and the operator's rules.
+fn narrowed<'a>(
     operator: &TcpAllowlist,
-    entries: Option<&[(TcpRule, Location)]>,
+    entries: Option<&'a [(TcpRule, Location)]>,
     key: &str,
     flag: &str,
-    owner: &str,
-) -> anyhow::Result<TcpAllowlist> {
+) -> Result<TcpAllowlist, (Option<&'a Location>, String)> {
     let Some(entries) = entries else {
         return Ok(operator.clone());
     };
@@ -132,10 +135,12 @@ fn narrowed(
             let location = entries
                 .iter()
                 .find(|(rule, _)| *rule == uncovered)
-                .map(|(_, location)| format!(" (at {location})"))
-                .unwrap_or_default();
-            anyhow::anyhow!(
-                "{owner}: {key} entry `{uncovered}`{location} is not covered by {flag} ({given}); a service may only narrow the operator's rules, so remove the entry or ask the operator to allow it"
+                .map(|(_, location)| location);
+            (
+                location,
+                format!(
+                    "{key} entry `{uncovered}` is not covered by {flag} ({given}); a service may only narrow the operator's rules, so remove the entry or ask the operator to allow it"
+                ),
             )
         })
 }

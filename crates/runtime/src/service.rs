@@ -28,6 +28,9 @@ use crate::load::LoadProblem;
 use crate::state::{InstanceState, WasiRecipe};
 use crate::stdio::{GuestOutput, StderrTail};
 
+/// How often a service's output budget (that of one request) starts over.
+const OUTPUT_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A service ready to run: its component pre-instantiated for the
 /// `wasi:cli` command world, and what each run gets.
 pub struct Service {
@@ -141,6 +144,7 @@ impl Service {
             Err(error) => return RunEnd::Trapped(format!("{error:#}")),
         };
         let pre = self.pre.clone();
+        let output = store.data().output.clone();
         let life = async move {
             let outcome = async {
                 let command = pre.instantiate_async(&mut store).await?;
@@ -158,9 +162,21 @@ impl Service {
             }
         };
         let task = self.shared.slow_lane.spawn_service(life);
+        // The output budget is per request for handlers; a service gets a
+        // fresh one every period, so that it is heard for its whole life
+        // and still cannot flood the log.
+        let renew = async {
+            let mut period = tokio::time::interval(OUTPUT_PERIOD);
+            period.tick().await;
+            loop {
+                period.tick().await;
+                output.renew_budget();
+            }
+        };
         tokio::select! {
             ended = task => ended.unwrap_or(RunEnd::Stopped),
             _ = stop.wait_for(|stop| *stop) => RunEnd::Stopped,
+            () = renew => RunEnd::Stopped,
         }
     }
 

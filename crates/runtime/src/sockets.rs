@@ -65,6 +65,8 @@ pub(crate) fn address_check(
                     Some(Decision::Allowed(_)) => true,
                     Some(Decision::Denied(why)) => {
                         denials.count(DeniedVia::WasiSockets);
+                        // The policy's advice names the connect flag.
+                        let why = why.to_string().replace("--allow-tcp", "--allow-listen");
                         output.host_note(
                             Level::WARN,
                             "wasi-sockets",

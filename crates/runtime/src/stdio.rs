@@ -244,6 +244,15 @@ impl GuestOutput {
     pub(crate) fn finish(&self) {
         self.lock().finish();
     }
+
+    /// Starts a new budget: a service, which has no request to end, gets
+    /// one per period instead of one for its whole life. What the old one
+    /// dropped is reported first.
+    pub(crate) fn renew_budget(&self) {
+        let mut output = self.lock();
+        output.report_dropped();
+        output.budget = Budget::new();
+    }
 }
 
 impl Output {
@@ -319,6 +328,11 @@ impl Output {
     fn finish(&mut self) {
         self.drain(Source::Stdout, false);
         self.drain(Source::Stderr, false);
+        self.report_dropped();
+    }
+
+    /// Says how much output was dropped, if any was.
+    fn report_dropped(&mut self) {
         let budget = &mut self.budget;
         if budget.dropped_lines > 0 {
             tracing::warn!(
@@ -679,5 +693,26 @@ mod tests {
             assert!(budget.take(0));
         }
         assert!(!budget.take(0));
+    }
+
+    #[test]
+    fn a_renewed_budget_lets_output_through_again() {
+        let tags = LogTags {
+            app: "service".into(),
+            request_id: "run-1".into(),
+            secrets: Arc::new(Secrets::new(&[])),
+        };
+        let output = GuestOutput::new(tags, StderrTail::default());
+        for _ in 0..=BUDGET_LINES {
+            output.lock().budget.take(0);
+        }
+        assert!(output.lock().budget.cut);
+        output.renew_budget();
+        let renewed = &output.lock().budget;
+        assert!(!renewed.cut);
+        assert_eq!(
+            (renewed.bytes, renewed.lines, renewed.dropped_lines),
+            (BUDGET_BYTES, BUDGET_LINES, 0)
+        );
     }
 }

@@ -1,0 +1,97 @@
+//! `[[services]]` behind the real binary: a guest-hosted HTTP server that
+//! keeps its state across requests, only where `--allow-listen` allows its
+//! address; a service that exits comes back; services stop at shutdown.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use support::{ConfigDir, Host, get, send};
+
+/// A loopback address with a free port.
+fn free_address() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The hello service on `address`.
+fn config(address: &str) -> ConfigDir {
+    ConfigDir::new(&format!(
+        "[[services]]\nname = \"hello\"\nfile_path = {:?}\nargs = [\"{address}\"]\n",
+        guest_artifacts::SERVICE_HELLO_PATH
+    ))
+}
+
+async fn post(url: &str, body: &'static str) -> support::Reply {
+    send(&support::client(), "POST", url, &[], body).await
+}
+
+#[tokio::test]
+async fn a_service_listens_where_allowed_keeps_its_state_and_comes_back() {
+    let address = free_address();
+    let config = config(&address);
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    host.wait_for_log(&[&format!(
+        " INFO guest: listening on {address} app=\"hello\" request_id=\"run-1\" source=\"stdout\""
+    )]);
+    let base = format!("http://{address}");
+    let reply = post(&format!("{base}/hello"), "Bob Morane").await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "👋 Hello Bob Morane")
+    );
+    post(&format!("{base}/hello"), "Ada").await;
+    assert_eq!(get(&format!("{base}/count")).await.text(), "2 greetings\n");
+
+    // It exits; the supervisor starts it again, fresh.
+    // It answers nothing: the program ends.
+    support::raw_exchange(
+        address.parse().unwrap(),
+        b"POST /exit HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    host.wait_for_log(&[
+        "service exited with status 1 after",
+        "service=\"hello\" run=1",
+    ]);
+    host.wait_for_log(&["restarting the service in 100ms service=\"hello\" run=1"]);
+    host.wait_for_log(&[&format!(
+        "listening on {address} app=\"hello\" request_id=\"run-2\""
+    )]);
+    assert_eq!(get(&format!("{base}/count")).await.text(), "0 greetings\n");
+
+    // SIGTERM stops it after the HTTP drain, and the host exits.
+    host.signal(libc::SIGTERM);
+    let mut host = host;
+    let status = host.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert!(
+        host.stderr()
+            .contains("INFO host::services: service stopped by the host service=\"hello\" run=2"),
+        "{}",
+        host.stderr()
+    );
+}
+
+#[tokio::test]
+async fn without_an_allow_listen_rule_the_bind_is_refused_and_named() {
+    let address = free_address();
+    let config = config(&address);
+    let host = Host::start(Some(&config.path()), &[]);
+    let line = host.wait_for_log(&["refused to listen on", &address]);
+    assert!(
+        line.contains(" WARN guest: refused to listen on "),
+        "{line}"
+    );
+    assert!(
+        line.contains("app=\"hello\" request_id=\"run-1\" source=\"wasi-sockets\""),
+        "{line}"
+    );
+    host.wait_for_log(&[&format!("cannot listen on {address}: Permission denied")]);
+    host.wait_for_log(&["restarting the service in 100ms service=\"hello\" run=1"]);
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "nothing listens there"
+    );
+}
