@@ -60,6 +60,23 @@ async fn a_service_listens_where_allowed_keeps_its_state_and_comes_back() {
         "listening on {address} app=\"hello\" request_id=\"run-2\""
     )]);
     assert_eq!(get(&format!("{base}/count")).await.text(), "0 greetings\n");
+    // The admin endpoints say so.
+    let admin = format!("http://{}", host.admin.expect("admin endpoints are on"));
+    let services: serde_json::Value =
+        serde_json::from_str(&get(&format!("{admin}/services")).await.text()).unwrap();
+    assert_eq!(services[0]["name"], "hello");
+    assert_eq!(services[0]["state"], "running");
+    assert_eq!(services[0]["runs"], 2);
+    assert_eq!(services[0]["restarts"], 1);
+    assert_eq!(services[0]["last_end"], "exited with status 1");
+    let metrics = get(&format!("{admin}/metrics")).await.text();
+    for line in [
+        "serverless_service_up{service=\"hello\"} 1\n",
+        "serverless_service_restarts_total{service=\"hello\"} 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert_eq!(get(&format!("{admin}/readyz")).await.status, 200);
 
     // SIGTERM stops it after the HTTP drain, and the host exits.
     host.signal(libc::SIGTERM);
@@ -94,4 +111,8 @@ async fn without_an_allow_listen_rule_the_bind_is_refused_and_named() {
         std::net::TcpStream::connect(&address).is_err(),
         "nothing listens there"
     );
+    // While it waits to restart, the host is not ready.
+    host.wait_for_log(&["restarting the service in 800ms service=\"hello\" run=4"]);
+    let admin = format!("http://{}", host.admin.expect("admin endpoints are on"));
+    assert_eq!(get(&format!("{admin}/readyz")).await.status, 503);
 }

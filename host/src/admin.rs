@@ -4,7 +4,9 @@
 //!
 //! - `GET /healthz`: `200` while the process serves at all.
 //! - `GET /readyz`: `200` once every app is loaded and the listener is up,
-//!   `503` before that and while draining.
+//!   and while every service that restarts is running; `503` before that,
+//!   while one is down, and while draining.
+//! - `GET /services`: each service's state, runs and last end, as JSON.
 //! - `GET /metrics`: the OpenMetrics text format.
 //! - `GET /routes`: the route table as JSON.
 //! - `GET /logs/APP`: the app's last invocations with their log lines, as
@@ -57,6 +59,12 @@ struct TrapLabels {
     kind: String,
 }
 
+/// Labels of per-service series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
 /// Labels of the outbound refusal counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeniedLabels {
@@ -73,6 +81,10 @@ pub(crate) struct Metrics {
     /// Refusals are counted by the runtime; brought up to its totals at
     /// each scrape.
     outbound_denied: Family<DeniedLabels, Counter>,
+    /// Each service's state, restarts and uptime, set at each scrape.
+    service_up: Family<ServiceLabels, Gauge>,
+    service_restarts: Family<ServiceLabels, Counter>,
+    service_uptime: Family<ServiceLabels, Gauge>,
     /// Counted by the runtime too; brought up to date at each scrape.
     slow_lane_moves: Counter,
     /// Counted by the log writer; brought up to date at each scrape.
@@ -156,7 +168,28 @@ impl Metrics {
             "Log lines dropped since the host started because the log writer could not keep up",
             log_lines_dropped.clone(),
         );
+        let service_up = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "service_up",
+            "Whether each service is running now (1) or down (0)",
+            service_up.clone(),
+        );
+        let service_restarts = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "service_restarts",
+            "How often each service was started again since the host started",
+            service_restarts.clone(),
+        );
+        let service_uptime = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "service_uptime_seconds",
+            "How long each service's current run has been running, in whole seconds",
+            service_uptime.clone(),
+        );
         Metrics {
+            service_up,
+            service_restarts,
+            service_uptime,
             registry,
             requests,
             latency,
@@ -232,6 +265,28 @@ impl Metrics {
     pub(crate) fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    /// Brings the service series up to `statuses`.
+    fn catch_up_services(&self, statuses: &[crate::services::Status]) {
+        for status in statuses {
+            let labels = ServiceLabels {
+                service: status.name.to_string(),
+            };
+            self.service_up
+                .get_or_create(&labels)
+                .set(i64::from(status.running_since.is_some()));
+            catch_up(
+                &self.service_restarts.get_or_create(&labels),
+                status.restarts(),
+            );
+            let uptime = status
+                .running_since
+                .map_or(0, |since| since.elapsed().as_secs());
+            self.service_uptime
+                .get_or_create(&labels)
+                .set(i64::try_from(uptime).unwrap_or(i64::MAX));
+        }
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -332,6 +387,26 @@ pub(crate) struct Admin {
     routes: std::sync::RwLock<String>,
     /// The server's invocation store, which `/logs/APP` reads.
     invocations: Arc<Invocations>,
+    /// The services' states.
+    services: Arc<crate::services::Statuses>,
+}
+
+/// The services as the JSON `/services` serves.
+fn services_json(statuses: &[crate::services::Status]) -> String {
+    let entries: Vec<serde_json::Value> = statuses
+        .iter()
+        .map(|status| {
+            serde_json::json!({
+                "name": &*status.name,
+                "state": if status.running_since.is_some() { "running" } else { "down" },
+                "runs": status.runs,
+                "restarts": status.restarts(),
+                "uptime_seconds": status.running_since.map(|since| since.elapsed().as_secs()),
+                "last_end": status.last_end,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
 }
 
 /// The route table as the JSON `/routes` serves.
@@ -358,12 +433,14 @@ impl Admin {
         metrics: Arc<Metrics>,
         routes: &RouteTable<Arc<App>>,
         invocations: Arc<Invocations>,
+        services: Arc<crate::services::Statuses>,
     ) -> Admin {
         Admin {
             ready: AtomicBool::new(false),
             metrics,
             routes: std::sync::RwLock::new(routes_json(routes)),
             invocations,
+            services,
         }
     }
 
@@ -373,6 +450,12 @@ impl Admin {
             .routes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = routes_json(routes);
+    }
+
+    /// The metrics, the services' series brought up to date.
+    fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.catch_up_services(&self.services.snapshot());
+        self.metrics.encode()
     }
 
     /// Whether `/readyz` answers `200`.
@@ -399,7 +482,7 @@ impl Admin {
         }
         match request.uri().path() {
             "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".to_owned()),
-            "/readyz" if self.ready.load(Ordering::SeqCst) => {
+            "/readyz" if self.ready.load(Ordering::SeqCst) && self.services.all_up() => {
                 text(StatusCode::OK, PLAIN, "ready\n".to_owned())
             }
             "/readyz" => text(
@@ -407,7 +490,12 @@ impl Admin {
                 PLAIN,
                 "not ready\n".to_owned(),
             ),
-            "/metrics" => match self.metrics.encode() {
+            "/services" => text(
+                StatusCode::OK,
+                "application/json",
+                services_json(&self.services.snapshot()),
+            ),
+            "/metrics" => match self.metrics_text() {
                 Ok(body) => text(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -459,7 +547,8 @@ impl Admin {
             _ => text(
                 StatusCode::NOT_FOUND,
                 PLAIN,
-                "not found; try /healthz, /readyz, /metrics, /routes or /logs/APP\n".to_owned(),
+                "not found; try /healthz, /readyz, /metrics, /routes, /services or /logs/APP\n"
+                    .to_owned(),
             ),
         }
     }

@@ -23,6 +23,83 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 /// A run that lasted this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(60);
 
+/// What each service is doing, for `/services`, `/readyz` and `/metrics`.
+pub(crate) struct Statuses {
+    services: std::sync::Mutex<Vec<Status>>,
+}
+
+/// One service's state.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub(crate) name: Arc<str>,
+    pub(crate) restart: Restart,
+    /// Since when the current run has been running; `None` while it is
+    /// down (waiting to restart, or ended for good).
+    pub(crate) running_since: Option<std::time::Instant>,
+    /// Runs started so far.
+    pub(crate) runs: u64,
+    /// How the last run ended, if one has.
+    pub(crate) last_end: Option<String>,
+}
+
+impl Status {
+    /// Runs after the first.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.runs.saturating_sub(1)
+    }
+
+    /// Whether the host counts as not ready while this service is down:
+    /// every service but those that run once.
+    pub(crate) fn needed(&self) -> bool {
+        self.restart != Restart::Never
+    }
+}
+
+impl Statuses {
+    /// Every service not yet started.
+    pub(crate) fn new(services: &[(Arc<Service>, Restart)]) -> Arc<Statuses> {
+        Arc::new(Statuses {
+            services: std::sync::Mutex::new(
+                services
+                    .iter()
+                    .map(|(service, restart)| Status {
+                        name: service.name().clone(),
+                        restart: *restart,
+                        running_since: None,
+                        runs: 0,
+                        last_end: None,
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    /// A copy of every service's state.
+    pub(crate) fn snapshot(&self) -> Vec<Status> {
+        self.services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether every service that must run is running.
+    pub(crate) fn all_up(&self) -> bool {
+        self.snapshot()
+            .iter()
+            .all(|status| !status.needed() || status.running_since.is_some())
+    }
+
+    fn update(&self, index: usize, change: impl FnOnce(&mut Status)) {
+        let mut services = self
+            .services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(status) = services.get_mut(index) {
+            change(status);
+        }
+    }
+}
+
 /// The running services, stopped together.
 pub(crate) struct Supervisor {
     stop: watch::Sender<bool>,
@@ -31,11 +108,23 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     /// Starts every service under its restart rule.
-    pub(crate) fn start(services: Vec<(Arc<Service>, Restart)>) -> Supervisor {
+    /// Starts every service under its restart rule, reporting into
+    /// `statuses` (made from the same list).
+    pub(crate) fn start(
+        services: Vec<(Arc<Service>, Restart)>,
+        statuses: Arc<Statuses>,
+    ) -> Supervisor {
         let (stop, stopped) = watch::channel(false);
         let tasks = services
             .into_iter()
-            .map(|(service, restart)| tokio::spawn(supervise(service, restart, stopped.clone())))
+            .enumerate()
+            .map(|(index, (service, restart))| {
+                let status = Reporter {
+                    statuses: statuses.clone(),
+                    index,
+                };
+                tokio::spawn(supervise(service, restart, stopped.clone(), status))
+            })
             .collect();
         Supervisor { stop, tasks }
     }
@@ -162,15 +251,34 @@ fn backoff(failures: u32) -> Duration {
         .min(MOST_BACKOFF)
 }
 
+/// Where one service's supervisor reports.
+struct Reporter {
+    statuses: Arc<Statuses>,
+    index: usize,
+}
+
 /// Runs `service` until it should not run again or the host stops.
-async fn supervise(service: Arc<Service>, restart: Restart, mut stop: watch::Receiver<bool>) {
+async fn supervise(
+    service: Arc<Service>,
+    restart: Restart,
+    mut stop: watch::Receiver<bool>,
+    status: Reporter,
+) {
     let name = service.name().clone();
     let mut short_runs = 0u32;
     for run in 1u64.. {
         tracing::info!(service = &*name, run, "service started");
         let started = tokio::time::Instant::now();
+        status.statuses.update(status.index, |status| {
+            status.runs = run;
+            status.running_since = Some(std::time::Instant::now());
+        });
         let end = service.run(run, stop.clone()).await;
         let lasted = started.elapsed();
+        status.statuses.update(status.index, |status| {
+            status.running_since = None;
+            status.last_end = Some(end.to_string());
+        });
         match &end {
             RunEnd::Stopped => tracing::info!(service = &*name, run, "service {end}"),
             end if end.failed() => {

@@ -207,7 +207,13 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             .local_addr()
             .context("cannot read the bound address")?;
         let metrics = Arc::new(Metrics::new(args.max_instances, runtime.counters()));
-        let admin = Arc::new(Admin::new(metrics.clone(), &routes, invocations.clone()));
+        let statuses = crate::services::Statuses::new(&services);
+        let admin = Arc::new(Admin::new(
+            metrics.clone(),
+            &routes,
+            invocations.clone(),
+            statuses.clone(),
+        ));
         let admin_listen = args
             .admin_listen
             .unwrap_or_else(|| AdminListen::default_for(address));
@@ -261,7 +267,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                 tokio::spawn(reload::ignore_hangups(hangups));
             }
         }
-        let supervisor = crate::services::Supervisor::start(services);
+        let supervisor = crate::services::Supervisor::start(services, statuses);
         admin.set_ready(true);
         let signal = shutdown_signal()?;
         let shutdown = {
