@@ -116,3 +116,17 @@ async fn without_an_allow_listen_rule_the_bind_is_refused_and_named() {
     let admin = format!("http://{}", host.admin.expect("admin endpoints are on"));
     assert_eq!(get(&format!("{admin}/readyz")).await.status, 503);
 }
+
+#[tokio::test]
+async fn a_run_past_its_max_runtime_is_stopped_and_restarted() {
+    let address = free_address();
+    let config = ConfigDir::new(&format!(
+        "[[services]]\nname = \"hello\"\nfile_path = {:?}\nargs = [\"{address}\"]\nmax_runtime = \"300ms\"\n",
+        guest_artifacts::SERVICE_HELLO_PATH
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    let line = host.wait_for_log(&["service stopped: it ran past its max_runtime of 300ms"]);
+    assert!(line.contains(" WARN host::services: "), "{line}");
+    assert!(line.contains("service=\"hello\" run=1"), "{line}");
+    host.wait_for_log(&["service started service=\"hello\" run=2"]);
+}

@@ -190,6 +190,7 @@ pub(crate) fn load(
                     max_connections: config.outbound.max_connections,
                 },
                 max_memory: config.max_memory,
+                max_runtime: config.max_runtime,
             };
             let service = runtime
                 .load_service(&config.component, settings, http)

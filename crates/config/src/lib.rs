@@ -82,6 +82,9 @@ pub struct ServiceConfig {
     pub restart: Restart,
     /// How large each of its memories may grow, in bytes.
     pub max_memory: u64,
+    /// How long one run may last before the host stops it (a failure);
+    /// `None` for as long as it likes.
+    pub max_runtime: Option<std::time::Duration>,
     /// Its outbound rules and limits, as an app's.
     pub outbound: OutboundConfig,
     /// Where its `file_path` is written.

@@ -45,6 +45,7 @@ struct RawService {
     listen: Option<Vec<Spanned<String>>>,
     restart: Option<RestartField>,
     max_memory: Option<ByteSize>,
+    max_runtime: Option<Timeout>,
     allowed_tcp: Option<Vec<Spanned<String>>>,
     allowed_http: Option<Vec<Spanned<String>>>,
     tcp_connect_timeout: Option<Timeout>,
@@ -282,6 +283,7 @@ pub(crate) fn parse(
             listen: parse_rules(service.listen, "listen", &at, &locate_in)?,
             restart: service.restart.map_or(crate::Restart::OnFailure, |r| r.0),
             max_memory: service.max_memory.map_or(global_limits.max_memory, |s| s.0),
+            max_runtime: service.max_runtime.map(|t| t.0),
             outbound: OutboundConfig {
                 allowed_tcp: parse_rules(service.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
                 allowed_http: parse_rules(service.allowed_http, "allowed_http", &at, &locate_in)?,

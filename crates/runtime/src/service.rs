@@ -44,6 +44,7 @@ pub struct Service {
     tcp: TcpSettings,
     http: Arc<HttpClient>,
     max_memory: usize,
+    max_runtime: Option<std::time::Duration>,
     shared: crate::app::Shared,
 }
 
@@ -56,6 +57,8 @@ pub enum RunEnd {
     Trapped(String),
     /// The host asked it to stop.
     Stopped,
+    /// It ran past its `max_runtime`, and the host stopped it.
+    OutOfTime(std::time::Duration),
 }
 
 impl RunEnd {
@@ -64,6 +67,7 @@ impl RunEnd {
         match self {
             RunEnd::Trapped(_) => true,
             RunEnd::Exited(code) => *code != 0,
+            RunEnd::OutOfTime(_) => true,
             RunEnd::Stopped => false,
         }
     }
@@ -75,6 +79,9 @@ impl std::fmt::Display for RunEnd {
             RunEnd::Exited(code) => write!(f, "exited with status {code}"),
             RunEnd::Trapped(trap) => write!(f, "trapped: {trap}"),
             RunEnd::Stopped => f.write_str("stopped by the host"),
+            RunEnd::OutOfTime(limit) => {
+                write!(f, "stopped: it ran past its max_runtime of {limit:?}")
+            }
         }
     }
 }
@@ -93,6 +100,8 @@ pub struct ServiceSettings {
     pub tcp: TcpSettings,
     /// How large its memories may grow, in bytes.
     pub max_memory: u64,
+    /// How long one run may last.
+    pub max_runtime: Option<std::time::Duration>,
 }
 
 impl crate::engine::Runtime {
@@ -125,6 +134,7 @@ impl crate::engine::Runtime {
                 self.handles.clone(),
             )),
             max_memory: usize::try_from(settings.max_memory).unwrap_or(usize::MAX),
+            max_runtime: settings.max_runtime,
             shared: self.shared(),
         })
     }
@@ -173,10 +183,20 @@ impl Service {
                 output.renew_budget();
             }
         };
+        let out_of_time = async {
+            match self.max_runtime {
+                Some(limit) => {
+                    tokio::time::sleep(limit).await;
+                    limit
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ended = task => ended.unwrap_or(RunEnd::Stopped),
             _ = stop.wait_for(|stop| *stop) => RunEnd::Stopped,
             () = renew => RunEnd::Stopped,
+            limit = out_of_time => RunEnd::OutOfTime(limit),
         }
     }
 
