@@ -60,6 +60,9 @@ async fn a_service_listens_where_allowed_keeps_its_state_and_comes_back() {
         "listening on {address} app=\"hello\" request_id=\"run-2\""
     )]);
     assert_eq!(get(&format!("{base}/count")).await.text(), "0 greetings\n");
+    // UDP is off in every guest's WASI context.
+    let reply = post(&format!("{base}/udp"), "").await;
+    assert_eq!(reply.text(), "udp: Permission denied (os error 2)\n");
     // The admin endpoints say so.
     let admin = format!("http://{}", host.admin.expect("admin endpoints are on"));
     let services: serde_json::Value =

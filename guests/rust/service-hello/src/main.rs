@@ -2,7 +2,8 @@
 //! its first argument, kept across requests (the count of greetings lives
 //! in the process). `POST /hello` with a name answers `👋 Hello NAME`;
 //! `GET /count` answers how many greetings it gave; `POST /exit` ends the
-//! program with status 3, for the supervisor's tests.
+//! program with status 3 and `POST /udp` tries a UDP socket, for the
+//! host's tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -63,6 +64,10 @@ fn serve(stream: TcpStream, greetings: &mut u64) -> std::io::Result<()> {
             ("200 OK", format!("👋 Hello {}", name.trim()))
         }
         ("GET", "/count") => ("200 OK", format!("{greetings} greetings\n")),
+        ("POST", "/udp") => match std::net::UdpSocket::bind("127.0.0.1:0") {
+            Ok(_) => ("200 OK", "udp: bound\n".to_owned()),
+            Err(error) => ("200 OK", format!("udp: {error}\n")),
+        },
         ("POST", "/exit") => {
             println!("exiting on request");
             std::process::exit(3);
