@@ -133,3 +133,29 @@ async fn a_run_past_its_max_runtime_is_stopped_and_restarted() {
     assert!(line.contains("service=\"hello\" run=1"), "{line}");
     host.wait_for_log(&["service started service=\"hello\" run=2"]);
 }
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_max_memory_and_the_service_restarted() {
+    let address = free_address();
+    let config = ConfigDir::new(&format!(
+        "[[services]]\nname = \"hello\"\nfile_path = {:?}\nargs = [\"{address}\"]\nmax_memory = \"32 MiB\"\n",
+        guest_artifacts::SERVICE_HELLO_PATH
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    host.wait_for_log(&[&format!(
+        "listening on {address} app=\"hello\" request_id=\"run-1\""
+    )]);
+    support::raw_exchange(
+        address.parse().unwrap(),
+        b"POST /grow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let line = host.wait_for_log(&["service trapped: memory limit: the guest asked for"]);
+    assert!(line.contains("the app's limit is 33554432"), "{line}");
+    assert!(line.contains("service=\"hello\" run=1"), "{line}");
+    host.wait_for_log(&[&format!(
+        "listening on {address} app=\"hello\" request_id=\"run-2\""
+    )]);
+    let reply = post(&format!("http://{address}/hello"), "again").await;
+    assert_eq!(reply.text(), "👋 Hello again");
+}

@@ -2,8 +2,8 @@
 //! its first argument, kept across requests (the count of greetings lives
 //! in the process). `POST /hello` with a name answers `👋 Hello NAME`;
 //! `GET /count` answers how many greetings it gave; `POST /exit` ends the
-//! program with status 3 and `POST /udp` tries a UDP socket, for the
-//! host's tests.
+//! program with status 3, `POST /udp` tries a UDP socket and `POST /grow`
+//! asks for 512 MiB, for the host's tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -64,6 +64,14 @@ fn serve(stream: TcpStream, greetings: &mut u64) -> std::io::Result<()> {
             ("200 OK", format!("👋 Hello {}", name.trim()))
         }
         ("GET", "/count") => ("200 OK", format!("{greetings} greetings\n")),
+        ("POST", "/grow") => {
+            // Far past any sensible max_memory: the host stops the program.
+            let hoard = vec![1u8; 512 << 20];
+            (
+                "200 OK",
+                format!("grew {}\n", hoard.iter().map(|b| *b as u64).sum::<u64>()),
+            )
+        }
         ("POST", "/udp") => match std::net::UdpSocket::bind("127.0.0.1:0") {
             Ok(_) => ("200 OK", "udp: bound\n".to_owned()),
             Err(error) => ("200 OK", format!("udp: {error}\n")),
