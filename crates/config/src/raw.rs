@@ -147,7 +147,6 @@ pub(crate) fn parse(
     }
 
     let locate_in = |offset: usize| lines.locate(offset);
-    let defaults = OutboundConfig::default();
     let mut routes = RouteTable::new();
     let mut warnings = Vec::new();
     let mut route_lines = Vec::new();
@@ -217,15 +216,14 @@ pub(crate) fn parse(
                 .max_request_body
                 .map_or(global_body_limit, |size| size.0),
             location: Some(lines.locate(file_span.start)),
-            outbound: OutboundConfig {
-                allowed_tcp: parse_rules(app.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
-                allowed_http: parse_rules(app.allowed_http, "allowed_http", &at, &locate_in)?,
-                connect_timeout: app
-                    .tcp_connect_timeout
-                    .map_or(defaults.connect_timeout, |t| t.0),
-                io_timeout: app.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
-                max_connections: app.max_tcp_connections.unwrap_or(defaults.max_connections),
-            },
+            outbound: RawOutbound {
+                allowed_tcp: app.allowed_tcp,
+                allowed_http: app.allowed_http,
+                connect_timeout: app.tcp_connect_timeout,
+                io_timeout: app.tcp_io_timeout,
+                max_connections: app.max_tcp_connections,
+            }
+            .validate(&at, &locate_in)?,
             world_location: app.world.as_ref().map(|w| lines.locate(w.span().start)),
             world: app.world.map(|w| w.into_inner().0),
             function: app.function.map(|function| crate::Function {
@@ -284,17 +282,14 @@ pub(crate) fn parse(
             restart: service.restart.map_or(crate::Restart::OnFailure, |r| r.0),
             max_memory: service.max_memory.map_or(global_limits.max_memory, |s| s.0),
             max_runtime: service.max_runtime.map(|t| t.0),
-            outbound: OutboundConfig {
-                allowed_tcp: parse_rules(service.allowed_tcp, "allowed_tcp", &at, &locate_in)?,
-                allowed_http: parse_rules(service.allowed_http, "allowed_http", &at, &locate_in)?,
-                connect_timeout: service
-                    .tcp_connect_timeout
-                    .map_or(defaults.connect_timeout, |t| t.0),
-                io_timeout: service.tcp_io_timeout.map_or(defaults.io_timeout, |t| t.0),
-                max_connections: service
-                    .max_tcp_connections
-                    .unwrap_or(defaults.max_connections),
-            },
+            outbound: RawOutbound {
+                allowed_tcp: service.allowed_tcp,
+                allowed_http: service.allowed_http,
+                connect_timeout: service.tcp_connect_timeout,
+                io_timeout: service.tcp_io_timeout,
+                max_connections: service.max_tcp_connections,
+            }
+            .validate(&at, &locate_in)?,
             location: Some(lines.locate(file_span.start)),
             name,
         });
@@ -306,6 +301,36 @@ pub(crate) fn parse(
         warnings,
         services,
     })
+}
+
+/// The outbound keys an app and a service share, as written.
+struct RawOutbound {
+    allowed_tcp: Option<Vec<Spanned<String>>>,
+    allowed_http: Option<Vec<Spanned<String>>>,
+    connect_timeout: Option<Timeout>,
+    io_timeout: Option<Timeout>,
+    max_connections: Option<u32>,
+}
+
+impl RawOutbound {
+    /// The rules parsed (an entry that does not parse is an error at it),
+    /// and the defaults for what is not written.
+    fn validate(
+        self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        locate_in: &dyn Fn(usize) -> crate::Location,
+    ) -> Result<OutboundConfig, ConfigError> {
+        let defaults = OutboundConfig::default();
+        Ok(OutboundConfig {
+            allowed_tcp: parse_rules(self.allowed_tcp, "allowed_tcp", at, locate_in)?,
+            allowed_http: parse_rules(self.allowed_http, "allowed_http", at, locate_in)?,
+            connect_timeout: self
+                .connect_timeout
+                .map_or(defaults.connect_timeout, |t| t.0),
+            io_timeout: self.io_timeout.map_or(defaults.io_timeout, |t| t.0),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+        })
+    }
 }
 
 /// Environment variables, sorted by name.
