@@ -69,6 +69,7 @@ async fn a_service_listens_where_allowed_keeps_its_state_and_comes_back() {
         serde_json::from_str(&get(&format!("{admin}/services")).await.text()).unwrap();
     assert_eq!(services[0]["name"], "hello");
     assert_eq!(services[0]["state"], "running");
+    assert_eq!(services[0]["restart"], "on-failure");
     assert_eq!(services[0]["runs"], 2);
     assert_eq!(services[0]["restarts"], 1);
     assert_eq!(services[0]["last_end"], "exited with status 1");
@@ -158,4 +159,22 @@ async fn a_memory_bomb_is_stopped_at_max_memory_and_the_service_restarted() {
     )]);
     let reply = post(&format!("http://{address}/hello"), "again").await;
     assert_eq!(reply.text(), "👋 Hello again");
+}
+
+#[tokio::test]
+async fn a_service_s_from_env_values_never_reach_the_log() {
+    let address = free_address();
+    let config = ConfigDir::new(&format!(
+        "[[services]]\nname = \"hello\"\nfile_path = {:?}\nargs = [\"{address}\"]\nenv = {{ TOKEN = {{ from_env = \"SERVICE_TEST_TOKEN\" }} }}\n",
+        guest_artifacts::SERVICE_HELLO_PATH
+    ));
+    let mut command = std::process::Command::new(support::HOST_BIN);
+    command.env("SERVICE_TEST_TOKEN", "s3cr3t-token-value");
+    let host = Host::start_with(command, Some(&config.path()), &["--allow-listen", &address]);
+    let line = host.wait_for_log(&["token ", "request_id=\"run-1\""]);
+    assert!(
+        line.contains(" INFO guest: token [redacted] app=\"hello\""),
+        "{line}"
+    );
+    assert!(!host.stderr().contains("s3cr3t-token-value"));
 }

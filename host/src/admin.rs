@@ -399,6 +399,11 @@ fn services_json(statuses: &[crate::services::Status]) -> String {
             serde_json::json!({
                 "name": &*status.name,
                 "state": if status.running_since.is_some() { "running" } else { "down" },
+                "restart": match status.restart {
+                    serverless_config::Restart::Always => "always",
+                    serverless_config::Restart::OnFailure => "on-failure",
+                    serverless_config::Restart::Never => "never",
+                },
                 "runs": status.runs,
                 "restarts": status.restarts(),
                 "uptime_seconds": status.running_since.map(|since| since.elapsed().as_secs()),

@@ -40,6 +40,8 @@ pub(crate) struct Status {
     pub(crate) runs: u64,
     /// How the last run ended, if one has.
     pub(crate) last_end: Option<String>,
+    /// Set once it will not be started again.
+    pub(crate) finished: bool,
 }
 
 impl Status {
@@ -49,9 +51,10 @@ impl Status {
     }
 
     /// Whether the host counts as not ready while this service is down:
-    /// every service but those that run once.
+    /// every service that will be started again (not one that runs once,
+    /// nor an `on-failure` one that ended well).
     pub(crate) fn needed(&self) -> bool {
-        self.restart != Restart::Never
+        !self.finished
     }
 }
 
@@ -68,6 +71,7 @@ impl Statuses {
                         running_since: None,
                         runs: 0,
                         last_end: None,
+                        finished: *restart == Restart::Never,
                     })
                     .collect(),
             ),
@@ -191,6 +195,7 @@ pub(crate) fn load(
                 },
                 max_memory: config.max_memory,
                 max_runtime: config.max_runtime,
+                secrets: config.secrets,
             };
             let service = runtime
                 .load_service(&config.component, settings, http)
@@ -288,9 +293,16 @@ async fn supervise(
             end => tracing::info!(service = &*name, run, "service {end} after {lasted:?}"),
         }
         if !restarts(restart, &end) {
+            status
+                .statuses
+                .update(status.index, |status| status.finished = true);
             return;
         }
-        short_runs = if lasted >= HEALTHY { 0 } else { short_runs + 1 };
+        short_runs = if lasted >= HEALTHY {
+            0
+        } else {
+            short_runs.saturating_add(1)
+        };
         let pause = backoff(short_runs.saturating_sub(1));
         tracing::info!(service = &*name, run, "restarting the service in {pause:?}");
         tokio::select! {

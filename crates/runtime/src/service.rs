@@ -45,6 +45,8 @@ pub struct Service {
     http: Arc<HttpClient>,
     max_memory: usize,
     max_runtime: Option<std::time::Duration>,
+    /// Its `from_env` values, replaced in every line written for it.
+    secrets: Arc<Secrets>,
     shared: crate::app::Shared,
 }
 
@@ -102,6 +104,8 @@ pub struct ServiceSettings {
     pub max_memory: u64,
     /// How long one run may last.
     pub max_runtime: Option<std::time::Duration>,
+    /// Values from the host's environment, kept out of the log.
+    pub secrets: Vec<String>,
 }
 
 impl crate::engine::Runtime {
@@ -135,6 +139,7 @@ impl crate::engine::Runtime {
             )),
             max_memory: usize::try_from(settings.max_memory).unwrap_or(usize::MAX),
             max_runtime: settings.max_runtime,
+            secrets: Arc::new(Secrets::new(&settings.secrets)),
             shared: self.shared(),
         })
     }
@@ -193,7 +198,15 @@ impl Service {
             }
         };
         tokio::select! {
-            ended = task => ended.unwrap_or(RunEnd::Stopped),
+            // A panic in the host's side of the run is a failure, not a
+            // stop: the supervisor restarts the service.
+            ended = task => ended.unwrap_or_else(|failed| {
+                if failed.is_panic() {
+                    RunEnd::Trapped("the host's side of the run panicked".to_owned())
+                } else {
+                    RunEnd::Stopped
+                }
+            }),
             _ = stop.wait_for(|stop| *stop) => RunEnd::Stopped,
             () = renew => RunEnd::Stopped,
             limit = out_of_time => RunEnd::OutOfTime(limit),
@@ -206,7 +219,7 @@ impl Service {
         let tags = LogTags {
             app: self.name.clone(),
             request_id: format!("run-{run}").into(),
-            secrets: Arc::new(Secrets::new(&[])),
+            secrets: self.secrets.clone(),
         };
         let output = GuestOutput::new(tags.clone(), StderrTail::default());
         let recipe = WasiRecipe {

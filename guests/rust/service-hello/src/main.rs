@@ -2,7 +2,8 @@
 //! its first argument, kept across requests (the count of greetings lives
 //! in the process). `POST /hello` with a name answers `👋 Hello NAME`;
 //! `GET /count` answers how many greetings it gave; `POST /exit` ends the
-//! program with status 3, `POST /udp` tries a UDP socket and `POST /grow`
+//! program with status 3 (which wasip2 reports to the host as a failure,
+//! status 1), `POST /udp` tries a UDP socket and `POST /grow`
 //! asks for 512 MiB, for the host's tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +21,11 @@ fn main() {
         }
     };
     println!("listening on {address}");
+    // Its secret, printed as a careless program would: the host must
+    // redact it.
+    if let Ok(token) = std::env::var("TOKEN") {
+        println!("token {token}");
+    }
     let mut greetings: u64 = 0;
     for stream in listener.incoming() {
         match stream {
