@@ -178,3 +178,27 @@ async fn a_service_s_from_env_values_never_reach_the_log() {
     );
     assert!(!host.stderr().contains("s3cr3t-token-value"));
 }
+
+/// Every connection a service accepts is an OS handle of its budget: a
+/// service that keeps them all cannot take the host's descriptors.
+#[tokio::test]
+async fn accepted_connections_count_against_the_handle_budget() {
+    let address = free_address();
+    let config = ConfigDir::new(&format!(
+        "[[services]]\nname = \"hoard\"\nfile_path = {:?}\nargs = [\"{address}\", \"hoard\"]\n",
+        guest_artifacts::SERVICE_HELLO_PATH
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    host.wait_for_log(&[&format!("listening on {address} app=\"hoard\"")]);
+    let mut clients = Vec::new();
+    for _ in 0..300 {
+        clients.push(std::net::TcpStream::connect(&address).unwrap());
+    }
+    let line = host.wait_for_log(&["refused to open an accepted TCP connection: "]);
+    assert!(
+        line.contains("app=\"hoard\" request_id=\"run-1\" source=\"os-handles\""),
+        "{line}"
+    );
+    host.wait_for_log(&["accept failed after 255 connections"]);
+    drop(clients);
+}

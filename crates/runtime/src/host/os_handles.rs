@@ -1,7 +1,7 @@
 //! The WASI functions that open an OS handle, wrapped so that each handle
 //! counts against the request's and the host's budgets
-//! ([`crate::handles`]): `create-tcp-socket`, `create-udp-socket`,
-//! `open-at`, and a file's `read-via-stream`, `write-via-stream` and
+//! ([`crate::handles`]): `create-tcp-socket`, `create-udp-socket`, a
+//! listener's `accept` (a service's), `open-at`, and a file's `read-via-stream`, `write-via-stream` and
 //! `append-via-stream` (a stream keeps its file open after the descriptor
 //! is dropped). Each is defined over wasmtime-wasi's own in the linker (a
 //! later definition shadows an earlier one) and calls wasmtime-wasi's
@@ -16,7 +16,7 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 use wasmtime_wasi::p2::bindings::sockets::network::{
     ErrorCode as SocketErrorCode, IpAddressFamily,
 };
-use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
+use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp_create_socket};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
@@ -27,6 +27,14 @@ use crate::state::InstanceState;
 /// (components importing older 0.2 versions are linked to it).
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+const TCP: &str = "wasi:sockets/tcp@0.2.12";
+
+/// What `accept` gives: the connection and its two streams.
+type Accepted = (
+    Resource<TcpSocket>,
+    Resource<DynInputStream>,
+    Resource<DynOutputStream>,
+);
 const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
 
 impl InstanceState {
@@ -74,6 +82,27 @@ fn define(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
             };
             state.opened(&created, HandleKind::TcpSocket);
             Ok((created,))
+        },
+    )?;
+    // Each connection a listening service accepts is an OS handle too; past
+    // the budget it stays in the kernel's backlog.
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.accept",
+        |mut store, (listener,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            if state.reserve_handle("an accepted TCP connection").is_err() {
+                return Ok((Err(SocketErrorCode::NewSocketLimit),));
+            }
+            let accepted = tcp::HostTcpSocket::accept(&mut state.sockets(), listener);
+            let accepted: Result<Accepted, SocketErrorCode> = match accepted {
+                Ok(accepted) => Ok(accepted),
+                Err(error) => Err(error.downcast()?),
+            };
+            match &accepted {
+                Ok((socket, _, _)) => state.handles.record(socket.rep(), HandleKind::TcpSocket),
+                Err(_) => state.handles.unreserve(),
+            }
+            Ok((accepted,))
         },
     )?;
     linker.instance(UDP_CREATE_SOCKET)?.func_wrap_async(

@@ -4,7 +4,8 @@
 //! `GET /count` answers how many greetings it gave; `POST /exit` ends the
 //! program with status 3 (which wasip2 reports to the host as a failure,
 //! status 1), `POST /udp` tries a UDP socket and `POST /grow`
-//! asks for 512 MiB, for the host's tests.
+//! asks for 512 MiB, for the host's tests. With `hoard` as its second
+//! argument it keeps every connection it accepts open instead.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,6 +26,18 @@ fn main() {
     // redact it.
     if let Ok(token) = std::env::var("TOKEN") {
         println!("token {token}");
+    }
+    // `hoard` as the second argument: keep every connection open, as a
+    // broker with many subscribers would (the host's handle budget test).
+    if std::env::args().nth(2).as_deref() == Some("hoard") {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => held.push(stream),
+                Err(error) => eprintln!("accept failed after {} connections: {error}", held.len()),
+            }
+        }
+        return;
     }
     let mut greetings: u64 = 0;
     for stream in listener.incoming() {
