@@ -132,7 +132,10 @@ async fn a_run_past_its_max_runtime_is_stopped_and_restarted() {
     let line = host.wait_for_log(&["service stopped: it ran past its max_runtime of 300ms"]);
     assert!(line.contains(" WARN host::services: "), "{line}");
     assert!(line.contains("service=\"hello\" run=1"), "{line}");
-    host.wait_for_log(&["service started service=\"hello\" run=2"]);
+    // The stopped run let go of its listener: the next one binds it.
+    host.wait_for_log(&[&format!(
+        "listening on {address} app=\"hello\" request_id=\"run-2\""
+    )]);
 }
 
 #[tokio::test]

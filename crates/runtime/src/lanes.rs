@@ -257,10 +257,7 @@ impl SlowLane {
 impl SlowLane {
     /// Runs `life` (a service's run) on the slow lane from its start; the
     /// returned handle cancels it when dropped.
-    pub(crate) fn spawn_service<F>(
-        &self,
-        life: F,
-    ) -> impl Future<Output = Result<F::Output, tokio::task::JoinError>> + use<F>
+    pub(crate) fn spawn_service<F>(&self, life: F) -> AbortOnDrop<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -283,7 +280,15 @@ impl Drop for SlowLane {
 }
 
 /// A task that is cancelled when its handle is dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// Asks the task to stop at its next await; awaiting the handle then
+    /// says when it has (and dropped what it held).
+    pub(crate) fn abort(&self) {
+        self.0.abort();
+    }
+}
 
 impl<T> Future for AbortOnDrop<T> {
     type Output = Result<T, tokio::task::JoinError>;

@@ -28,6 +28,9 @@ use crate::load::LoadProblem;
 use crate::state::{InstanceState, WasiRecipe};
 use crate::stdio::{GuestOutput, StderrTail};
 
+/// How long a stopped run may take to let go of its instance.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How often a service's output budget (that of one request) starts over.
 const OUTPUT_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -176,7 +179,7 @@ impl Service {
                 },
             }
         };
-        let task = self.shared.slow_lane.spawn_service(life);
+        let mut task = self.shared.slow_lane.spawn_service(life);
         // The output budget is per request for handlers; a service gets a
         // fresh one every period, so that it is heard for its whole life
         // and still cannot flood the log.
@@ -197,10 +200,10 @@ impl Service {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let end = tokio::select! {
             // A panic in the host's side of the run is a failure, not a
             // stop: the supervisor restarts the service.
-            ended = task => ended.unwrap_or_else(|failed| {
+            ended = &mut task => return ended.unwrap_or_else(|failed| {
                 if failed.is_panic() {
                     RunEnd::Trapped("the host's side of the run panicked".to_owned())
                 } else {
@@ -210,7 +213,20 @@ impl Service {
             _ = stop.wait_for(|stop| *stop) => RunEnd::Stopped,
             () = renew => RunEnd::Stopped,
             limit = out_of_time => RunEnd::OutOfTime(limit),
+        };
+        // The instance stops at its next epoch tick or wait; its store (its
+        // listener and connections) is gone once the task has ended, so a
+        // next run can bind the same address.
+        task.abort();
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            tracing::warn!(
+                service = &*self.name,
+                run,
+                "the run did not stop within {STOP_GRACE:?}"
+            );
         }
+        output.finish();
+        end
     }
 
     /// A fresh store for one run: WASI with its arguments, environment,
