@@ -403,7 +403,8 @@ fn host_run_and_host_compile_take_core_modules() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         format!(
-            "error: app `hola` ({}): function = \"hola\" names no function the core module exports; it exports `bonjour`, `handle`, `hello`\n",
+            "error: {}:6:12: app `hola` ({}): function = \"hola\" names no function the core module exports; it exports `bonjour`, `handle`, `hello`\n",
+            config.path().display(),
             guest_artifacts::LEGACY_HELLO_PATH
         )
     );

@@ -458,30 +458,45 @@ impl Runtime {
     /// finds it there), for `host compile`, and checks it as `load_routes`
     /// would: a component against its world (`world`, or the one its
     /// exports name), a core module against the ABI and the app's keys.
-    pub fn precompile(&self, config: &AppConfig) -> Result<CacheOutcome, LoadProblem> {
-        let (wasm, outcome) = self.compile(&config.component)?;
+    pub fn precompile(&self, config: &AppConfig) -> Result<CacheOutcome, Box<LoadError>> {
+        self.check_and_cache(config).map_err(|(problem, location)| {
+            Box::new(LoadError {
+                app: config.name.clone(),
+                component: config.component.to_string(),
+                location: location.or_else(|| config.location.clone()),
+                problem,
+            })
+        })
+    }
+
+    /// [`Runtime::precompile`], with where the problem is written when a
+    /// key is at fault.
+    fn check_and_cache(
+        &self,
+        config: &AppConfig,
+    ) -> Result<CacheOutcome, (LoadProblem, Option<Location>)> {
+        let (wasm, outcome) = self.compile(&config.component).map_err(|p| (p, None))?;
         let component = match wasm {
             Wasm::Component(component) => component,
             Wasm::Module(module) => {
-                self.legacy_pre(module, config)
-                    .map_err(|(problem, _)| problem)?;
+                self.legacy_pre(module, config)?;
                 return Ok(outcome);
             }
         };
-        no_function(config).map_err(|(problem, _)| problem)?;
+        no_function(config)?;
         let world = match config.world {
             Some(world) => world,
-            None => detect_world(&self.engine, &component)?,
+            None => detect_world(&self.engine, &component).map_err(|p| (p, None))?,
         };
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
+            .map_err(|error| (LoadProblem::DoesNotFit(world, error), None))?;
         match world {
             World::Handler => HandlerPre::new(instance_pre).map(drop),
             World::WasiHttp => ProxyPre::new(instance_pre).map(drop),
         }
-        .map_err(|error| LoadProblem::DoesNotFit(world, error))?;
+        .map_err(|error| (LoadProblem::DoesNotFit(world, error), None))?;
         Ok(outcome)
     }
 

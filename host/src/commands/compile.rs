@@ -29,9 +29,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<()> {
     // apps that share it.
     for (_, _, app) in config.routes.routes() {
         let started = Instant::now();
-        let outcome = runtime.precompile(app).map_err(|problem| {
-            anyhow::anyhow!("app `{}` ({}): {problem}", app.name, app.component)
-        })?;
+        let outcome = runtime.precompile(app)?;
         if seen.insert(app.component.to_string()) {
             println!(
                 "{}: {outcome} ({} ms)",
