@@ -81,6 +81,32 @@ async fn a_service_listens_where_allowed_keeps_its_state_and_comes_back() {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
     assert_eq!(get(&format!("{admin}/readyz")).await.status, 200);
+    // So does `host services`, for people and for scripts.
+    let admin_address = host.admin.expect("admin endpoints are on").to_string();
+    let listed = support::host_command()
+        .args(["services", "--admin", &admin_address])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert_eq!(
+        lines[0], "NAME   STATE    RESTART     RUNS  UPTIME  LAST END",
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("hello  running  on-failure  2     ")
+            && lines[1].ends_with("  exited with status 1"),
+        "{listed}"
+    );
+    let json = support::host_command()
+        .args(["services", "--admin", &admin_address, "--output", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json[0]["name"], "hello");
+    assert_eq!(json[0]["runs"], 2);
 
     // SIGTERM stops it after the HTTP drain, and the host exits.
     host.signal(libc::SIGTERM);
@@ -204,4 +230,437 @@ async fn accepted_connections_count_against_the_handle_budget() {
     );
     host.wait_for_log(&["accept failed after 255 connections"]);
     drop(clients);
+}
+
+/// Routes to the hello service on `address`, which runs once
+/// (`restart = "never"`), so that a test can see it down.
+fn routed_config(address: &str) -> ConfigDir {
+    ConfigDir::new(&format!(
+        r#"[[applications]]
+method = "POST"
+url_path = "/hello"
+service = "hello"
+max_request_body = 64
+
+[[applications]]
+name = "hello-headers"
+method = "GET"
+url_path = "/headers"
+service = "hello"
+
+[[applications]]
+name = "hello-paths"
+method = "GET"
+url_path = "/path/*"
+service = "hello"
+
+[[applications]]
+name = "hello-exit"
+method = "POST"
+url_path = "/exit"
+service = "hello"
+
+[[services]]
+name = "hello"
+file_path = {:?}
+args = ["{address}"]
+http = "{address}"
+restart = "never"
+"#,
+        guest_artifacts::SERVICE_HELLO_PATH
+    ))
+}
+
+#[tokio::test]
+async fn a_route_to_a_service_is_proxied_with_the_host_s_ids_headers_and_limits() {
+    let address = free_address();
+    let config = routed_config(&address);
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    host.wait_for_log(&[&format!("listening on {address} app=\"hello\"")]);
+    let client = support::client();
+
+    // The article's greeting, through the host's router.
+    let reply = send(&client, "POST", &host.url("/hello"), &[], "Bob Morane").await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "👋 Hello Bob Morane")
+    );
+    let id = reply
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
+    let access = host.wait_for_log(&[&id, "access: request"]);
+    assert!(
+        access.contains(&format!(
+            " INFO access: request request_id=\"{id}\" app=\"hello\" route=\"/hello\" method=\"POST\" path=\"/hello\" status=200 "
+        )),
+        "{access}"
+    );
+
+    // The service sees the host's headers, not the client's forgeries nor
+    // the hop-by-hop ones.
+    let reply = send(
+        &client,
+        "GET",
+        &host.url("/headers"),
+        &[
+            ("x-request-id", b"proxy-test-1"),
+            ("x-forwarded-for", b"6.6.6.6"),
+            ("forwarded", b"for=7.7.7.7"),
+            ("x-serverless-route", b"forged"),
+            ("connection", b"keep-alive, x-hop"),
+            ("x-hop", b"dropped"),
+            ("x-kept", b"kept"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-request-id"), Some("proxy-test-1"));
+    let seen = reply.text();
+    let host_header = host.address.to_string();
+    for line in [
+        format!("host: {host_header}\n"),
+        "x-request-id: proxy-test-1\n".to_owned(),
+        "x-serverless-route: /headers\n".to_owned(),
+        "x-forwarded-for: 127.0.0.1\n".to_owned(),
+        "x-forwarded-proto: http\n".to_owned(),
+        format!("x-forwarded-host: {host_header}\n"),
+        "x-kept: kept\n".to_owned(),
+    ] {
+        assert!(seen.contains(&line), "{line:?} in {seen}");
+    }
+    for gone in ["6.6.6.6", "7.7.7.7", "forged", "x-hop", "dropped"] {
+        assert!(!seen.contains(gone), "{gone:?} in {seen}");
+    }
+
+    // The path and query arrive as the client sent them.
+    let reply = get(&host.url("/path/a%20b?x=1&y")).await;
+    assert_eq!(reply.text(), "/path/a%20b?x=1&y\n");
+
+    // The route's body limit is the host's to enforce.
+    let reply = send(&client, "POST", &host.url("/hello"), &[], "x".repeat(100)).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (413, "request body too large\n")
+    );
+
+    // A service that drops the exchange is a bad gateway...
+    let reply = send(&client, "POST", &host.url("/exit"), &[], "").await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (502, "bad gateway\n")
+    );
+    host.wait_for_log(&[
+        " ERROR host::dispatch::proxy: request failed: service `hello` gave no valid HTTP response: ",
+        "app=\"hello-exit\" service=\"hello\"",
+    ]);
+    // ... and one that is down, unavailable.
+    host.wait_for_log(&[
+        "service exited with status 1 after",
+        "service=\"hello\" run=1",
+    ]);
+    let reply = send(&client, "POST", &host.url("/hello"), &[], "Ada").await;
+    assert_eq!(
+        (
+            reply.status,
+            reply.text().as_str(),
+            reply.header("retry-after")
+        ),
+        (
+            503,
+            "service unavailable: the service behind this route is not accepting requests, retry shortly\n",
+            Some("1")
+        )
+    );
+    host.wait_for_log(&[
+        " WARN host::dispatch::proxy: refused: service `hello` is not running app=\"hello\" service=\"hello\"",
+    ]);
+
+    // The route table shows where each route goes.
+    let admin = format!("http://{}", host.admin.expect("admin endpoints are on"));
+    let routes: serde_json::Value =
+        serde_json::from_str(&get(&format!("{admin}/routes")).await.text()).unwrap();
+    let hello = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|route| route["path"] == "/hello")
+        .expect("the /hello route");
+    assert_eq!(hello["app"], "hello");
+    assert_eq!(hello["world"], "service");
+    assert_eq!(hello["service"], "hello");
+    assert_eq!(hello["address"], address.as_str());
+    assert!(
+        host.stdout().contains(&format!(
+            "  POST    /hello    -> hello (service hello at {address})\n"
+        )),
+        "{}",
+        host.stdout()
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_in_time_or_at_all_is_504_or_503() {
+    let address = free_address();
+    let other = free_address();
+    let silent = free_address();
+    let config = ConfigDir::new(&format!(
+        r#"[[applications]]
+method = "GET"
+url_path = "/slow"
+service = "hoard"
+timeout = "300ms"
+
+[[applications]]
+method = "GET"
+url_path = "/nobody"
+service = "elsewhere"
+
+[[services]]
+name = "hoard"
+file_path = {path:?}
+args = ["{address}", "hoard"]
+http = "{address}"
+
+[[services]]
+name = "elsewhere"
+file_path = {path:?}
+args = ["{other}"]
+http = "{silent}"
+"#,
+        path = guest_artifacts::SERVICE_HELLO_PATH
+    ));
+    let host = Host::start(
+        Some(&config.path()),
+        &[
+            "--allow-listen",
+            &address,
+            "--allow-listen",
+            &other,
+            "--allow-listen",
+            &silent,
+        ],
+    );
+    host.wait_for_log(&[&format!("listening on {address} app=\"hoard\"")]);
+    host.wait_for_log(&[&format!("listening on {other} app=\"elsewhere\"")]);
+    // It accepts and never answers.
+    let reply = get(&host.url("/slow")).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (504, "gateway timeout\n")
+    );
+    host.wait_for_log(&[
+        " WARN host::dispatch::proxy: request failed: service `hoard` did not start its answer within the route's timeout of 300ms app=\"hoard\" service=\"hoard\"",
+    ]);
+    // The other runs, but nothing listens on its `http` address.
+    let reply = get(&host.url("/nobody")).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (
+            503,
+            "service unavailable: the service behind this route is not accepting requests, retry shortly\n"
+        )
+    );
+    let line = host.wait_for_log(&[&format!(
+        " WARN host::dispatch::proxy: refused: service `elsewhere` is not accepting connections at {silent}: "
+    )]);
+    assert!(
+        line.contains("app=\"elsewhere\" service=\"elsewhere\""),
+        "{line}"
+    );
+}
+
+/// Two services and, when `with_third`, a third behind a route; `second`
+/// gets `extra` in its entry.
+fn reload_config(addresses: &[String; 3], second_extra: &str, with_third: bool) -> String {
+    let path = guest_artifacts::SERVICE_HELLO_PATH;
+    let [first, second, third] = addresses;
+    let mut text = format!(
+        "[[services]]\nname = \"first\"\nfile_path = {path:?}\nargs = [\"{first}\"]\n\n\
+         [[services]]\nname = \"second\"\nfile_path = {path:?}\nargs = [\"{second}\"]\n{second_extra}\n"
+    );
+    if with_third {
+        text.push_str(&format!(
+            "[[services]]\nname = \"third\"\nfile_path = {path:?}\nargs = [\"{third}\"]\nhttp = \"{third}\"\n\n\
+             [[applications]]\nmethod = \"POST\"\nurl_path = \"/hello\"\nservice = \"third\"\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_reload_restarts_only_the_services_that_changed() {
+    let addresses = [free_address(), free_address(), free_address()];
+    let config = ConfigDir::new(&reload_config(&addresses, "", false));
+    let mut flags = Vec::new();
+    for address in &addresses {
+        flags.extend(["--allow-listen", address.as_str()]);
+    }
+    let host = Host::start(Some(&config.path()), &flags);
+    let [first, second, third] = &addresses;
+    host.wait_for_log(&[&format!(
+        "listening on {first} app=\"first\" request_id=\"run-1\""
+    )]);
+    host.wait_for_log(&[&format!(
+        "listening on {second} app=\"second\" request_id=\"run-1\""
+    )]);
+    // State the reload must not lose.
+    post(&format!("http://{first}/hello"), "Ada").await;
+
+    // Moving the first entry down and changing the second's environment
+    // restarts the second only; the third and its route are new.
+    std::fs::write(
+        config.path(),
+        format!(
+            "# moved\n\n{}",
+            reload_config(&addresses, "env = { MODE = \"new\" }", true)
+        ),
+    )
+    .unwrap();
+    host.signal(libc::SIGHUP);
+    host.wait_for_log(&[
+        "reload (SIGHUP): now serving 1 routes; added POST /hello -> third (service third at ",
+        "; services: kept `first`; restarted `second`; started `third`",
+    ]);
+    assert!(
+        host.stderr()
+            .contains("INFO host::services: service stopped by the host service=\"second\" run=1"),
+        "{}",
+        host.stderr()
+    );
+    host.wait_for_log(&[&format!(
+        "listening on {third} app=\"third\" request_id=\"run-1\""
+    )]);
+    assert_eq!(
+        get(&format!("http://{first}/count")).await.text(),
+        "1 greetings\n",
+        "the first kept running"
+    );
+    let reply = post(&host.url("/hello"), "Bob").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "👋 Hello Bob"));
+    let services: serde_json::Value = serde_json::from_str(
+        &get(&format!("http://{}/services", host.admin.unwrap()))
+            .await
+            .text(),
+    )
+    .unwrap();
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second", "third"]);
+
+    // Removing them stops them.
+    std::fs::write(
+        config.path(),
+        format!(
+            "[[services]]\nname = \"first\"\nfile_path = {:?}\nargs = [\"{first}\"]\n",
+            guest_artifacts::SERVICE_HELLO_PATH
+        ),
+    )
+    .unwrap();
+    host.signal(libc::SIGHUP);
+    host.wait_for_log(&[
+        "reload (SIGHUP): now serving 0 routes; removed POST /hello -> third",
+        "; services: kept `first`; stopped `second`, `third`",
+    ]);
+    assert!(
+        std::net::TcpStream::connect(third).is_err(),
+        "the third is gone"
+    );
+}
+
+#[tokio::test]
+async fn the_pipeline_sample_publishes_readings_through_its_broker() {
+    // guests/rust/pipeline.toml as documented, with the test's artifacts,
+    // a free port and a shorter interval.
+    let broker = free_address();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/rust/pipeline.toml"),
+    )
+    .unwrap()
+    .replace(
+        "../../target/wasm32-wasip1/release/pubsub_broker.wasm",
+        guest_artifacts::PUBSUB_BROKER_PATH,
+    )
+    .replace(
+        "../../target/wasm32-wasip1/release/telemetry.wasm",
+        guest_artifacts::TELEMETRY_PATH,
+    )
+    .replace("127.0.0.1:9000", &broker)
+    .replace("\"1000\"", "\"50\"");
+    let config = ConfigDir::new(&text);
+    let host = Host::start(
+        Some(&config.path()),
+        &["--allow-listen", &broker, "--allow-tcp", &broker],
+    );
+    host.wait_for_log(&[&format!("broker listening on {broker} app=\"broker\"")]);
+    host.wait_for_log(&[&format!(
+        "publishing to telemetry on {broker} every 50ms app=\"telemetry\""
+    )]);
+    let stream = std::net::TcpStream::connect(&broker).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = &stream;
+    std::io::Write::write_all(&mut writer, b"SUB telemetry\nSUB bad/topic\nHELLO\n").unwrap();
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut line = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        line
+    };
+    assert_eq!(line(), "OK\n");
+    assert_eq!(line(), "ERR a topic is letters, digits, `.`, `_` or `-`\n");
+    assert_eq!(
+        line(),
+        "ERR unknown command; use SUB topic or PUB topic payload\n"
+    );
+    // Readings arrive in order; the subscription started mid-stream.
+    let readings: Vec<serde_json::Value> = (0..3)
+        .map(|_| {
+            let line = line();
+            let payload = line
+                .strip_prefix("MSG telemetry ")
+                .unwrap_or_else(|| panic!("{line:?}"));
+            serde_json::from_str(payload.trim_end()).unwrap()
+        })
+        .collect();
+    let first = readings[0]["seq"].as_u64().unwrap();
+    for (offset, reading) in readings.iter().enumerate() {
+        assert_eq!(reading["sensor"], "sensor-1");
+        assert_eq!(reading["seq"].as_u64(), Some(first + offset as u64));
+        let celsius = reading["celsius"].as_f64().unwrap();
+        assert!((15.0..=30.0).contains(&celsius), "{reading}");
+    }
+}
+
+#[tokio::test]
+async fn a_service_sees_its_mounted_folders_read_only() {
+    let address = free_address();
+    let folders = tempfile::tempdir().unwrap();
+    let shared = folders.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("motd.txt"), "hello from the host\n").unwrap();
+    let config = ConfigDir::new(&format!(
+        "[[services]]\nname = \"hello\"\nfile_path = {:?}\nargs = [\"{address}\"]\n\
+         files = {{ \"/data\" = {:?} }}\n",
+        guest_artifacts::SERVICE_HELLO_PATH,
+        shared.display().to_string(),
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-listen", &address]);
+    host.wait_for_log(&[&format!("listening on {address} app=\"hello\"")]);
+    let base = format!("http://{address}");
+    let reply = get(&format!("{base}/file/motd.txt")).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "hello from the host\n")
+    );
+    // Read-only: the write fails in the guest and nothing reaches the host.
+    let reply = post(&format!("{base}/file/new.txt"), "x").await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(!shared.join("new.txt").exists());
 }

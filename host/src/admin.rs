@@ -33,10 +33,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serverless_config::RouteTable;
-use serverless_runtime::{App, DeniedVia, FailureKind, RuntimeCounters};
+use serverless_runtime::{DeniedVia, FailureKind, RuntimeCounters};
 
 use crate::invocations::Invocations;
+use crate::routes::{Routes, Target};
 use tokio::net::TcpListener;
 
 /// Labels of the per-request counter.
@@ -415,17 +415,24 @@ fn services_json(statuses: &[crate::services::Status]) -> String {
 }
 
 /// The route table as the JSON `/routes` serves.
-fn routes_json(routes: &RouteTable<Arc<App>>) -> String {
+fn routes_json(routes: &Routes) -> String {
     let entries: Vec<serde_json::Value> = routes
         .routes()
-        .map(|(pattern, methods, app)| {
-            serde_json::json!({
+        .map(|(pattern, methods, target)| {
+            let mut entry = serde_json::json!({
                 "path": pattern.as_str(),
                 "methods": methods.to_string(),
-                "app": &**app.name(),
-                "component": app.component(),
-                "world": app.kind().to_string(),
-            })
+                "app": &**target.name(),
+                "world": target.kind(),
+            });
+            match target {
+                Target::App(app) => entry["component"] = app.component().into(),
+                Target::Service(proxy) => {
+                    entry["service"] = proxy.service().into();
+                    entry["address"] = proxy.address().to_string().into();
+                }
+            }
+            entry
         })
         .collect();
     serde_json::Value::Array(entries).to_string()
@@ -436,7 +443,7 @@ impl Admin {
     /// `invocations`.
     pub(crate) fn new(
         metrics: Arc<Metrics>,
-        routes: &RouteTable<Arc<App>>,
+        routes: &Routes,
         invocations: Arc<Invocations>,
         services: Arc<crate::services::Statuses>,
     ) -> Admin {
@@ -450,7 +457,7 @@ impl Admin {
     }
 
     /// Shows `routes` at `/routes` from now on (after a reload).
-    pub(crate) fn set_routes(&self, routes: &RouteTable<Arc<App>>) {
+    pub(crate) fn set_routes(&self, routes: &Routes) {
         *self
             .routes
             .write()

@@ -231,7 +231,11 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
                 Vec::new()
             },
         };
-        routes.insert(route, methods, app)?;
+        routes.insert(
+            route,
+            methods,
+            serverless_config::RouteTarget::App(Box::new(app)),
+        )?;
     }
     Ok(Samples {
         config: Config {

@@ -13,6 +13,7 @@ mod dispatch;
 mod invocations;
 mod logging;
 mod reload;
+mod routes;
 mod server;
 mod services;
 
@@ -25,6 +26,7 @@ use commands::compile::CompileArgs;
 use commands::logs::LogsArgs;
 use commands::run::RunArgs;
 use commands::serve::ServeArgs;
+use commands::services::ServicesArgs;
 use logging::LogFormat;
 
 /// Runs WebAssembly components as serverless HTTP handlers.
@@ -56,6 +58,9 @@ enum Command {
     /// Prints an app's last invocations with their log lines, from a
     /// running host's admin endpoint; `--follow` keeps printing new ones.
     Logs(LogsArgs),
+    /// Lists a running host's services (state, restarts, uptime, how the
+    /// last run ended) from its admin endpoint.
+    Services(ServicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,10 @@ fn main() -> ExitCode {
         Command::Logs(args) => {
             let _logging = logging::init(format, None);
             commands::logs::run(args)
+        }
+        Command::Services(args) => {
+            let _logging = logging::init(format, None);
+            commands::services::run(args)
         }
         Command::Run(args) => {
             let (store, _logging) = logging_with_store(format);

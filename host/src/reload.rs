@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
-use serverless_config::{ComponentSource, Config, RouteTable};
-use serverless_runtime::{App, OperatorRules, Runtime};
+use serverless_config::{ComponentSource, Config};
+use serverless_outbound::TcpAllowlist;
+use serverless_runtime::{OperatorRules, Runtime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::admin::Admin;
 use crate::dispatch::Dispatcher;
+use crate::routes::Routes;
+use crate::services::{Plan, Supervisor};
 
 /// How often `--watch` looks at the files.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -29,16 +32,20 @@ pub(crate) struct Reloader {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) admin: Arc<Admin>,
     pub(crate) listen_address: std::net::SocketAddr,
+    /// The services, restarted when their entry or component changes.
+    pub(crate) supervisor: Arc<Supervisor>,
+    /// The operator's `--allow-listen` rules.
+    pub(crate) listen_rules: TcpAllowlist,
 }
 
 /// One line per route: `METHOD PATH` to `app (component)`.
-pub(crate) fn describe(routes: &RouteTable<Arc<App>>) -> BTreeMap<String, String> {
+pub(crate) fn describe(routes: &Routes) -> BTreeMap<String, String> {
     routes
         .routes()
-        .map(|(pattern, methods, app)| {
+        .map(|(pattern, methods, target)| {
             (
                 format!("{methods} {}", pattern.as_str()),
-                format!("{} ({})", app.name(), app.component()),
+                format!("{} ({})", target.name(), target.source()),
             )
         })
         .collect()
@@ -67,14 +74,18 @@ fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) 
 }
 
 /// The files whose change `--watch` reloads on: the configuration and the
-/// component files it names, each once however many apps share it (read
-/// again only after a reload).
+/// component files its apps and services name, each once however many
+/// share it (read again only after a reload).
 fn watched_files(config_path: &Path) -> Vec<PathBuf> {
     let mut files = vec![config_path.to_owned()];
     if let Ok(config) = Config::load(config_path) {
         let mut named = HashSet::new();
-        for (_, _, app) in config.routes.routes() {
-            if let ComponentSource::File(path) = &app.component
+        let components = config
+            .apps()
+            .map(|app| &app.component)
+            .chain(config.services.iter().map(|service| &service.component));
+        for component in components {
+            if let ComponentSource::File(path) = component
                 && named.insert(path)
             {
                 files.push(path.clone());
@@ -95,11 +106,11 @@ fn modified(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
 impl Reloader {
     /// Loads the configuration and compiles its components: everything
     /// that can fail happens here, before anything is swapped.
-    fn load(&self) -> anyhow::Result<RouteTable<Arc<App>>> {
+    fn load(&self) -> anyhow::Result<(Routes, Plan)> {
         let config = Config::load(&self.config_path)?;
         crate::commands::common::log_warnings(&config);
         let settings = self.runtime.settings();
-        for (_, _, app) in config.routes.routes() {
+        for app in config.apps() {
             if usize::try_from(app.limits.max_memory).unwrap_or(usize::MAX)
                 > settings.max_memory_bytes
             {
@@ -117,6 +128,17 @@ impl Reloader {
                 );
             }
         }
+        for service in &config.services {
+            if usize::try_from(service.max_memory).unwrap_or(usize::MAX) > settings.max_memory_bytes
+            {
+                bail!(
+                    "service `{}`: max_memory {} bytes is more than the {} bytes the instance pool was sized for at startup; restart the host to raise it",
+                    service.name,
+                    service.max_memory,
+                    settings.max_memory_bytes
+                );
+            }
+        }
         if config.listen_address != self.listen_address {
             tracing::warn!(
                 "reload: listen_address changed to {}; the host keeps listening on {} until it restarts",
@@ -124,7 +146,15 @@ impl Reloader {
                 self.listen_address
             );
         }
-        Ok(self.runtime.load_routes(config.routes, &self.operator)?)
+        let plan = self.supervisor.plan(
+            &self.runtime,
+            config.services,
+            &self.operator,
+            &self.listen_rules,
+        )?;
+        let routes =
+            crate::routes::load(&self.runtime, config.routes, &self.operator, plan.flags())?;
+        Ok((routes, plan))
     }
 
     /// One reload attempt; `why` says what asked for it.
@@ -136,13 +166,16 @@ impl Reloader {
             .context("the reload task failed")
             .and_then(|result| result);
         match loaded {
-            Ok(routes) => {
+            Ok((routes, plan)) => {
+                // Services first: a route to a new service finds it
+                // starting.
+                let services = self.supervisor.apply(plan).await;
                 let after = describe(&routes);
                 let summary = changes(current, &after);
                 self.admin.set_routes(&routes);
                 self.dispatcher.replace_routes(routes);
                 tracing::info!(
-                    "reload ({why}): now serving {} routes; {summary}",
+                    "reload ({why}): now serving {} routes; {summary}; {services}",
                     after.len()
                 );
                 *current = after;

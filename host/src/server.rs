@@ -93,7 +93,7 @@ pub(crate) async fn serve(
         let dispatcher = dispatcher.clone();
         let service = service_fn(move |request| {
             let dispatcher = dispatcher.clone();
-            async move { Ok::<_, Infallible>(dispatcher.dispatch(request).await) }
+            async move { Ok::<_, Infallible>(dispatcher.dispatch(request, Some(peer)).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -6,13 +6,16 @@
 //! and the run's number. On shutdown, after the HTTP drain, every service
 //! is stopped.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serverless_config::{Location, Restart, ServiceConfig, TcpRule};
-use serverless_outbound::TcpAllowlist;
+use serverless_config::{ComponentSource, Location, Restart, ServiceConfig, TcpRule};
+use serverless_outbound::{Decision, TcpAllowlist};
 use serverless_runtime::{OperatorRules, RunEnd, Runtime, Service, ServiceSettings, TcpSettings};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,9 +26,18 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 /// A run that lasted this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(60);
 
-/// What each service is doing, for `/services`, `/readyz` and `/metrics`.
+/// What each service is doing, for `/services`, `/readyz` and `/metrics`,
+/// in the configuration's order.
 pub(crate) struct Statuses {
-    services: std::sync::Mutex<Vec<Status>>,
+    services: Mutex<Vec<Arc<Tracked>>>,
+}
+
+/// One service's state, kept by its supervisor task.
+pub(crate) struct Tracked {
+    status: Mutex<Status>,
+    /// Whether a run is going, for the proxy of the routes to it, which
+    /// reads it on every request without taking the lock.
+    up: Arc<AtomicBool>,
 }
 
 /// One service's state.
@@ -58,23 +70,42 @@ impl Status {
     }
 }
 
+impl Tracked {
+    /// A service not yet started.
+    fn new(name: Arc<str>, restart: Restart) -> Arc<Tracked> {
+        Arc::new(Tracked {
+            status: Mutex::new(Status {
+                name,
+                restart,
+                running_since: None,
+                runs: 0,
+                last_end: None,
+                finished: restart == Restart::Never,
+            }),
+            up: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut status);
+        self.up
+            .store(status.running_since.is_some(), Ordering::Release);
+    }
+}
+
 impl Statuses {
-    /// Every service not yet started.
-    pub(crate) fn new(services: &[(Arc<Service>, Restart)]) -> Arc<Statuses> {
+    /// No services yet.
+    pub(crate) fn new() -> Arc<Statuses> {
         Arc::new(Statuses {
-            services: std::sync::Mutex::new(
-                services
-                    .iter()
-                    .map(|(service, restart)| Status {
-                        name: service.name().clone(),
-                        restart: *restart,
-                        running_since: None,
-                        runs: 0,
-                        last_end: None,
-                        finished: *restart == Restart::Never,
-                    })
-                    .collect(),
-            ),
+            services: Mutex::new(Vec::new()),
         })
     }
 
@@ -82,8 +113,10 @@ impl Statuses {
     pub(crate) fn snapshot(&self) -> Vec<Status> {
         self.services
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|tracked| tracked.status())
+            .collect()
     }
 
     /// Whether every service that must run is running.
@@ -93,53 +126,274 @@ impl Statuses {
             .all(|status| !status.needed() || status.running_since.is_some())
     }
 
-    fn update(&self, index: usize, change: impl FnOnce(&mut Status)) {
-        let mut services = self
-            .services
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(status) = services.get_mut(index) {
-            change(status);
-        }
+    fn set(&self, services: Vec<Arc<Tracked>>) {
+        *self.services.lock().unwrap_or_else(PoisonError::into_inner) = services;
     }
 }
 
-/// The running services, stopped together.
+/// Whether each service is running, by name, for the routes to it.
+pub(crate) type UpFlags = HashMap<String, Arc<AtomicBool>>;
+
+/// A service loaded and ready to start.
+pub(crate) struct Loaded {
+    service: Arc<Service>,
+    config: ServiceConfig,
+    /// The SHA-256 of its component's bytes.
+    digest: Digest,
+    tracked: Arc<Tracked>,
+}
+
+/// A component's SHA-256.
+type Digest = [u8; 32];
+
+/// The up flags of `services`.
+pub(crate) fn up_flags(services: &[Loaded]) -> UpFlags {
+    services
+        .iter()
+        .map(|loaded| (loaded.config.name.clone(), loaded.tracked.up.clone()))
+        .collect()
+}
+
+/// The running services, each stopped on its own (a reload) or all
+/// together (shutdown).
 pub(crate) struct Supervisor {
+    statuses: Arc<Statuses>,
+    running: tokio::sync::Mutex<Vec<Running>>,
+    /// What a reload compares with: each running service's entry and
+    /// digest. A copy of `running`'s, readable without the async lock.
+    known: Mutex<Vec<(ServiceConfig, Digest, Arc<Tracked>)>>,
+}
+
+/// One service under supervision.
+struct Running {
+    name: String,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
+}
+
+/// What a reload does to the services: the new list, in order, each
+/// kept as it runs or started afresh, and the up flags of the new list.
+pub(crate) struct Plan {
+    next: Vec<Next>,
+    flags: UpFlags,
+}
+
+impl Plan {
+    /// Whether each service of the new list is running, by name.
+    pub(crate) fn flags(&self) -> &UpFlags {
+        &self.flags
+    }
+}
+
+enum Next {
+    /// Unchanged: it keeps running.
+    Keep(String),
+    /// New or changed: started afresh (after the old one stops).
+    Start(Box<Loaded>),
 }
 
 impl Supervisor {
-    /// Starts every service under its restart rule.
     /// Starts every service under its restart rule, reporting into
-    /// `statuses` (made from the same list).
-    pub(crate) fn start(
-        services: Vec<(Arc<Service>, Restart)>,
-        statuses: Arc<Statuses>,
-    ) -> Supervisor {
-        let (stop, stopped) = watch::channel(false);
-        let tasks = services
-            .into_iter()
-            .enumerate()
-            .map(|(index, (service, restart))| {
-                let status = Reporter {
-                    statuses: statuses.clone(),
-                    index,
-                };
-                tokio::spawn(supervise(service, restart, stopped.clone(), status))
+    /// `statuses`.
+    pub(crate) fn start(services: Vec<Loaded>, statuses: Arc<Statuses>) -> Arc<Supervisor> {
+        let (running, known) = services.into_iter().map(launch).unzip();
+        let supervisor = Arc::new(Supervisor {
+            statuses,
+            running: tokio::sync::Mutex::new(running),
+            known: Mutex::new(known),
+        });
+        supervisor.publish();
+        supervisor
+    }
+
+    /// Shows the known services, in order, at the admin endpoints.
+    fn publish(&self) {
+        let tracked = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, _, tracked)| tracked.clone())
+            .collect();
+        self.statuses.set(tracked);
+    }
+
+    /// What a reload to `configs` would do: keeps each service whose
+    /// entry runs alike and whose component has the same bytes, and loads
+    /// the others (new or changed). Nothing changes yet; an error leaves
+    /// every service as it is.
+    pub(crate) fn plan(
+        &self,
+        runtime: &Runtime,
+        configs: Vec<ServiceConfig>,
+        operator: &OperatorRules,
+        listen: &TcpAllowlist,
+    ) -> anyhow::Result<Plan> {
+        let known: Vec<(ServiceConfig, Digest, Arc<Tracked>)> = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut next = Vec::with_capacity(configs.len());
+        let mut flags = UpFlags::new();
+        for config in configs {
+            let digest = digest(&config)?;
+            let same = known.iter().find(|(running, running_digest, _)| {
+                running.runs_like(&config) && *running_digest == digest
+            });
+            match same {
+                Some((_, _, tracked)) => {
+                    flags.insert(config.name.clone(), tracked.up.clone());
+                    next.push(Next::Keep(config.name));
+                }
+                None => {
+                    let mut loaded = load(runtime, vec![config], operator, listen)?;
+                    let loaded = loaded.remove(0);
+                    flags.insert(loaded.config.name.clone(), loaded.tracked.up.clone());
+                    next.push(Next::Start(Box::new(loaded)));
+                }
+            }
+        }
+        Ok(Plan { next, flags })
+    }
+
+    /// Carries out a reload's plan: stops the services it does not keep
+    /// (removed or changed) and waits for them to end, then starts the
+    /// new and changed ones. Returns what it did, for the reload's line.
+    pub(crate) async fn apply(&self, plan: Plan) -> String {
+        let mut running = self.running.lock().await;
+        let kept: HashSet<&str> = plan
+            .next
+            .iter()
+            .filter_map(|next| match next {
+                Next::Keep(name) => Some(name.as_str()),
+                Next::Start(_) => None,
             })
             .collect();
-        Supervisor { stop, tasks }
+        let (mut staying, leaving): (Vec<Running>, Vec<Running>) = running
+            .drain(..)
+            .partition(|service| kept.contains(service.name.as_str()));
+        let mut stopped = Vec::new();
+        for service in leaving {
+            let _ = service.stop.send(true);
+            let _ = service.task.await;
+            stopped.push(service.name);
+        }
+        let mut known: Vec<(ServiceConfig, Digest, Arc<Tracked>)> =
+            std::mem::take(&mut *self.known.lock().unwrap_or_else(PoisonError::into_inner));
+        let (mut kept_names, mut started) = (Vec::new(), Vec::new());
+        for next in plan.next {
+            match next {
+                Next::Keep(name) => {
+                    if let Some(at) = staying.iter().position(|service| service.name == name) {
+                        running.push(staying.swap_remove(at));
+                    }
+                    if let Some(at) = known.iter().position(|(config, _, _)| config.name == name) {
+                        self.known
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(known.swap_remove(at));
+                    }
+                    kept_names.push(name);
+                }
+                Next::Start(loaded) => {
+                    started.push(loaded.config.name.clone());
+                    let (service, entry) = launch(*loaded);
+                    running.push(service);
+                    self.known
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(entry);
+                }
+            }
+        }
+        self.publish();
+        let restarted: Vec<&String> = started
+            .iter()
+            .filter(|name| stopped.contains(*name))
+            .collect();
+        let list = |names: Vec<&String>| {
+            names
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("kept", kept_names.iter().collect::<Vec<_>>()),
+            ("restarted", restarted.clone()),
+            (
+                "started",
+                started
+                    .iter()
+                    .filter(|name| !restarted.contains(name))
+                    .collect(),
+            ),
+            (
+                "stopped",
+                stopped
+                    .iter()
+                    .filter(|name| !started.contains(*name))
+                    .collect(),
+            ),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what} {}", list(names)));
+            }
+        }
+        if parts.is_empty() {
+            "no services".to_owned()
+        } else {
+            format!("services: {}", parts.join("; "))
+        }
     }
 
     /// Stops every service and waits for them to end.
-    pub(crate) async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+    pub(crate) async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        for service in running.iter() {
+            let _ = service.stop.send(true);
+        }
+        for service in running.drain(..) {
+            let _ = service.task.await;
         }
     }
+}
+
+/// Starts one service's supervisor task: the handle that stops it, and
+/// what a reload compares with.
+fn launch(loaded: Loaded) -> (Running, (ServiceConfig, Digest, Arc<Tracked>)) {
+    let Loaded {
+        service,
+        config,
+        digest,
+        tracked,
+    } = loaded;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(supervise(service, config.restart, stopped, tracked.clone()));
+    let name = config.name.clone();
+    (Running { name, stop, task }, (config, digest, tracked))
+}
+
+/// The SHA-256 of a service's component bytes.
+fn digest(config: &ServiceConfig) -> anyhow::Result<Digest> {
+    let bytes: std::borrow::Cow<'_, [u8]> = match &config.component {
+        ComponentSource::File(path) => std::fs::read(path).map(Into::into).with_context(|| {
+            format!(
+                "{}service `{}`: cannot read {}",
+                config
+                    .location
+                    .as_ref()
+                    .map(|l| format!("{l}: "))
+                    .unwrap_or_default(),
+                config.name,
+                path.display()
+            )
+        })?,
+        ComponentSource::Embedded { wasm, .. } => (*wasm).into(),
+    };
+    Ok(Sha256::digest(&bytes).into())
 }
 
 /// Makes each configured service ready to run. Its `listen` entries must
@@ -150,7 +404,7 @@ pub(crate) fn load(
     services: Vec<ServiceConfig>,
     operator: &OperatorRules,
     listen: &TcpAllowlist,
-) -> anyhow::Result<Vec<(Arc<Service>, Restart)>> {
+) -> anyhow::Result<Vec<Loaded>> {
     services
         .into_iter()
         .map(|config| {
@@ -164,6 +418,19 @@ pub(crate) fn load(
             let owner = format!("{}{who}", at(None));
             let listen = narrowed(listen, config.listen.as_deref(), "listen", "--allow-listen")
                 .map_err(|(location, message)| anyhow::anyhow!("{}{who}: {message}", at(location)))?;
+            if let Some((address, location)) = &config.http
+                && let Decision::Denied(_) = listen.decide(address.ip(), address.port(), None)
+            {
+                let rules = if listen.is_empty() {
+                    "it may listen nowhere: no --allow-listen rules were given".to_owned()
+                } else {
+                    format!("it may listen on {}", listen.describe())
+                };
+                anyhow::bail!(
+                    "{}{who}: http address {address} is outside the addresses the service may listen on ({rules}); the service could never answer there, so allow it with --allow-listen (and in `listen`, if the entry has one) or change `http`",
+                    at(Some(location))
+                );
+            }
             let tcp = narrowed(
                 &operator.tcp,
                 config.outbound.allowed_tcp.as_deref(),
@@ -182,10 +449,11 @@ pub(crate) fn load(
                         )
                     })?,
             };
+            let digest = digest(&config)?;
             let settings = ServiceSettings {
                 name: config.name.clone(),
-                args: config.args,
-                env: config.env,
+                args: config.args.clone(),
+                env: config.env.clone(),
                 listen,
                 tcp: TcpSettings {
                     allowlist: Arc::new(tcp),
@@ -195,13 +463,19 @@ pub(crate) fn load(
                 },
                 max_memory: config.max_memory,
                 max_runtime: config.max_runtime,
-                secrets: config.secrets,
+                secrets: config.secrets.clone(),
+                files: config.files.clone(),
             };
             let service = runtime
                 .load_service(&config.component, settings, http)
                 .map_err(|problem| anyhow::anyhow!("{owner}: {problem}"))
                 .context("cannot load the services")?;
-            Ok((Arc::new(service), config.restart))
+            Ok(Loaded {
+                service: Arc::new(service),
+                tracked: Tracked::new(config.name.as_str().into(), config.restart),
+                digest,
+                config,
+            })
         })
         .collect()
 }
@@ -257,31 +531,25 @@ fn backoff(failures: u32) -> Duration {
         .min(MOST_BACKOFF)
 }
 
-/// Where one service's supervisor reports.
-struct Reporter {
-    statuses: Arc<Statuses>,
-    index: usize,
-}
-
 /// Runs `service` until it should not run again or the host stops.
 async fn supervise(
     service: Arc<Service>,
     restart: Restart,
     mut stop: watch::Receiver<bool>,
-    status: Reporter,
+    tracked: Arc<Tracked>,
 ) {
     let name = service.name().clone();
     let mut short_runs = 0u32;
     for run in 1u64.. {
         tracing::info!(service = &*name, run, "service started");
         let started = tokio::time::Instant::now();
-        status.statuses.update(status.index, |status| {
+        tracked.update(|status| {
             status.runs = run;
             status.running_since = Some(std::time::Instant::now());
         });
         let end = service.run(run, stop.clone()).await;
         let lasted = started.elapsed();
-        status.statuses.update(status.index, |status| {
+        tracked.update(|status| {
             status.running_since = None;
             status.last_end = Some(end.to_string());
         });
@@ -293,9 +561,7 @@ async fn supervise(
             end => tracing::info!(service = &*name, run, "service {end} after {lasted:?}"),
         }
         if !restarts(restart, &end) {
-            status
-                .statuses
-                .update(status.index, |status| status.finished = true);
+            tracked.update(|status| status.finished = true);
             return;
         }
         short_runs = if lasted >= HEALTHY {

@@ -278,6 +278,37 @@ pub(crate) fn guest_mount_path(text: &str) -> Result<String, String> {
     Ok(format!("/{trimmed}"))
 }
 
+/// A service's `http`: the loopback address where it answers HTTP, which
+/// routes with `service` are proxied to. Loopback only, so that proxied
+/// requests never leave the machine; a port of its own, since the host
+/// connects to it.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct ServiceHttpAddress(pub SocketAddr);
+
+impl TryFrom<String> for ServiceHttpAddress {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let address: SocketAddr = text.parse().map_err(|_| {
+            format!(
+                "http `{text}` is not an IP address with a port; write the loopback address the service answers HTTP on, such as `127.0.0.1:9001`"
+            )
+        })?;
+        if !address.ip().is_loopback() {
+            return Err(format!(
+                "http `{text}` is not a loopback address; the host proxies routes to a service over loopback only, so let the service listen on 127.0.0.1 or [::1]"
+            ));
+        }
+        if address.port() == 0 {
+            return Err(format!(
+                "http `{text}` has port 0; give the fixed port the service listens on, since the host connects to it"
+            ));
+        }
+        Ok(ServiceHttpAddress(address))
+    }
+}
+
 /// A service's `restart`.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "String")]

@@ -13,6 +13,17 @@
 //! allowed_tcp = ["redis.internal:6379"]  # narrows the operator's --allow-tcp
 //! allowed_http = ["https://api.example.com"]  # narrows --allow-http
 //! function = "hello"                  # core modules only: the export to call
+//!
+//! [[applications]]
+//! method = "ANY"
+//! url_path = "/api/*"
+//! service = "api"                     # proxied to the service's `http` address
+//!
+//! [[services]]
+//! name = "api"
+//! file_path = "./api.wasm"            # a wasi:cli command, run for as long as it likes
+//! args = ["127.0.0.1:9001"]
+//! http = "127.0.0.1:9001"             # where it answers HTTP, for routes with `service`
 //! ```
 //!
 //! Parsing validates everything it can while it deserialises, so every
@@ -54,8 +65,8 @@ pub const DEFAULT_MAX_TCP_CONNECTIONS: u32 = 16;
 pub struct Config {
     /// The address the HTTP listener binds.
     pub listen_address: SocketAddr,
-    /// Every app, reachable through its route.
-    pub routes: RouteTable<AppConfig>,
+    /// Every route, to an app or to a service.
+    pub routes: RouteTable<RouteTarget>,
     /// What the host should log when it takes this configuration.
     pub warnings: Vec<ConfigWarning>,
     /// The `[[services]]`, in the file's order.
@@ -75,6 +86,8 @@ pub struct ServiceConfig {
     pub env: Vec<(String, String)>,
     /// Values from the host's environment, kept out of the log.
     pub secrets: Vec<String>,
+    /// Host folders it sees as preopened directories, as an app's.
+    pub files: Vec<Mount>,
     /// The addresses it may bind and listen on, each within the
     /// operator's `--allow-listen` rules; `None` for those rules as they are.
     pub listen: Option<Vec<(TcpRule, Location)>>,
@@ -87,7 +100,93 @@ pub struct ServiceConfig {
     pub max_runtime: Option<std::time::Duration>,
     /// Its outbound rules and limits, as an app's.
     pub outbound: OutboundConfig,
+    /// Where it answers HTTP, for the routes that name it, and where that
+    /// is written.
+    pub http: Option<(SocketAddr, Location)>,
     /// Where its `file_path` is written.
+    pub location: Option<Location>,
+}
+
+impl ServiceConfig {
+    /// Whether `other` runs the service exactly as this entry does, where
+    /// each key is written aside: a reload leaves such a service running
+    /// (when its component's bytes are the same, too).
+    pub fn runs_like(&self, other: &ServiceConfig) -> bool {
+        fn rules<R: PartialEq>(entries: &Option<Vec<(R, Location)>>) -> Option<Vec<&R>> {
+            entries
+                .as_ref()
+                .map(|entries| entries.iter().map(|(rule, _)| rule).collect())
+        }
+        let (ours, theirs) = (&self.outbound, &other.outbound);
+        self.name == other.name
+            && self.component == other.component
+            && self.args == other.args
+            && self.env == other.env
+            && self.secrets == other.secrets
+            && self.files == other.files
+            && rules(&self.listen) == rules(&other.listen)
+            && self.restart == other.restart
+            && self.max_memory == other.max_memory
+            && self.max_runtime == other.max_runtime
+            && rules(&ours.allowed_tcp) == rules(&theirs.allowed_tcp)
+            && rules(&ours.allowed_http) == rules(&theirs.allowed_http)
+            && ours.connect_timeout == theirs.connect_timeout
+            && ours.io_timeout == theirs.io_timeout
+            && ours.max_connections == theirs.max_connections
+            && self.http.as_ref().map(|(address, _)| address)
+                == other.http.as_ref().map(|(address, _)| address)
+    }
+}
+
+/// What a route leads to.
+#[derive(Debug, Clone)]
+pub enum RouteTarget {
+    /// A component or core module, instantiated afresh for each request.
+    App(Box<AppConfig>),
+    /// A `[[services]]` entry's HTTP server, reached over loopback.
+    Service(ServiceRoute),
+}
+
+impl RouteTarget {
+    /// The route's app name, for logs and metrics.
+    pub fn name(&self) -> &str {
+        match self {
+            RouteTarget::App(app) => &app.name,
+            RouteTarget::Service(route) => &route.name,
+        }
+    }
+
+    /// The app, when the route runs one.
+    pub fn app(&self) -> Option<&AppConfig> {
+        match self {
+            RouteTarget::App(app) => Some(app.as_ref()),
+            RouteTarget::Service(_) => None,
+        }
+    }
+}
+
+/// An `[[applications]]` entry with `service`: its requests are proxied
+/// to the service's `http` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRoute {
+    /// The route's name in logs and metrics; the service's name unless the
+    /// entry gives one.
+    pub name: String,
+    /// The service it goes to.
+    pub service: String,
+    /// The service's `http` address.
+    pub address: SocketAddr,
+    /// Larger request bodies are refused with `413`.
+    pub max_request_body: u64,
+    /// How long the service may take to start its answer (the response
+    /// head) before the client gets `504`.
+    pub timeout: Duration,
+    /// A longer response body is cut off and logged.
+    pub max_response_body: u64,
+    /// How many of its requests may be in flight at once; `None` for no
+    /// cap of its own.
+    pub max_concurrency: Option<u32>,
+    /// Where its `service` key is written.
     pub location: Option<Location>,
 }
 
@@ -241,7 +340,7 @@ impl Default for OutboundConfig {
 
 /// The bytes of a component: a file named in the configuration, or a
 /// component built into the host binary.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentSource {
     /// A `.wasm` file, already resolved against the configuration's folder.
     File(PathBuf),
@@ -264,6 +363,13 @@ impl std::fmt::Display for ComponentSource {
 }
 
 impl Config {
+    /// The apps among the routes (not the routes to services).
+    pub fn apps(&self) -> impl Iterator<Item = &AppConfig> {
+        self.routes
+            .routes()
+            .filter_map(|(_, _, target)| target.app())
+    }
+
     /// Reads and validates the configuration file at `path`. Relative
     /// `file_path`s resolve against the file's folder, or, when nothing is
     /// there, against the working directory (with a warning), as the

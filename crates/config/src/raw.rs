@@ -10,7 +10,7 @@ use toml::Spanned;
 use crate::error::Diagnostic;
 use crate::fields::{
     AppName, ByteSize, EnvName, EnvValue, FunctionField, ListenAddress, Methods, MountValue,
-    RestartField, Route, Timeout, WorldField, guest_mount_path, is_name_char,
+    RestartField, Route, ServiceHttpAddress, Timeout, WorldField, guest_mount_path, is_name_char,
 };
 use crate::lines::LineIndex;
 use crate::{
@@ -28,7 +28,7 @@ struct RawConfig {
     max_memory: Option<ByteSize>,
     max_response_body: Option<ByteSize>,
     #[serde(default)]
-    applications: Vec<RawApp>,
+    applications: Vec<Spanned<RawApp>>,
     #[serde(default)]
     services: Vec<RawService>,
 }
@@ -43,6 +43,8 @@ struct RawService {
     #[serde(default)]
     env: BTreeMap<EnvName, Spanned<EnvValue>>,
     listen: Option<Vec<Spanned<String>>>,
+    http: Option<Spanned<ServiceHttpAddress>>,
+    files: Option<BTreeMap<Spanned<String>, Spanned<MountValue>>>,
     restart: Option<RestartField>,
     max_memory: Option<ByteSize>,
     max_runtime: Option<Timeout>,
@@ -57,7 +59,8 @@ struct RawService {
 #[serde(deny_unknown_fields)]
 struct RawApp {
     name: Option<Spanned<AppName>>,
-    file_path: Spanned<String>,
+    file_path: Option<Spanned<String>>,
+    service: Option<Spanned<AppName>>,
     method: Methods,
     url_path: Spanned<Route>,
     #[serde(default)]
@@ -78,6 +81,16 @@ struct RawApp {
     fuel: Option<Spanned<u64>>,
 }
 
+/// What an `[[applications]]` entry must have, for the errors about it.
+const APP_NEEDS: &str =
+    "; every [[applications]] entry needs `method`, `url_path`, and `file_path` or `service`";
+
+/// What an `[[services]]` entry says about the routes that name it.
+struct ServiceEntry {
+    line: usize,
+    http: Option<std::net::SocketAddr>,
+}
+
 /// Parses and validates configuration text; see [`Config::parse`].
 pub(crate) fn parse(
     source: &str,
@@ -88,10 +101,14 @@ pub(crate) fn parse(
     let raw: RawConfig = toml::from_str(source).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let mut message = error.message().trim_end().to_owned();
-        if message.starts_with("missing field") {
-            message.push_str(
-                "; every [[applications]] entry needs `file_path`, `method` and `url_path`",
-            );
+        if message.starts_with("missing field `method`")
+            || message.starts_with("missing field `url_path`")
+        {
+            message.push_str(APP_NEEDS);
+        } else if message.starts_with("missing field `name`")
+            || message.starts_with("missing field `file_path`")
+        {
+            message.push_str("; every [[services]] entry needs `name` and `file_path`");
         }
         Diagnostic::at(&lines, span, message)
     })?;
@@ -129,8 +146,30 @@ pub(crate) fn parse(
     // app asked for.
     let mut taken: HashSet<String> = HashSet::new();
     let mut explicit_lines: BTreeMap<String, usize> = BTreeMap::new();
+    // The routes that carry their service's name, by service: the route's
+    // line. One may, since a route and its service are one thing in the
+    // logs; a second must be named.
+    let mut service_named_routes: BTreeMap<String, usize> = BTreeMap::new();
     for app in &raw.applications {
-        if let Some(name) = &app.name {
+        if let Some(name) = &app.get_ref().name {
+            let own_service = app
+                .get_ref()
+                .service
+                .as_ref()
+                .is_some_and(|service| service.get_ref().0 == name.get_ref().0);
+            if own_service {
+                let line = lines.line_of(app.span().start).0;
+                if let Some(first) = service_named_routes.insert(name.get_ref().0.clone(), line) {
+                    return Err(at(
+                        name.span(),
+                        format!(
+                            "the route at line {first} to service `{}` already takes the service's name; give this route another `name`, or list both methods in one entry",
+                            name.get_ref().0
+                        ),
+                    ));
+                }
+                continue;
+            }
             let line = lines.line_of(name.span().start).0;
             if let Some(first) = explicit_lines.get(&name.get_ref().0) {
                 return Err(at(
@@ -150,9 +189,149 @@ pub(crate) fn parse(
     let mut routes = RouteTable::new();
     let mut warnings = Vec::new();
     let mut route_lines = Vec::new();
+    // The services the routes may name, known before the routes are read.
+    let service_entries: BTreeMap<String, ServiceEntry> = raw
+        .services
+        .iter()
+        .map(|service| {
+            (
+                service.name.get_ref().0.clone(),
+                ServiceEntry {
+                    line: lines.line_of(service.name.span().start).0,
+                    http: service.http.as_ref().map(|http| http.get_ref().0),
+                },
+            )
+        })
+        .collect();
     for (index, app) in raw.applications.into_iter().enumerate() {
-        let file_span = app.file_path.span();
-        let file = match resolve_component(base, app.file_path.get_ref())
+        let entry_span = app.span();
+        let app = app.into_inner();
+        let file_path = match (app.file_path, app.service) {
+            (Some(_), Some(service)) => {
+                return Err(at(
+                    service.span(),
+                    "an [[applications]] entry has both `file_path` and `service`; a route runs a component or goes to a service, so remove one".to_owned(),
+                ));
+            }
+            (None, None) => {
+                return Err(at(
+                    entry_span.clone(),
+                    format!("missing field `file_path`{APP_NEEDS}"),
+                ));
+            }
+            (None, Some(service)) => {
+                let route_span = app.url_path.span();
+                let service_span = service.span();
+                let service_name = service.into_inner().0;
+                let Some(entry) = service_entries.get(&service_name) else {
+                    let known: Vec<String> = service_entries
+                        .keys()
+                        .map(|name| format!("`{name}`"))
+                        .collect();
+                    let known = if known.is_empty() {
+                        "there are no [[services]] entries".to_owned()
+                    } else {
+                        format!("the services are {}", known.join(", "))
+                    };
+                    return Err(at(
+                        service_span,
+                        format!(
+                            "no service is named `{service_name}` ({known}); name one of them, or add a [[services]] entry"
+                        ),
+                    ));
+                };
+                let Some(address) = entry.http else {
+                    return Err(at(
+                        service_span,
+                        format!(
+                            "service `{service_name}` (line {}) has no `http` address for routes to reach it; add `http = \"127.0.0.1:PORT\"` to its entry, the loopback address it answers HTTP on",
+                            entry.line
+                        ),
+                    ));
+                };
+                let not_here: Vec<&str> = [
+                    (!app.env.is_empty(), "env"),
+                    (app.files.is_some(), "files"),
+                    (app.allowed_tcp.is_some(), "allowed_tcp"),
+                    (app.allowed_http.is_some(), "allowed_http"),
+                    (app.tcp_connect_timeout.is_some(), "tcp_connect_timeout"),
+                    (app.tcp_io_timeout.is_some(), "tcp_io_timeout"),
+                    (app.max_tcp_connections.is_some(), "max_tcp_connections"),
+                    (app.world.is_some(), "world"),
+                    (app.function.is_some(), "function"),
+                    (app.max_memory.is_some(), "max_memory"),
+                    (app.fuel.is_some(), "fuel"),
+                ]
+                .into_iter()
+                .filter_map(|(given, key)| given.then_some(key))
+                .collect();
+                if let Some(first) = not_here.first() {
+                    return Err(at(
+                        service_span,
+                        format!(
+                            "`{first}` does not apply to a route to service `{service_name}`: the service runs as its own [[services]] entry says; remove {} from this entry or set {} on the service",
+                            not_here
+                                .iter()
+                                .map(|key| format!("`{key}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if not_here.len() == 1 { "it" } else { "them" },
+                        ),
+                    ));
+                }
+                let name = match app.name {
+                    Some(name) => name.into_inner().0,
+                    None => {
+                        let line = lines.line_of(entry_span.start).0;
+                        if let Some(first) = service_named_routes.insert(service_name.clone(), line)
+                        {
+                            return Err(at(
+                                service_span,
+                                format!(
+                                    "the route at line {first} to service `{service_name}` already takes the service's name; give this route a `name`, or list both methods in one entry"
+                                ),
+                            ));
+                        }
+                        service_name.clone()
+                    }
+                };
+                if let Some(value) = app.max_concurrency.as_ref().filter(|v| *v.get_ref() == 0) {
+                    return Err(at(
+                        value.span(),
+                        "max_concurrency must be at least 1; remove it for no limit of its own"
+                            .to_owned(),
+                    ));
+                }
+                let target = crate::RouteTarget::Service(crate::ServiceRoute {
+                    name: name.clone(),
+                    service: service_name,
+                    address,
+                    max_request_body: app
+                        .max_request_body
+                        .map_or(global_body_limit, |size| size.0),
+                    timeout: app.timeout.map_or(global_limits.timeout, |t| t.0),
+                    max_response_body: app
+                        .max_response_body
+                        .map_or(global_limits.max_response_body, |s| s.0),
+                    max_concurrency: app.max_concurrency.map(Spanned::into_inner),
+                    location: Some(lines.locate(service_span.start)),
+                });
+                insert_route(
+                    &mut routes,
+                    &route_lines,
+                    &at,
+                    app.url_path.into_inner().0,
+                    app.method.0,
+                    target,
+                    route_span.clone(),
+                )?;
+                route_lines.push((name, lines.line_of(route_span.start).0));
+                continue;
+            }
+            (Some(file_path), None) => file_path,
+        };
+        let file_span = file_path.span();
+        let file = match resolve_component(base, file_path.get_ref())
             .map_err(|message| at(file_span.clone(), message))?
         {
             Resolved::NextToConfig(file) => file,
@@ -161,7 +340,7 @@ pub(crate) fn parse(
                     location: lines.locate(file_span.start),
                     message: format!(
                         "file_path `{}` is not next to the configuration file (looked for {}); using {} in the working directory. Write the path relative to the configuration file to silence this",
-                        app.file_path.get_ref(),
+                        file_path.get_ref(),
                         looked_for.display(),
                         file.display()
                     ),
@@ -231,17 +410,15 @@ pub(crate) fn parse(
                 name: function.into_inner().0,
             }),
         };
-        routes.insert(route, app.method.0, config).map_err(|conflict| {
-            let (other_name, other_line) = &route_lines[conflict.existing_index];
-            at(
-                route_span.clone(),
-                format!(
-                    "route {} {} of app `{name}` overlaps route {} {} of app `{other_name}` at line {other_line}{}; change the path or the methods so that each request has one route",
-                    conflict.methods, conflict.pattern, conflict.existing_methods, conflict.existing_pattern,
-                    if conflict.implied_head { " (a GET route also answers HEAD)" } else { "" },
-                ),
-            )
-        })?;
+        insert_route(
+            &mut routes,
+            &route_lines,
+            &at,
+            route,
+            app.method.0,
+            crate::RouteTarget::App(Box::new(config)),
+            route_span.clone(),
+        )?;
         route_lines.push((name, lines.line_of(route_span.start).0));
     }
 
@@ -273,12 +450,20 @@ pub(crate) fn parse(
             Resolved::NextToConfig(file) | Resolved::InWorkingDirectory { file, .. } => file,
         };
         let (env, secrets) = env_table(service.env, &format!("service `{name}`"), lookup_env, &at)?;
+        let files = match service.files {
+            None => Vec::new(),
+            Some(files) => mounts(base, files).map_err(|(span, message)| at(span, message))?,
+        };
         services.push(crate::ServiceConfig {
+            files,
             component: ComponentSource::File(file),
             args: service.args,
             env,
             secrets,
             listen: parse_rules(service.listen, "listen", &at, &locate_in)?,
+            http: service
+                .http
+                .map(|http| (http.get_ref().0, lines.locate(http.span().start))),
             restart: service.restart.map_or(crate::Restart::OnFailure, |r| r.0),
             max_memory: service.max_memory.map_or(global_limits.max_memory, |s| s.0),
             max_runtime: service.max_runtime.map(|t| t.0),
@@ -300,6 +485,31 @@ pub(crate) fn parse(
         routes,
         warnings,
         services,
+    })
+}
+
+/// Adds a route, or says which earlier route (by its entry's name and
+/// line in `route_lines`) it overlaps.
+fn insert_route(
+    routes: &mut RouteTable<crate::RouteTarget>,
+    route_lines: &[(String, usize)],
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    pattern: serverless_router::RoutePattern,
+    methods: serverless_router::MethodFilter,
+    target: crate::RouteTarget,
+    route_span: std::ops::Range<usize>,
+) -> Result<(), ConfigError> {
+    let name = target.name().to_owned();
+    routes.insert(pattern, methods, target).map_err(|conflict| {
+        let (other_name, other_line) = &route_lines[conflict.existing_index];
+        at(
+            route_span,
+            format!(
+                "route {} {} of app `{name}` overlaps route {} {} of app `{other_name}` at line {other_line}{}; change the path or the methods so that each request has one route",
+                conflict.methods, conflict.pattern, conflict.existing_methods, conflict.existing_pattern,
+                if conflict.implied_head { " (a GET route also answers HEAD)" } else { "" },
+            ),
+        )
     })
 }
 
@@ -570,7 +780,7 @@ url_path = "/hello"
         )
         .unwrap();
         assert_eq!(config.listen_address.to_string(), "127.0.0.1:8080");
-        let apps: Vec<&AppConfig> = config.routes.routes().map(|(_, _, app)| app).collect();
+        let apps: Vec<&AppConfig> = config.apps().collect();
         assert_eq!(apps.len(), 1);
         assert_eq!(apps[0].name, "hello");
         assert_eq!(apps[0].max_request_body, DEFAULT_MAX_REQUEST_BODY);
@@ -607,6 +817,7 @@ max_tcp_connections = 2
         .unwrap();
         assert_eq!(config.listen_address.to_string(), DEFAULT_LISTEN_ADDRESS);
         let (pattern, methods, app) = config.routes.routes().next().unwrap();
+        let app = app.app().unwrap();
         assert_eq!(pattern.as_str(), "/users/:id");
         assert_eq!(methods.to_string(), "GET,POST");
         assert_eq!(app.name, "greeter");
@@ -651,7 +862,7 @@ max_tcp_connections = 2
              env = { PLAIN = \"x\", TOKEN = { from_env = \"SECRET_SOURCE\" } }\n",
         )
         .unwrap();
-        let app = config.routes.routes().next().unwrap().2;
+        let app = config.apps().next().unwrap();
         assert_eq!(
             app.env,
             vec![
@@ -684,7 +895,7 @@ max_tcp_connections = 2
              [applications.files]\n\"/site/\" = \"public\"\n\"/tmp\" = { path = \"scratch\", writable = true }\n",
         )
         .unwrap();
-        let app = config.routes.routes().next().unwrap().2;
+        let app = config.apps().next().unwrap();
         assert_eq!(
             app.files,
             vec![
@@ -756,11 +967,7 @@ url_path = "/d"
 "#,
         )
         .unwrap();
-        let names: Vec<&str> = config
-            .routes
-            .routes()
-            .map(|(_, _, a)| a.name.as_str())
-            .collect();
+        let names: Vec<&str> = config.apps().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["hello", "hello-2", "other", "other-4"]);
     }
 
@@ -848,6 +1055,154 @@ url_path = "/users/:name"
         assert!(
             first_line(error).starts_with("7:8: app name `x` is already used by the app at line 2")
         );
+    }
+
+    #[test]
+    fn routes_to_services_take_the_service_s_address_and_their_own_limits() {
+        let dir = folder();
+        let config = parse_in(
+            &dir,
+            r#"timeout = "10s"
+
+[[applications]]
+method = "ANY"
+url_path = "/api/*"
+service = "api"
+timeout = "2s"
+max_concurrency = 8
+
+[[applications]]
+name = "api-admin"
+method = "GET"
+url_path = "/admin"
+service = "api"
+
+[[applications]]
+name = "other"
+method = "GET"
+url_path = "/other"
+service = "other"
+
+[[services]]
+name = "api"
+file_path = "hello.wasm"
+http = "127.0.0.1:9001"
+
+[[services]]
+name = "other"
+file_path = "other.wasm"
+http = "[::1]:9002"
+"#,
+        )
+        .unwrap();
+        let routes: Vec<&crate::ServiceRoute> = config
+            .routes
+            .routes()
+            .map(|(_, _, target)| match target {
+                crate::RouteTarget::Service(route) => route,
+                crate::RouteTarget::App(app) => panic!("{app:?} is not a service route"),
+            })
+            .collect();
+        let names: Vec<(&str, &str, String)> = routes
+            .iter()
+            .map(|r| (r.name.as_str(), r.service.as_str(), r.address.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("api", "api", "127.0.0.1:9001".to_owned()),
+                ("api-admin", "api", "127.0.0.1:9001".to_owned()),
+                ("other", "other", "[::1]:9002".to_owned()),
+            ]
+        );
+        assert_eq!(routes[0].timeout, std::time::Duration::from_secs(2));
+        assert_eq!(routes[0].max_concurrency, Some(8));
+        assert_eq!(routes[1].timeout, std::time::Duration::from_secs(10));
+        assert_eq!(routes[1].max_request_body, DEFAULT_MAX_REQUEST_BODY);
+        assert_eq!(config.apps().count(), 0);
+        let http: Vec<String> = config
+            .services
+            .iter()
+            .map(|s| {
+                let (address, at) = s.http.as_ref().unwrap();
+                format!("{address} at {}:{}", at.line, at.column)
+            })
+            .collect();
+        assert_eq!(http, ["127.0.0.1:9001 at 25:8", "[::1]:9002 at 30:8"]);
+    }
+
+    #[test]
+    fn a_route_to_a_service_is_checked_against_it() {
+        let dir = folder();
+        let service = "[[services]]\nname = \"api\"\nfile_path = \"hello.wasm\"\n";
+        let route = "[[applications]]\nmethod = \"GET\"\nurl_path = \"/a\"\n";
+        let cases: &[(String, &str)] = &[
+            (
+                format!("{route}service = \"api\"\n{service}"),
+                "4:11: service `api` (line 6) has no `http` address for routes to reach it",
+            ),
+            (
+                format!("{route}service = \"nope\"\n{service}http = \"127.0.0.1:1\"\n"),
+                "4:11: no service is named `nope` (the services are `api`)",
+            ),
+            (
+                format!("{route}service = \"api\"\nfuel = 5\n{service}http = \"127.0.0.1:1\"\n"),
+                "4:11: `fuel` does not apply to a route to service `api`",
+            ),
+            (
+                format!("{service}http = \"10.0.0.1:80\"\n"),
+                "4:8: http `10.0.0.1:80` is not a loopback address",
+            ),
+            (
+                format!("{service}http = \"127.0.0.1:0\"\n"),
+                "4:8: http `127.0.0.1:0` has port 0",
+            ),
+            (
+                format!("{service}http = \"localhost:80\"\n"),
+                "4:8: http `localhost:80` is not an IP address with a port",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = first_line(parse_in(&dir, text).unwrap_err());
+            assert!(
+                error.starts_with(expected),
+                "expected {expected:?}, got {error:?}"
+            );
+        }
+        // A route may carry its service's name, but only one may.
+        let twice = format!(
+            "{route}name = \"api\"\nservice = \"api\"\n[[applications]]\nmethod = \"POST\"\nurl_path = \"/a\"\nservice = \"api\"\n{service}http = \"127.0.0.1:1\"\n"
+        );
+        assert_eq!(
+            first_line(parse_in(&dir, &twice).unwrap_err()),
+            "9:11: the route at line 1 to service `api` already takes the service's name; give this route a `name`, or list both methods in one entry"
+        );
+    }
+
+    #[test]
+    fn a_service_runs_alike_when_only_its_place_in_the_file_moved() {
+        let dir = folder();
+        let entry = "name = \"s\"\nfile_path = \"hello.wasm\"\nlisten = [\"127.0.0.1:9000\"]\nhttp = \"127.0.0.1:9000\"\n";
+        let service = |text: &str| parse_in(&dir, text).unwrap().services.remove(0);
+        let one = service(&format!("[[services]]\n{entry}"));
+        let moved = service(&format!("# moved\n\n[[services]]\n{entry}"));
+        assert_ne!(one.location, moved.location);
+        assert!(one.runs_like(&moved));
+        for change in [
+            "args = [\"x\"]\n",
+            "restart = \"always\"\n",
+            "max_memory = \"1 MiB\"\n",
+            "env = { A = \"1\" }\n",
+            "allowed_tcp = [\"db:5432\"]\n",
+        ] {
+            let changed = service(&format!("[[services]]\n{entry}{change}"));
+            assert!(!one.runs_like(&changed), "{change}");
+        }
+        let other_file = service(&format!(
+            "[[services]]\n{}",
+            entry.replace("hello.wasm", "other.wasm")
+        ));
+        assert!(!one.runs_like(&other_file));
     }
 
     #[test]

@@ -147,13 +147,28 @@ max_concurrency = 2
     });
     let contended = load::run(host.address, &healthy, &[200], 4, phase).await;
     let hostile_outcome = hammer.await.context("the hostile load failed")?;
+    drop(host);
 
-    let ratio =
-        contended.quantile(0.99).as_secs_f64() / alone.quantile(0.99).as_secs_f64().max(1e-9);
-    let verdict = if ratio <= FAIRNESS_TARGET {
-        "met"
-    } else {
-        "NOT met"
+    // The same apps on a host that also runs a service spinning forever
+    // (it starts with the host, so it has its own host process).
+    let spinning_config = format!(
+        "{config}\n[[services]]\nname = \"spinner\"\nfile_path = {service:?}\nargs = [\"spin\"]\nrestart = \"always\"\n",
+        service = guest_artifacts::SERVICE_HELLO_PATH,
+    );
+    let host = RunningHost::start(binary, &spinning_config, &["--queue-timeout", "50"])?;
+    load::run(host.address, &healthy, &[200], 4, Duration::from_secs(2)).await;
+    let next_to_service = load::run(host.address, &healthy, &[200], 4, phase).await;
+    drop(host);
+
+    let p99 = |outcome: &load::Outcome| outcome.quantile(0.99).as_secs_f64();
+    let ratio = p99(&contended) / p99(&alone).max(1e-9);
+    let service_ratio = p99(&next_to_service) / p99(&alone).max(1e-9);
+    let verdict = |ratio: f64| {
+        if ratio <= FAIRNESS_TARGET {
+            "met"
+        } else {
+            "NOT met"
+        }
     };
     let mut text = String::new();
     writeln!(text, "# Fairness: a healthy route next to hostile guests\n")?;
@@ -166,12 +181,13 @@ max_concurrency = 2
     )?;
     writeln!(
         text,
-        "- healthy: `GET /hello/:name` (guests/rust/hello), 4 closed-loop clients\n- hostile: `/hostile/{{spin,memory,recurse,huge,panic,sleep}}` (guests/rust/test-hostile), 8 closed-loop clients; app limits: timeout 200ms, max_memory 32 MiB, max_response_body 4 MiB, max_concurrency 2\n"
+        "- healthy: `GET /hello/:name` (guests/rust/hello), 4 closed-loop clients\n- hostile: `/hostile/{{spin,memory,recurse,huge,panic,sleep}}` (guests/rust/test-hostile), 8 closed-loop clients; app limits: timeout 200ms, max_memory 32 MiB, max_response_body 4 MiB, max_concurrency 2\n- spinning service: a second host with the same apps and a `[[services]]` entry running `service_hello spin` (guests/rust/service-hello), a loop that never yields on its own, for the whole phase\n"
     )?;
     writeln!(text, "| phase | healthy req/s | p50 | p99 | errors |")?;
     writeln!(text, "|---|---|---|---|---|")?;
     text.push_str(&row("healthy alone", &alone));
     text.push_str(&row("healthy next to hostile", &contended));
+    text.push_str(&row("healthy next to a spinning service", &next_to_service));
     writeln!(
         text,
         "\nHostile requests answered meanwhile: {} (500/503/504 as expected), unexpected answers: {}.\n",
@@ -180,7 +196,13 @@ max_concurrency = 2
     )?;
     writeln!(
         text,
-        "**Healthy p99 next to hostile traffic is {ratio:.2}x its value alone; target at most {FAIRNESS_TARGET}x: {verdict}.**"
+        "**Healthy p99 next to hostile traffic is {ratio:.2}x its value alone; target at most {FAIRNESS_TARGET}x: {}.**\n",
+        verdict(ratio)
+    )?;
+    writeln!(
+        text,
+        "**Healthy p99 next to a spinning service is {service_ratio:.2}x its value alone; target at most {FAIRNESS_TARGET}x: {}.**",
+        verdict(service_ratio)
     )?;
     write_keeping_findings(out, text)
 }

@@ -23,17 +23,15 @@ fn hello_app() -> Arc<App> {
     )
     .expect("a valid configuration");
     let runtime = Runtime::new(RuntimeSettings::default()).expect("an engine");
-    let routes = runtime
-        .load_routes(
-            config.routes,
-            &OperatorRules {
-                tcp: serverless_outbound::TcpAllowlist::new(Vec::new()),
-                http: serverless_outbound::HttpAllowlist::new(Vec::new()),
-            },
-        )
-        .expect("the hello app loads");
-    let (_, _, app) = routes.routes().next().expect("one route");
-    app.clone()
+    let app = config.apps().next().expect("one app").clone();
+    let operator = OperatorRules {
+        tcp: serverless_outbound::TcpAllowlist::new(Vec::new()),
+        http: serverless_outbound::HttpAllowlist::new(Vec::new()),
+    };
+    runtime
+        .loader(&operator)
+        .load(app)
+        .expect("the hello app loads")
 }
 
 fn per_request(c: &mut Criterion) {

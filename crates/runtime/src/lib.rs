@@ -3,7 +3,7 @@
 //!
 //! * [`Runtime`] owns the one [`wasmtime::Engine`] (pooling allocator,
 //!   copy-on-write memory images) and the linker with every host interface.
-//! * [`Runtime::load_routes`] compiles each component once and
+//! * [`Runtime::loader`] compiles each component once and
 //!   pre-instantiates it, checking that it fits the handler world.
 //! * [`App::handle`] runs one request in a new `Store` and instance.
 //! * `host/` holds one file per WIT interface of the handler world;
@@ -44,7 +44,7 @@ pub use handles::{
 pub use host::outbound_tcp::TcpSettings;
 pub use legacy::{LegacyProblem, code as legacy_codes};
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded, deadline_after, trap_kind};
-pub use load::{LoadError, LoadProblem, OperatorRules};
+pub use load::{LoadError, LoadProblem, Loader, OperatorRules};
 pub use request::IncomingRequest;
 pub use response::{GuestResponse, InvocationStats};
 pub use serverless_config::World;

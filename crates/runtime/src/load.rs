@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serverless_config::{AppConfig, ComponentSource, Location, RouteTable};
+use serverless_config::{AppConfig, ComponentSource, Location};
 use serverless_outbound::{HttpAllowlist, TcpAllowlist};
 use wasmtime::Module;
 use wasmtime::component::Component;
@@ -269,38 +269,61 @@ fn made_once<T: Clone>(
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 impl Runtime {
-    /// Compiles every app's component (once per distinct file) and
-    /// pre-instantiates it, so that requests only instantiate. `operator`
-    /// holds the `--allow-tcp` and `--allow-http` rules, which an app's
-    /// `allowed_tcp` and `allowed_http` may only narrow.
-    pub fn load_routes(
-        &self,
-        routes: RouteTable<AppConfig>,
-        operator: &OperatorRules,
-    ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
-        let loaded = self.load_each(routes, operator)?;
-        // The first time a configuration is in service, say what limits
-        // it runs under; a configuration error is reported alone.
-        self.log_limits();
-        Ok(loaded)
+    /// A loader for the apps of one configuration: each component is
+    /// compiled once and pre-instantiated, so that requests only
+    /// instantiate. `operator` holds the `--allow-tcp` and `--allow-http`
+    /// rules, which an app's `allowed_tcp` and `allowed_http` may only
+    /// narrow.
+    pub fn loader<'a>(&'a self, operator: &'a OperatorRules) -> Loader<'a> {
+        Loader {
+            runtime: self,
+            operator,
+            compiled: HashMap::new(),
+            canonical: HashMap::new(),
+            operator_tcp: Arc::new(operator.tcp.clone()),
+            operator_http: HashMap::new(),
+        }
+    }
+}
+
+/// Compiles and pre-instantiates apps of one configuration. Apps that
+/// share a component share its compilation and its pre-instantiation: an
+/// app costs its route and its own settings, not a copy of the
+/// component's imports.
+pub struct Loader<'a> {
+    runtime: &'a Runtime,
+    operator: &'a OperatorRules,
+    compiled: HashMap<ComponentKey, Artifact>,
+    canonical: HashMap<PathBuf, PathBuf>,
+    operator_tcp: Arc<TcpAllowlist>,
+    /// Apps without their own `allowed_http` share one pooled client per
+    /// pair of timeouts, so that each keeps its own.
+    operator_http: HashMap<(Duration, Duration), Arc<HttpClient>>,
+}
+
+impl Loader<'_> {
+    /// Every app is loaded: the first time a configuration is in service,
+    /// say what limits it runs under (a configuration error is reported
+    /// alone, without this line).
+    pub fn finish(self) {
+        self.runtime.log_limits();
     }
 
-    /// [`Runtime::load_routes`] without the log line.
-    fn load_each(
-        &self,
-        routes: RouteTable<AppConfig>,
-        operator: &OperatorRules,
-    ) -> Result<RouteTable<Arc<App>>, Box<LoadError>> {
-        // Apps that share a component share its compilation and its
-        // pre-instantiation: an app costs its route and its own settings,
-        // not a copy of the component's imports.
-        let mut compiled: HashMap<ComponentKey, Artifact> = HashMap::new();
-        let mut canonical: HashMap<PathBuf, PathBuf> = HashMap::new();
-        let operator_tcp = Arc::new(operator.tcp.clone());
-        // Apps without their own `allowed_http` share one pooled client
-        // per pair of timeouts, so that each keeps its own.
-        let mut operator_http: HashMap<(Duration, Duration), Arc<HttpClient>> = HashMap::new();
-        routes.try_map(|config| {
+    /// Compiles (or finds compiled) and pre-instantiates one app. The
+    /// operator's `--allow-tcp` and `--allow-http` rules may only be
+    /// narrowed by the app's `allowed_tcp` and `allowed_http`.
+    pub fn load(&mut self, config: AppConfig) -> Result<Arc<App>, Box<LoadError>> {
+        let Loader {
+            runtime,
+            operator,
+            compiled,
+            canonical,
+            operator_tcp,
+            operator_http,
+        } = self;
+        let this = *runtime;
+        let operator = *operator;
+        {
             let fail = |problem| LoadError {
                 app: config.name.clone(),
                 component: config.component.to_string(),
@@ -344,8 +367,8 @@ impl Runtime {
                         Arc::new(HttpClient::new(
                             operator.http.clone(),
                             timeouts,
-                            self.slow_lane.clone(),
-                            self.handles.clone(),
+                            this.slow_lane.clone(),
+                            this.handles.clone(),
                         ))
                     })
                     .clone(),
@@ -368,8 +391,8 @@ impl Runtime {
                     Arc::new(HttpClient::new(
                         narrowed,
                         timeouts,
-                        self.slow_lane.clone(),
-                        self.handles.clone(),
+                        this.slow_lane.clone(),
+                        this.handles.clone(),
                     ))
                 }
             };
@@ -391,7 +414,7 @@ impl Runtime {
             let artifact = match compiled.entry(key) {
                 Slot::Occupied(known) => known.into_mut(),
                 Slot::Vacant(slot) => slot.insert(
-                    match self.compile(&config.component).map_err(fail_boxed)?.0 {
+                    match this.compile(&config.component).map_err(fail_boxed)?.0 {
                         Wasm::Component(component) => {
                             Artifact::Component(Box::new(CompiledComponent {
                                 component,
@@ -413,7 +436,7 @@ impl Runtime {
             };
             let entry = match artifact {
                 Artifact::Module(module) => {
-                    Entry::Legacy(self.legacy_pre(module.clone(), &config).map_err(at_key)?)
+                    Entry::Legacy(this.legacy_pre(module.clone(), &config).map_err(at_key)?)
                 }
                 Artifact::Component(component) => {
                     no_function(&config).map_err(at_key)?;
@@ -422,27 +445,29 @@ impl Runtime {
                         None => match &component.detected {
                             Some(world) => *world,
                             None => {
-                                let world = detect_world(&self.engine, &component.component)
+                                let world = detect_world(&this.engine, &component.component)
                                     .map_err(fail_boxed)?;
                                 *component.detected.insert(world)
                             }
                         },
                     };
                     component
-                        .entry(&self.linker, world)
+                        .entry(&this.linker, world)
                         .map_err(|error| fail_boxed(LoadProblem::DoesNotFit(world, error)))?
                 }
             };
             Ok(Arc::new(App::new(
                 config,
-                self.shared(),
+                this.shared(),
                 tcp,
                 http_client,
                 entry,
             )))
-        })
+        }
     }
+}
 
+impl Runtime {
     /// What every app and service of this runtime shares.
     pub(crate) fn shared(&self) -> Shared {
         Shared {
@@ -455,7 +480,7 @@ impl Runtime {
     }
 
     /// Compiles one app's component or module into the compile cache (or
-    /// finds it there), for `host compile`, and checks it as `load_routes`
+    /// finds it there), for `host compile`, and checks it as [`Loader::load`]
     /// would: a component against its world (`world`, or the one its
     /// exports name), a core module against the ABI and the app's keys.
     pub fn precompile(&self, config: &AppConfig) -> Result<CacheOutcome, Box<LoadError>> {

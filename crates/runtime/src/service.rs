@@ -50,6 +50,8 @@ pub struct Service {
     max_runtime: Option<std::time::Duration>,
     /// Its `from_env` values, replaced in every line written for it.
     secrets: Arc<Secrets>,
+    /// Host folders opened for each run.
+    files: Vec<serverless_config::Mount>,
     shared: crate::app::Shared,
 }
 
@@ -109,6 +111,8 @@ pub struct ServiceSettings {
     pub max_runtime: Option<std::time::Duration>,
     /// Values from the host's environment, kept out of the log.
     pub secrets: Vec<String>,
+    /// Host folders it sees as preopened directories.
+    pub files: Vec<serverless_config::Mount>,
 }
 
 impl crate::engine::Runtime {
@@ -143,6 +147,7 @@ impl crate::engine::Runtime {
             max_memory: usize::try_from(settings.max_memory).unwrap_or(usize::MAX),
             max_runtime: settings.max_runtime,
             secrets: Arc::new(Secrets::new(&settings.secrets)),
+            files: settings.files,
             shared: self.shared(),
         })
     }
@@ -248,7 +253,11 @@ impl Service {
         let mut argv = vec![self.name.to_string()];
         argv.extend(self.args.iter().cloned());
         builder.args(&argv);
-        let handles = RequestHandles::new(self.shared.handles.clone(), 0)?;
+        // Each mounted folder is an open directory for the whole run.
+        let handles = RequestHandles::new(self.shared.handles.clone(), self.files.len())?;
+        for mount in &self.files {
+            crate::state::mount(&mut builder, mount)?;
+        }
         let state = InstanceState {
             table: ResourceTable::new(),
             wasi: Some(builder.build()),

@@ -178,3 +178,24 @@ impl WasiHttpView for InstanceState {
         }
     }
 }
+
+/// Opens `mount`'s host folder as a preopened directory of `wasi`, read-only
+/// unless the mount is writable.
+pub(crate) fn mount(
+    wasi: &mut wasmtime_wasi::WasiCtxBuilder,
+    mount: &serverless_config::Mount,
+) -> wasmtime::Result<()> {
+    let perms = if mount.writable {
+        wasmtime_wasi::FsPerms::ReadWrite
+    } else {
+        wasmtime_wasi::FsPerms::ReadOnly
+    };
+    wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
+        .map(|_| ())
+        .map_err(|error| {
+            error.context(format!(
+                "cannot open the mounted folder {}",
+                mount.host_path.display()
+            ))
+        })
+}

@@ -56,9 +56,8 @@ pub(crate) fn log_warnings(config: &Config) {
 /// demanding one.
 pub(crate) fn max_memory(config: &Config) -> u64 {
     config
-        .routes
-        .routes()
-        .map(|(_, _, app)| app.limits.max_memory)
+        .apps()
+        .map(|app| app.limits.max_memory)
         .chain(config.services.iter().map(|service| service.max_memory))
         .max()
         .unwrap_or(0)
@@ -76,10 +75,7 @@ pub(crate) fn prepare_runtime(
     let mut runtime = Runtime::new(RuntimeSettings {
         max_instances,
         max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
-        fuel: config
-            .routes
-            .routes()
-            .any(|(_, _, app)| app.limits.fuel.is_some()),
+        fuel: config.apps().any(|app| app.limits.fuel.is_some()),
     })?;
     if !cache.no_cache {
         match cache_dir(cache) {

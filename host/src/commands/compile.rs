@@ -27,7 +27,7 @@ pub(crate) fn run(args: CompileArgs) -> anyhow::Result<()> {
     // Every app is checked (a core module against its `function` and
     // `max_memory`); each file is compiled once, the cache serving the
     // apps that share it.
-    for (_, _, app) in config.routes.routes() {
+    for app in config.apps() {
         let started = Instant::now();
         let outcome = runtime.precompile(app)?;
         if seen.insert(app.component.to_string()) {

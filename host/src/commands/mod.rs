@@ -6,3 +6,4 @@ pub(crate) mod compile;
 pub(crate) mod logs;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod services;

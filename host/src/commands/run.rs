@@ -154,7 +154,11 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
             }),
     };
     let mut routes = RouteTable::new();
-    routes.insert(route, MethodFilter::from_names(["ANY"])?, app)?;
+    routes.insert(
+        route,
+        MethodFilter::from_names(["ANY"])?,
+        serverless_config::RouteTarget::App(Box::new(app)),
+    )?;
     Ok(Config {
         warnings: Vec::new(),
         services: Vec::new(),
@@ -175,7 +179,8 @@ pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Resul
         tcp: TcpAllowlist::new(args.allow_tcp.clone()),
         http: HttpAllowlist::new(args.allow_http.clone()),
     };
-    let routes = runtime.load_routes(config.routes, &operator)?;
+    // `host run` runs no services.
+    let routes = crate::routes::load(&runtime, config.routes, &operator, &Default::default())?;
     let body = match (&args.body, &args.body_file) {
         (Some(text), None) => Bytes::from(text.clone()),
         (None, Some(file)) => Bytes::from(
@@ -212,7 +217,7 @@ pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Resul
             Arc::new(Metrics::new(1, runtime.counters())),
             invocations,
         ));
-        let response = dispatcher.dispatch(request).await;
+        let response = dispatcher.dispatch(request, None).await;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()

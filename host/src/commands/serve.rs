@@ -184,13 +184,16 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         http: HttpAllowlist::new(args.allow_http),
     };
     let max_connections = reserve_connections(&runtime, args.max_connections)?;
-    let routes = runtime.load_routes(config.routes, &operator_rules)?;
-    let services = crate::services::load(
+    let listen_rules = TcpAllowlist::new(args.allow_listen);
+    let services =
+        crate::services::load(&runtime, config.services, &operator_rules, &listen_rules)?;
+    let routes = crate::routes::load(
         &runtime,
-        config.services,
+        config.routes,
         &operator_rules,
-        &TcpAllowlist::new(args.allow_listen),
+        &crate::services::up_flags(&services),
     )?;
+    let statuses = crate::services::Statuses::new();
     release_freed_heap();
     let address = args.listen.unwrap_or(config.listen_address);
     let listen_address = config.listen_address;
@@ -207,7 +210,6 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             .local_addr()
             .context("cannot read the bound address")?;
         let metrics = Arc::new(Metrics::new(args.max_instances, runtime.counters()));
-        let statuses = crate::services::Statuses::new(&services);
         let admin = Arc::new(Admin::new(
             metrics.clone(),
             &routes,
@@ -237,6 +239,8 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             args.idle_timeout
         );
         let described = reload::describe(&routes);
+        // Services start before requests can reach their routes.
+        let supervisor = crate::services::Supervisor::start(services, statuses);
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             args.max_instances,
@@ -254,6 +258,8 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                     dispatcher: dispatcher.clone(),
                     admin: admin.clone(),
                     listen_address,
+                    supervisor: supervisor.clone(),
+                    listen_rules,
                 });
                 tokio::spawn(reloader.run(hangups, described, args.watch));
             }
@@ -267,7 +273,6 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                 tokio::spawn(reload::ignore_hangups(hangups));
             }
         }
-        let supervisor = crate::services::Supervisor::start(services, statuses);
         admin.set_ready(true);
         let signal = shutdown_signal()?;
         let shutdown = {
@@ -343,7 +348,7 @@ fn default_max_connections(open_files: usize) -> Option<u32> {
 /// Prints the route table and the URL on stdout, where scripts and tests
 /// read the bound address from the `listening on` line.
 fn print_banner(
-    routes: &serverless_config::RouteTable<Arc<serverless_runtime::App>>,
+    routes: &crate::routes::Routes,
     operator_rules: &OperatorRules,
     pool: &str,
     bound: std::net::SocketAddr,
@@ -357,14 +362,14 @@ fn print_banner(
         .unwrap_or(0);
     let _ = writeln!(out, "serverless-wasm host {}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "routes:");
-    for (pattern, methods, app) in routes.routes() {
+    for (pattern, methods, target) in routes.routes() {
         let _ = writeln!(
             out,
             "  {:<7} {:<width$}  -> {} ({})",
             methods.to_string(),
             pattern.as_str(),
-            app.name(),
-            app.component()
+            target.name(),
+            target.source()
         );
     }
     let tcp = &operator_rules.tcp;
@@ -379,7 +384,10 @@ fn print_banner(
     } else {
         let _ = writeln!(out, "outbound HTTP allowed to: {}", http.describe());
     }
-    for (_, _, app) in routes.routes() {
+    for app in routes.routes().filter_map(|(_, _, target)| match target {
+        crate::routes::Target::App(app) => Some(app),
+        crate::routes::Target::Service(_) => None,
+    }) {
         if app.tcp_allowlist().rules() != tcp.rules() {
             let rules = app.tcp_allowlist().describe();
             let _ = writeln!(out, "  app {} narrows TCP to: {rules}", app.name());

@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::refusal::{Refusal, failed, log_too_large};
 use super::{RequestBody, Served, Stats, full};
 use crate::admission::Admitted;
+use crate::routes::Target;
 
 /// The host-wide budget of handler-world request bodies being read before
 /// admission (`--max-pending-body-bytes`), taken chunk by chunk as they
@@ -159,7 +160,7 @@ pub(super) async fn run_handler(
     app: &App,
     parts: http::request::Parts,
     body: Bytes,
-    found: RouteMatch<'_, Arc<App>>,
+    found: RouteMatch<'_, Target>,
     request_id: &Arc<str>,
     admitted: Admitted,
 ) -> Result<Served, Refusal> {

@@ -5,15 +5,20 @@
 //! - [`identity`]: the request id and the access record.
 //! - [`handler`]: the handler world's path (body read before admission).
 //! - [`wasi_http`]: the wasi:http world's path and the response limits.
+//! - [`proxy`]: a route to a service, over loopback to its HTTP server.
 //! - [`refusal`]: what went wrong before or around the handler, and the
 //!   response the client gets.
 
 mod handler;
 mod identity;
+mod proxy;
 mod refusal;
 mod wasi_http;
 
+pub(crate) use proxy::ServiceProxy;
+
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,9 +26,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
-use serverless_config::RouteTable;
 use serverless_router::Lookup;
-use serverless_runtime::{App, AppKind, InvocationStats, LaterStats, ResponseBody, World};
+use serverless_runtime::{AppKind, InvocationStats, LaterStats, ResponseBody, World};
 use tracing::Instrument as _;
 
 use handler::BodyBudget;
@@ -33,6 +37,7 @@ use refusal::{Refusal, log_too_large};
 use crate::admin::{AppSeries, Metrics};
 use crate::admission::{self, Admitted, Gate};
 use crate::invocations::Invocations;
+use crate::routes::{Routes, Target};
 
 /// A request body the dispatcher can read: hyper's `Incoming` from the
 /// server, or a whole body from `host run`.
@@ -68,6 +73,8 @@ enum Stats {
     Known(InvocationStats),
     /// Known once a wasi:http guest has finished writing its body.
     Later(LaterStats),
+    /// None: a service answered, no instance ran.
+    Proxied,
 }
 
 /// A request no app answered: why, and the app it was for, if routing got
@@ -109,7 +116,7 @@ pub(crate) struct Dispatcher {
 
 /// The routes being served, with what the dispatcher keeps per app.
 struct Table {
-    routes: RouteTable<Arc<App>>,
+    routes: Routes,
     per_app: HashMap<Arc<str>, PerApp>,
 }
 
@@ -129,7 +136,7 @@ impl Dispatcher {
     /// `max_pending_body_bytes` together. Each request's lines are
     /// collected in `invocations`.
     pub(crate) fn new(
-        routes: RouteTable<Arc<App>>,
+        routes: Routes,
         max_instances: u32,
         queue_timeout: Duration,
         max_pending_body_bytes: u64,
@@ -152,7 +159,7 @@ impl Dispatcher {
     /// name and concurrency cap keeps its gate, so requests running across
     /// the swap still count against it; an app that keeps its name keeps
     /// its series.
-    pub(crate) fn replace_routes(&self, routes: RouteTable<Arc<App>>) {
+    pub(crate) fn replace_routes(&self, routes: Routes) {
         let mut table = self
             .table
             .write()
@@ -169,10 +176,13 @@ impl Dispatcher {
             .clone()
     }
 
-    /// Answers one request. Never fails: every problem becomes a response.
+    /// Answers one request from `peer` (the client's address, when it
+    /// came over the network). Never fails: every problem becomes a
+    /// response.
     pub(crate) async fn dispatch<B: RequestBody>(
         &self,
         request: Request<B>,
+        peer: Option<SocketAddr>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let request_id = request_id(request.headers());
@@ -184,7 +194,7 @@ impl Dispatcher {
         // emitted in the invocation's span, which keys its log record.
         let span = collecting.span();
         let (mut response, app, route, bytes_in, stats) = match self
-            .route_and_run(&table, request, &request_id)
+            .route_and_run(&table, request, &request_id, peer)
             .instrument(span.clone())
             .await
         {
@@ -238,7 +248,7 @@ impl Dispatcher {
                 );
             }
             Some(Stats::Known(stats)) => record.emit(Some(stats)),
-            None => record.emit(None),
+            Some(Stats::Proxied) | None => record.emit(None),
         }
         response
     }
@@ -250,6 +260,7 @@ impl Dispatcher {
         table: &Table,
         request: Request<B>,
         request_id: &Arc<str>,
+        peer: Option<SocketAddr>,
     ) -> Result<Served, Refused> {
         if let Some(hosts) = wrong_host_count(&request) {
             let version = request.version();
@@ -274,13 +285,15 @@ impl Dispatcher {
             }
             Lookup::BadPath => return Err(Refused::early(Refusal::BadPath)),
         };
-        let app = found.value.clone();
-        let name = app.name().clone();
+        let name = found.value.name().clone();
         let refused = |refusal| Refused {
             refusal,
             app: Some(name.clone()),
         };
-        let limit = app.max_request_body();
+        let limit = match found.value {
+            Target::App(app) => app.max_request_body(),
+            Target::Service(proxy) => proxy.max_request_body(),
+        };
         let declared = request
             .headers()
             .get(CONTENT_LENGTH)
@@ -290,6 +303,20 @@ impl Dispatcher {
             log_too_large(&name, request_id, limit);
             return Err(refused(Refusal::TooLarge));
         }
+        let app = match found.value {
+            Target::App(app) => app.clone(),
+            Target::Service(proxy) => {
+                let proxy = proxy.clone();
+                // No instance runs: only the route's own cap applies.
+                let Some(_admitted) = self.admit(table, &name, request_id, false).await else {
+                    return Err(refused(Refusal::Busy));
+                };
+                return proxy
+                    .forward(request, found, request_id, peer)
+                    .await
+                    .map_err(refused);
+            }
+        };
         match app.kind() {
             AppKind::Component(World::Handler) | AppKind::Legacy => {
                 // The whole body is read before the request takes a slot,
@@ -301,7 +328,7 @@ impl Dispatcher {
                 let body = handler::read_body(&app, body, request_id, &self.pending_bodies)
                     .await
                     .map_err(refused)?;
-                let Some(admitted) = self.admit(table, &name, request_id).await else {
+                let Some(admitted) = self.admit(table, &name, request_id, true).await else {
                     return Err(refused(Refusal::Busy));
                 };
                 let _running = self.metrics.in_flight();
@@ -313,7 +340,7 @@ impl Dispatcher {
             AppKind::Component(World::WasiHttp) => {
                 // The body streams to the guest, whose deadline covers its
                 // reads as every other host call.
-                let Some(admitted) = self.admit(table, &name, request_id).await else {
+                let Some(admitted) = self.admit(table, &name, request_id, true).await else {
                     return Err(refused(Refusal::Busy));
                 };
                 let _running = self.metrics.in_flight();
@@ -324,8 +351,15 @@ impl Dispatcher {
         }
     }
 
-    /// Admits a request of app `name` through its gate and the global one.
-    async fn admit(&self, table: &Table, name: &Arc<str>, request_id: &str) -> Option<Admitted> {
+    /// Admits a request of app `name` through its gate and, when it runs
+    /// an `instance`, the global one.
+    async fn admit(
+        &self,
+        table: &Table,
+        name: &Arc<str>,
+        request_id: &str,
+        instance: bool,
+    ) -> Option<Admitted> {
         let mut gates: Vec<&Gate> = Vec::with_capacity(2);
         gates.extend(
             table
@@ -333,7 +367,9 @@ impl Dispatcher {
                 .get(name)
                 .and_then(|per_app| per_app.gate.as_deref()),
         );
-        gates.push(&self.global);
+        if instance {
+            gates.push(&self.global);
+        }
         let admitted = admission::admit(&gates, self.queue_timeout).await;
         if admitted.is_none() {
             tracing::warn!(
@@ -359,7 +395,7 @@ fn wrong_host_count<B>(request: &Request<B>) -> Option<usize> {
 /// cap (an app's gate from `previous` when its cap is unchanged) and its
 /// series (from `previous` when it had some).
 fn per_app(
-    routes: &RouteTable<Arc<App>>,
+    routes: &Routes,
     previous: &HashMap<Arc<str>, PerApp>,
     metrics: &Metrics,
 ) -> HashMap<Arc<str>, PerApp> {
@@ -367,7 +403,7 @@ fn per_app(
         .routes()
         .map(|(_, _, app)| {
             let kept = previous.get(app.name());
-            let gate = app.limits().max_concurrency.map(|cap| {
+            let gate = app.max_concurrency().map(|cap| {
                 kept.and_then(|kept| kept.gate.clone())
                     .filter(|gate| gate.cap() == cap)
                     .unwrap_or_else(|| Arc::new(Gate::new(cap)))

@@ -35,6 +35,12 @@ pub(super) enum Refusal {
     /// The request's mounted folders did not fit in the host-wide budget
     /// of OS handles: a capacity problem, to be retried.
     NoHandles,
+    /// The service a route leads to is not running or not accepting
+    /// connections.
+    ServiceDown,
+    /// The service a route leads to broke the exchange or gave no
+    /// response the host may pass on.
+    BadGateway,
 }
 
 impl Refusal {
@@ -92,6 +98,11 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy: too many files and sockets open, retry shortly\n",
             ),
+            Refusal::ServiceDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable: the service behind this route is not accepting requests, retry shortly\n",
+            ),
+            Refusal::BadGateway => (StatusCode::BAD_GATEWAY, "bad gateway\n"),
         };
         let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
@@ -104,7 +115,9 @@ impl Refusal {
         {
             response.headers_mut().insert(ALLOW, value);
         }
-        if let Refusal::Busy | Refusal::NoHandles | Refusal::BodyBudget = self {
+        if let Refusal::Busy | Refusal::NoHandles | Refusal::BodyBudget | Refusal::ServiceDown =
+            self
+        {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));

@@ -15,14 +15,15 @@ use super::identity::REQUEST_ID_HEADER;
 use super::refusal::{Refusal, failed};
 use super::{RequestBody, Served, Stats};
 use crate::admission::Admitted;
+use crate::routes::Target;
 
 /// The route pattern that matched, on the request to a wasi:http
 /// component.
-const ROUTE_HEADER: &str = "x-serverless-route";
+pub(super) const ROUTE_HEADER: &str = "x-serverless-route";
 
 /// The route parameters, form-encoded, on the request to a wasi:http
 /// component.
-const PARAMS_HEADER: &str = "x-serverless-params";
+pub(super) const PARAMS_HEADER: &str = "x-serverless-params";
 
 /// wasi:http world: hand the request over with its body still streaming,
 /// plus the request id, route and parameters in headers that the host sets
@@ -30,7 +31,7 @@ const PARAMS_HEADER: &str = "x-serverless-params";
 pub(super) async fn run_wasi_http<B: RequestBody>(
     app: &App,
     request: Request<B>,
-    found: RouteMatch<'_, Arc<App>>,
+    found: RouteMatch<'_, Target>,
     request_id: &Arc<str>,
     admitted: Admitted,
 ) -> Result<Served, Refusal> {

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::FsPerms;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::error::trapped;
@@ -195,18 +194,7 @@ impl App {
         } else {
             let mut wasi = wasi_recipe.builder();
             for mount in &self.files {
-                let perms = if mount.writable {
-                    FsPerms::ReadWrite
-                } else {
-                    FsPerms::ReadOnly
-                };
-                wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
-                    .map_err(|error| {
-                        HandleError::Instantiate(error.context(format!(
-                            "cannot open the mounted folder {}",
-                            mount.host_path.display()
-                        )))
-                    })?;
+                crate::state::mount(&mut wasi, mount).map_err(HandleError::Instantiate)?;
             }
             Some(wasi.build())
         };

@@ -1,16 +1,31 @@
 //! A long-running service: a tiny HTTP/1.1 server on the address given as
 //! its first argument, kept across requests (the count of greetings lives
 //! in the process). `POST /hello` with a name answers `👋 Hello NAME`;
-//! `GET /count` answers how many greetings it gave; `POST /exit` ends the
+//! `GET /count` answers how many greetings it gave; `GET /headers` echoes
+//! the request's headers, one `name: value` a line (for the host's proxy
+//! tests); `GET /path/...` echoes the path and query; `GET /file/NAME` and
+//! `POST /file/NAME` read and write a file of the folder mounted at `/data`;
+//! `POST /exit` ends the
 //! program with status 3 (which wasip2 reports to the host as a failure,
 //! status 1), `POST /udp` tries a UDP socket and `POST /grow`
 //! asks for 512 MiB, for the host's tests. With `hoard` as its second
-//! argument it keeps every connection it accepts open instead.
+//! argument it keeps every connection it accepts open instead; with `spin`
+//! as its only argument it computes forever without listening (the
+//! fairness benchmark's spinning service).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 fn main() {
+    // `spin`: a service that never yields on its own, for the fairness
+    // benchmark (the host must keep its handlers fast next to it).
+    if std::env::args().nth(1).as_deref() == Some("spin") {
+        println!("spinning");
+        let mut state = 1u64;
+        loop {
+            state = std::hint::black_box(state.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
     let address = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
@@ -63,15 +78,21 @@ fn serve(stream: TcpStream, greetings: &mut u64) -> std::io::Result<()> {
         parts.next().unwrap_or("").to_owned(),
     );
     let mut length = 0usize;
+    let mut headers = String::new();
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            headers.push_str(&format!(
+                "{}: {}\n",
+                name.to_ascii_lowercase(),
+                value.trim()
+            ));
         }
     }
     let mut body = vec![0; length.min(64 * 1024)];
@@ -83,6 +104,21 @@ fn serve(stream: TcpStream, greetings: &mut u64) -> std::io::Result<()> {
             ("200 OK", format!("👋 Hello {}", name.trim()))
         }
         ("GET", "/count") => ("200 OK", format!("{greetings} greetings\n")),
+        ("GET", "/headers") => ("200 OK", headers),
+        ("GET", path) if path.starts_with("/path/") => ("200 OK", format!("{path}\n")),
+        // A file of the folder mounted at /data, read and written.
+        ("GET", path) if path.starts_with("/file/") => {
+            match std::fs::read_to_string(format!("/data/{}", &path["/file/".len()..])) {
+                Ok(text) => ("200 OK", text),
+                Err(error) => ("404 Not Found", format!("{error}\n")),
+            }
+        }
+        ("POST", path) if path.starts_with("/file/") => {
+            match std::fs::write(format!("/data/{}", &path["/file/".len()..]), &body) {
+                Ok(()) => ("200 OK", "written\n".to_owned()),
+                Err(error) => ("403 Forbidden", format!("{error}\n")),
+            }
+        }
         ("POST", "/grow") => {
             // Far past any sensible max_memory: the host stops the program.
             let hoard = vec![1u8; 512 << 20];
