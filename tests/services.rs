@@ -255,6 +255,12 @@ url_path = "/path/*"
 service = "hello"
 
 [[applications]]
+name = "hello-stream"
+method = "GET"
+url_path = "/stream"
+service = "hello"
+
+[[applications]]
 name = "hello-exit"
 method = "POST"
 url_path = "/exit"
@@ -296,6 +302,11 @@ async fn a_route_to_a_service_is_proxied_with_the_host_s_ids_headers_and_limits(
         )),
         "{access}"
     );
+    // Written once the body has gone out, with its size.
+    assert!(
+        access.ends_with(&format!(" bytes_out={}", "👋 Hello Bob Morane".len())),
+        "{access}"
+    );
 
     // The service sees the host's headers, not the client's forgeries nor
     // the hop-by-hop ones.
@@ -333,6 +344,23 @@ async fn a_route_to_a_service_is_proxied_with_the_host_s_ids_headers_and_limits(
     for gone in ["6.6.6.6", "7.7.7.7", "forged", "x-hop", "dropped"] {
         assert!(!seen.contains(gone), "{gone:?} in {seen}");
     }
+
+    // A body of no declared length streams through, and the access line,
+    // written when it has gone out, has its size.
+    let reply = send(
+        &client,
+        "GET",
+        &host.url("/stream"),
+        &[("x-request-id", b"proxy-stream-1")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "one\ntwo\nthree\n")
+    );
+    let access = host.wait_for_log(&["request_id=\"proxy-stream-1\"", "access: request"]);
+    assert!(access.ends_with(" bytes_out=14"), "{access}");
 
     // The path and query arrive as the client sent them.
     let reply = get(&host.url("/path/a%20b?x=1&y")).await;
@@ -407,10 +435,11 @@ async fn a_service_that_does_not_answer_in_time_or_at_all_is_504_or_503() {
     let silent = free_address();
     let config = ConfigDir::new(&format!(
         r#"[[applications]]
-method = "GET"
+method = "ANY"
 url_path = "/slow"
 service = "hoard"
 timeout = "300ms"
+max_request_body = 16
 
 [[applications]]
 method = "GET"
@@ -453,6 +482,19 @@ http = "{silent}"
     host.wait_for_log(&[
         " WARN host::dispatch::proxy: request failed: service `hoard` did not start its answer within the route's timeout of 300ms app=\"hoard\" service=\"hoard\"",
     ]);
+    // A body that streams past the route's limit, with no length declared,
+    // is cut off on its way and refused.
+    let answer = support::raw_exchange(
+        host.address,
+        format!(
+            "POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{}\r\n0\r\n\r\n",
+            "y".repeat(64)
+        )
+        .as_bytes(),
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    host.wait_for_log(&["request body is larger than the app's limit app=\"hoard\""]);
     // The other runs, but nothing listens on its `http` address.
     let reply = get(&host.url("/nobody")).await;
     assert_eq!(
@@ -476,8 +518,9 @@ http = "{silent}"
 fn reload_config(addresses: &[String; 3], second_extra: &str, with_third: bool) -> String {
     let path = guest_artifacts::SERVICE_HELLO_PATH;
     let [first, second, third] = addresses;
+    // The first runs a copy of its own, which the test changes.
     let mut text = format!(
-        "[[services]]\nname = \"first\"\nfile_path = {path:?}\nargs = [\"{first}\"]\n\n\
+        "[[services]]\nname = \"first\"\nfile_path = \"first.wasm\"\nargs = [\"{first}\"]\n\n\
          [[services]]\nname = \"second\"\nfile_path = {path:?}\nargs = [\"{second}\"]\n{second_extra}\n"
     );
     if with_third {
@@ -493,6 +536,8 @@ fn reload_config(addresses: &[String; 3], second_extra: &str, with_third: bool) 
 async fn a_reload_restarts_only_the_services_that_changed() {
     let addresses = [free_address(), free_address(), free_address()];
     let config = ConfigDir::new(&reload_config(&addresses, "", false));
+    let first_copy = config.dir.path().join("first.wasm");
+    std::fs::copy(guest_artifacts::SERVICE_HELLO_PATH, &first_copy).unwrap();
     let mut flags = Vec::new();
     for address in &addresses {
         flags.extend(["--allow-listen", address.as_str()]);
@@ -552,14 +597,22 @@ async fn a_reload_restarts_only_the_services_that_changed() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["first", "second", "third"]);
+    let metrics = get(&format!("http://{}/metrics", host.admin.unwrap()))
+        .await
+        .text();
+    for line in [
+        "serverless_service_restarts_total{service=\"first\"} 0\n",
+        "serverless_service_restarts_total{service=\"second\"} 1\n",
+        "serverless_service_restarts_total{service=\"third\"} 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 
-    // Removing them stops them.
+    // Removing them stops them, and their series go.
     std::fs::write(
         config.path(),
-        format!(
-            "[[services]]\nname = \"first\"\nfile_path = {:?}\nargs = [\"{first}\"]\n",
-            guest_artifacts::SERVICE_HELLO_PATH
-        ),
+        "[[services]]\nname = \"first\"\nfile_path = \"first.wasm\"\nargs = [\"ADDRESS\"]\n"
+            .replace("ADDRESS", first),
     )
     .unwrap();
     host.signal(libc::SIGHUP);
@@ -570,6 +623,29 @@ async fn a_reload_restarts_only_the_services_that_changed() {
     assert!(
         std::net::TcpStream::connect(third).is_err(),
         "the third is gone"
+    );
+    let metrics = get(&format!("http://{}/metrics", host.admin.unwrap()))
+        .await
+        .text();
+    assert!(
+        metrics.contains("serverless_service_up{service=\"first\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("service=\"third\""), "{metrics}");
+
+    // New bytes for the same entry (a custom section appended) restart it.
+    let mut bytes = std::fs::read(&first_copy).unwrap();
+    bytes.extend_from_slice(&[0x00, 0x03, 0x01, b'x', b'1']);
+    std::fs::write(&first_copy, bytes).unwrap();
+    host.signal(libc::SIGHUP);
+    host.wait_for_log(&["reload (SIGHUP): now serving 0 routes; same routes; components loaded afresh; services: restarted `first`"]);
+    host.wait_for_log(&[&format!(
+        "listening on {first} app=\"first\" request_id=\"run-2\""
+    )]);
+    assert_eq!(
+        get(&format!("http://{first}/count")).await.text(),
+        "0 greetings\n",
+        "a fresh run"
     );
 }
 

@@ -85,6 +85,8 @@ pub(crate) struct Metrics {
     service_up: Family<ServiceLabels, Gauge>,
     service_restarts: Family<ServiceLabels, Counter>,
     service_uptime: Family<ServiceLabels, Gauge>,
+    /// The services that have series, to drop those a reload removed.
+    services_shown: Mutex<Vec<String>>,
     /// Counted by the runtime too; brought up to date at each scrape.
     slow_lane_moves: Counter,
     /// Counted by the log writer; brought up to date at each scrape.
@@ -190,6 +192,7 @@ impl Metrics {
             service_up,
             service_restarts,
             service_uptime,
+            services_shown: Mutex::new(Vec::new()),
             registry,
             requests,
             latency,
@@ -267,9 +270,29 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
-    /// Brings the service series up to `statuses`.
+    /// Brings the service series up to `statuses`: a service that a
+    /// reload removed loses its series.
     fn catch_up_services(&self, statuses: &[crate::services::Status]) {
+        let mut shown = self
+            .services_shown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shown.retain(|name| {
+            let listed = statuses.iter().any(|status| &*status.name == name);
+            if !listed {
+                let labels = ServiceLabels {
+                    service: name.clone(),
+                };
+                self.service_up.remove(&labels);
+                self.service_restarts.remove(&labels);
+                self.service_uptime.remove(&labels);
+            }
+            listed
+        });
         for status in statuses {
+            if !shown.iter().any(|name| *name == *status.name) {
+                shown.push(status.name.to_string());
+            }
             let labels = ServiceLabels {
                 service: status.name.to_string(),
             };

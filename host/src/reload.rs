@@ -132,7 +132,12 @@ impl Reloader {
             if usize::try_from(service.max_memory).unwrap_or(usize::MAX) > settings.max_memory_bytes
             {
                 bail!(
-                    "service `{}`: max_memory {} bytes is more than the {} bytes the instance pool was sized for at startup; restart the host to raise it",
+                    "{}service `{}`: max_memory {} bytes is more than the {} bytes the instance pool was sized for at startup; restart the host to raise it",
+                    service
+                        .location
+                        .as_ref()
+                        .map(|l| format!("{l}: "))
+                        .unwrap_or_default(),
                     service.name,
                     service.max_memory,
                     settings.max_memory_bytes

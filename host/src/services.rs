@@ -156,12 +156,24 @@ pub(crate) fn up_flags(services: &[Loaded]) -> UpFlags {
 
 /// The running services, each stopped on its own (a reload) or all
 /// together (shutdown).
+///
+/// Reloads are planned and applied one at a time: the host's one reload
+/// task calls [`Supervisor::plan`] and then [`Supervisor::apply`], and
+/// nothing else does; `plan` reads the services as the last `apply` left
+/// them.
 pub(crate) struct Supervisor {
     statuses: Arc<Statuses>,
-    running: tokio::sync::Mutex<Vec<Running>>,
+    running: tokio::sync::Mutex<Crew>,
     /// What a reload compares with: each running service's entry and
     /// digest. A copy of `running`'s, readable without the async lock.
     known: Mutex<Vec<(ServiceConfig, Digest, Arc<Tracked>)>>,
+}
+
+/// The services under supervision, and whether the host is stopping them
+/// for good (after which a reload starts none).
+struct Crew {
+    services: Vec<Running>,
+    stopped: bool,
 }
 
 /// One service under supervision.
@@ -199,7 +211,10 @@ impl Supervisor {
         let (running, known) = services.into_iter().map(launch).unzip();
         let supervisor = Arc::new(Supervisor {
             statuses,
-            running: tokio::sync::Mutex::new(running),
+            running: tokio::sync::Mutex::new(Crew {
+                services: running,
+                stopped: false,
+            }),
             known: Mutex::new(known),
         });
         supervisor.publish();
@@ -261,7 +276,11 @@ impl Supervisor {
     /// (removed or changed) and waits for them to end, then starts the
     /// new and changed ones. Returns what it did, for the reload's line.
     pub(crate) async fn apply(&self, plan: Plan) -> String {
-        let mut running = self.running.lock().await;
+        let mut crew = self.running.lock().await;
+        if crew.stopped {
+            return "services left alone: the host is stopping".to_owned();
+        }
+        let running = &mut crew.services;
         let kept: HashSet<&str> = plan
             .next
             .iter()
@@ -273,9 +292,12 @@ impl Supervisor {
         let (mut staying, leaving): (Vec<Running>, Vec<Running>) = running
             .drain(..)
             .partition(|service| kept.contains(service.name.as_str()));
+        // All stopped at once, then awaited: each may take its grace.
+        for service in &leaving {
+            let _ = service.stop.send(true);
+        }
         let mut stopped = Vec::new();
         for service in leaving {
-            let _ = service.stop.send(true);
             let _ = service.task.await;
             stopped.push(service.name);
         }
@@ -298,6 +320,15 @@ impl Supervisor {
                 }
                 Next::Start(loaded) => {
                     started.push(loaded.config.name.clone());
+                    // A restarted service goes on counting its runs, so that
+                    // its restarts (a reload's among them) only grow.
+                    if let Some((_, _, old)) = known
+                        .iter()
+                        .find(|(config, _, _)| config.name == loaded.config.name)
+                    {
+                        let runs = old.status().runs;
+                        loaded.tracked.update(|status| status.runs = runs);
+                    }
                     let (service, entry) = launch(*loaded);
                     running.push(service);
                     self.known
@@ -349,13 +380,15 @@ impl Supervisor {
         }
     }
 
-    /// Stops every service and waits for them to end.
+    /// Stops every service and waits for them to end; a reload after it
+    /// starts none.
     pub(crate) async fn stop(&self) {
-        let mut running = self.running.lock().await;
-        for service in running.iter() {
+        let mut crew = self.running.lock().await;
+        crew.stopped = true;
+        for service in &crew.services {
             let _ = service.stop.send(true);
         }
-        for service in running.drain(..) {
+        for service in crew.services.drain(..) {
             let _ = service.task.await;
         }
     }
@@ -449,7 +482,6 @@ pub(crate) fn load(
                         )
                     })?,
             };
-            let digest = digest(&config)?;
             let settings = ServiceSettings {
                 name: config.name.clone(),
                 args: config.args.clone(),
@@ -471,9 +503,9 @@ pub(crate) fn load(
                 .map_err(|problem| anyhow::anyhow!("{owner}: {problem}"))
                 .context("cannot load the services")?;
             Ok(Loaded {
+                digest: service.digest(),
                 service: Arc::new(service),
                 tracked: Tracked::new(config.name.as_str().into(), config.restart),
-                digest,
                 config,
             })
         })
@@ -540,7 +572,8 @@ async fn supervise(
 ) {
     let name = service.name().clone();
     let mut short_runs = 0u32;
-    for run in 1u64.. {
+    let first = tracked.status().runs + 1;
+    for run in first.. {
         tracing::info!(service = &*name, run, "service started");
         let started = tokio::time::Instant::now();
         tracked.update(|status| {

@@ -267,7 +267,7 @@ pub(crate) fn parse(
                 .collect();
                 if let Some(first) = not_here.first() {
                     return Err(at(
-                        service_span,
+                        key_span(source, entry_span.clone(), first).unwrap_or(service_span),
                         format!(
                             "`{first}` does not apply to a route to service `{service_name}`: the service runs as its own [[services]] entry says; remove {} from this entry or set {} on the service",
                             not_here
@@ -486,6 +486,36 @@ pub(crate) fn parse(
         warnings,
         services,
     })
+}
+
+/// Where `key` is written in the entry whose header starts at `entry`:
+/// the first line of the entry (up to the next table header that is not
+/// one of its own) that starts with the key and `=` or `.`, or its
+/// `[applications.KEY]` table.
+fn key_span(
+    source: &str,
+    entry: std::ops::Range<usize>,
+    key: &str,
+) -> Option<std::ops::Range<usize>> {
+    let text = source.get(entry.start..)?;
+    let own_table = format!("[applications.{key}]");
+    let mut offset = entry.start;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        let at = offset + line.len() - trimmed.len();
+        if trimmed.starts_with(&own_table) {
+            return Some(at..at + own_table.len());
+        }
+        if index > 0 && trimmed.starts_with('[') && !trimmed.starts_with("[applications.") {
+            return None;
+        }
+        let after = trimmed.strip_prefix(key).map(str::trim_start);
+        if index > 0 && after.is_some_and(|rest| rest.starts_with(['=', '.'])) {
+            return Some(at..at + key.len());
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Adds a route, or says which earlier route (by its entry's name and
@@ -1147,7 +1177,7 @@ http = "[::1]:9002"
             ),
             (
                 format!("{route}service = \"api\"\nfuel = 5\n{service}http = \"127.0.0.1:1\"\n"),
-                "4:11: `fuel` does not apply to a route to service `api`",
+                "5:1: `fuel` does not apply to a route to service `api`",
             ),
             (
                 format!("{service}http = \"10.0.0.1:80\"\n"),

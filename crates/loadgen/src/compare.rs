@@ -434,7 +434,7 @@ fn run_order(servers: &[Server], round: usize) -> Vec<usize> {
                 let quiet = servers
                     .iter()
                     .position(|s| *s == Server::Host(*world, Logging::Quiet));
-                match (quiet, round % 2 == 0) {
+                match (quiet, round.is_multiple_of(2)) {
                     (Some(quiet), true) => order.extend([quiet, index]),
                     (Some(quiet), false) => order.extend([index, quiet]),
                     (None, _) => order.push(index),

@@ -11,6 +11,8 @@ use anyhow::{Context as _, bail};
 pub struct RunningHost {
     child: Child,
     pub address: SocketAddr,
+    /// The admin endpoints, when started with them.
+    pub admin: Option<SocketAddr>,
     _config: tempfile::TempDir,
 }
 
@@ -40,6 +42,25 @@ impl RunningHost {
     /// Starts `host serve` with `config` (TOML) on a free port, on core 1
     /// when there is one, and waits for it to listen.
     pub fn start(binary: &Path, config: &str, extra: &[&str]) -> anyhow::Result<RunningHost> {
+        RunningHost::launch(binary, config, extra, false)
+    }
+
+    /// [`RunningHost::start`] with the admin endpoints on a free loopback
+    /// port ([`RunningHost::admin`]).
+    pub fn start_with_admin(
+        binary: &Path,
+        config: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<RunningHost> {
+        RunningHost::launch(binary, config, extra, true)
+    }
+
+    fn launch(
+        binary: &Path,
+        config: &str,
+        extra: &[&str],
+        admin: bool,
+    ) -> anyhow::Result<RunningHost> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("serverless.toml");
         std::fs::write(&path, config)?;
@@ -56,7 +77,12 @@ impl RunningHost {
         command
             .arg("serve")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                if admin { "127.0.0.1:0" } else { "off" },
+            ])
             .args(extra)
             .env("RUST_LOG", "warn")
             // As for every server the benchmarks run (see servers.rs): no
@@ -69,11 +95,16 @@ impl RunningHost {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
+        let mut admin = None;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
+            if let Some(rest) = line.strip_prefix("admin on http://") {
+                admin = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
             if let Some(address) = line.strip_prefix("listening on http://") {
                 return Ok(RunningHost {
                     address: address.trim().parse()?,
+                    admin,
                     child,
                     _config: dir,
                 });
@@ -92,6 +123,29 @@ impl RunningHost {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|kib| kib.parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
+    }
+
+    /// The body of `GET path` on the admin endpoints.
+    pub fn admin_get(&self, path: &str) -> anyhow::Result<String> {
+        use std::io::{Read as _, Write as _};
+        let admin = self
+            .admin
+            .context("the host runs without admin endpoints")?;
+        let mut stream = std::net::TcpStream::connect(admin)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .context("the admin endpoint sent no HTTP answer")?;
+        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+            bail!(
+                "GET {path} answered {:?}",
+                head.lines().next().unwrap_or("")
+            );
+        }
+        Ok(body.to_owned())
     }
 
     /// Open file descriptors now.

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use crate::host::RunningHost;
 use crate::load::{self, Outcome};
@@ -155,9 +155,16 @@ max_concurrency = 2
         "{config}\n[[services]]\nname = \"spinner\"\nfile_path = {service:?}\nargs = [\"spin\"]\nrestart = \"always\"\n",
         service = guest_artifacts::SERVICE_HELLO_PATH,
     );
-    let host = RunningHost::start(binary, &spinning_config, &["--queue-timeout", "50"])?;
+    let host = RunningHost::start_with_admin(binary, &spinning_config, &["--queue-timeout", "50"])?;
     load::run(host.address, &healthy, &[200], 4, Duration::from_secs(2)).await;
     let next_to_service = load::run(host.address, &healthy, &[200], 4, phase).await;
+    // The phase counts only if the spinner ran all along, in one run.
+    let services: serde_json::Value = serde_json::from_str(&host.admin_get("/services")?)
+        .context("the host's /services is not JSON")?;
+    let spinner = &services[0];
+    if spinner["name"] != "spinner" || spinner["state"] != "running" || spinner["runs"] != 1 {
+        bail!("the spinning service did not run through the phase: {spinner}");
+    }
     drop(host);
 
     let p99 = |outcome: &load::Outcome| outcome.quantile(0.99).as_secs_f64();

@@ -579,14 +579,16 @@ impl Runtime {
     }
 
     fn compile(&self, source: &ComponentSource) -> Result<(Wasm, CacheOutcome), LoadProblem> {
-        let owned;
-        let bytes: &[u8] = match source {
-            ComponentSource::File(path) => {
-                owned = std::fs::read(path).map_err(LoadProblem::Read)?;
-                &owned
-            }
-            ComponentSource::Embedded { wasm, .. } => wasm,
-        };
+        let bytes = read_source(source)?;
+        self.compile_bytes(source, &bytes)
+    }
+
+    /// `bytes`, read from `source`, compiled through the cache.
+    fn compile_bytes(
+        &self,
+        source: &ComponentSource,
+        bytes: &[u8],
+    ) -> Result<(Wasm, CacheOutcome), LoadProblem> {
         // Bytes 6..8 of the header hold the layer: 0 for core modules.
         let core = match bytes.get(..8) {
             Some(header) if header.starts_with(WASM_MAGIC) => header[6..8] == [0, 0],
@@ -608,13 +610,17 @@ impl Runtime {
         Ok((wasm, outcome))
     }
 
-    /// `source` compiled as a component (a service's), through the cache.
+    /// `source` compiled as a component (a service's), through the cache,
+    /// with the SHA-256 of the bytes compiled.
     pub(crate) fn compile_component(
         &self,
         source: &ComponentSource,
-    ) -> Result<Component, LoadProblem> {
-        match self.compile(source)?.0 {
-            Wasm::Component(component) => Ok(component),
+    ) -> Result<(Component, [u8; 32]), LoadProblem> {
+        use sha2::Digest as _;
+        let bytes = read_source(source)?;
+        let digest = sha2::Sha256::digest(&bytes).into();
+        match self.compile_bytes(source, &bytes)?.0 {
+            Wasm::Component(component) => Ok((component, digest)),
             Wasm::Module(_) => Err(LoadProblem::ServiceIsCoreModule),
         }
     }
@@ -633,6 +639,16 @@ impl Runtime {
                 CacheOutcome::Uncached,
             )),
         }
+    }
+}
+
+/// The bytes of `source`.
+fn read_source(source: &ComponentSource) -> Result<std::borrow::Cow<'static, [u8]>, LoadProblem> {
+    match source {
+        ComponentSource::File(path) => std::fs::read(path)
+            .map(Into::into)
+            .map_err(LoadProblem::Read),
+        ComponentSource::Embedded { wasm, .. } => Ok((*wasm).into()),
     }
 }
 

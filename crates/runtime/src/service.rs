@@ -52,6 +52,8 @@ pub struct Service {
     secrets: Arc<Secrets>,
     /// Host folders opened for each run.
     files: Vec<serverless_config::Mount>,
+    /// The SHA-256 of the component's bytes, as compiled.
+    digest: [u8; 32],
     shared: crate::app::Shared,
 }
 
@@ -124,7 +126,7 @@ impl crate::engine::Runtime {
         settings: ServiceSettings,
         http: serverless_outbound::HttpAllowlist,
     ) -> Result<Service, LoadProblem> {
-        let component: Component = self.compile_component(source)?;
+        let (component, digest): (Component, [u8; 32]) = self.compile_component(source)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -148,6 +150,7 @@ impl crate::engine::Runtime {
             max_runtime: settings.max_runtime,
             secrets: Arc::new(Secrets::new(&settings.secrets)),
             files: settings.files,
+            digest,
             shared: self.shared(),
         })
     }
@@ -157,6 +160,12 @@ impl Service {
     /// The service's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The SHA-256 of the component's bytes, as compiled: a reload whose
+    /// file has the same digest leaves the service running.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// Runs the service once, on the slow lane, until it ends or `stop`

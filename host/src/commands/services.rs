@@ -44,18 +44,35 @@ pub(crate) fn run(args: ServicesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the admin endpoint may take to answer.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest answer read from the admin endpoint.
+const MAX_ANSWER: u64 = 16 << 20;
+
 /// `GET path` on the admin endpoint at `address`: the body of a `200`.
 async fn fetch(address: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(address).await.with_context(|| {
-        format!("cannot reach the host's admin endpoint at {address} (is `host serve` running with --admin-listen {address}?)")
-    })?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await.with_context(|| {
+            format!("cannot reach the host's admin endpoint at {address} (is `host serve` running with --admin-listen {address}?)")
+        })?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        stream
+            .take(MAX_ANSWER)
+            .read_to_string(&mut answer)
+            .await
+            .with_context(|| {
+                format!("cannot read the answer of the admin endpoint at {address}")
+            })?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(PATIENCE, exchange)
         .await
-        .with_context(|| format!("cannot read the answer of the admin endpoint at {address}"))?;
+        .map_err(|_| {
+            anyhow::anyhow!("the admin endpoint at {address} did not answer within {PATIENCE:?}")
+        })??;
     let (head, body) = answer
         .split_once("\r\n\r\n")
         .with_context(|| format!("the admin endpoint at {address} sent no HTTP answer"))?;

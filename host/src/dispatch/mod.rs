@@ -73,8 +73,9 @@ enum Stats {
     Known(InvocationStats),
     /// Known once a wasi:http guest has finished writing its body.
     Later(LaterStats),
-    /// None: a service answered, no instance ran.
-    Proxied,
+    /// A service answered (no instance ran): the bytes of its body are
+    /// known once it has gone out.
+    Proxied(proxy::BodyEnd),
 }
 
 /// A request no app answered: why, and the app it was for, if routing got
@@ -247,8 +248,20 @@ impl Dispatcher {
                     .instrument(span),
                 );
             }
+            Some(Stats::Proxied(end)) => {
+                let mut record = record;
+                tokio::spawn(
+                    async move {
+                        if let Ok(bytes) = end.await {
+                            record.bytes_out = Some(bytes);
+                        }
+                        record.emit(None);
+                    }
+                    .instrument(span),
+                );
+            }
             Some(Stats::Known(stats)) => record.emit(Some(stats)),
-            Some(Stats::Proxied) | None => record.emit(None),
+            None => record.emit(None),
         }
         response
     }

@@ -16,6 +16,8 @@
 //!   `504`. The body then streams without a deadline, held to
 //!   `max_response_body`: a declared length past it is a `502`, a body that
 //!   grows past it is cut off and logged.
+//! - The access line is written once the body has gone out (or the client
+//!   has gone), with the bytes sent.
 //! - Connections to the service are kept open and reused (up to
 //!   [`IDLE_PER_SERVICE`] idle ones, each closed after [`IDLE_TIMEOUT`]).
 
@@ -51,6 +53,9 @@ pub(crate) const IDLE_PER_SERVICE: usize = 32;
 /// How long an idle connection to a service is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long connecting to a service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A request body on its way to a service.
 type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -77,7 +82,9 @@ impl ServiceProxy {
     pub(crate) fn new(route: ServiceRoute, up: Arc<AtomicBool>) -> ServiceProxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(route.timeout));
+        // On loopback a connection is made or refused at once; one that
+        // waits is a service whose backlog is full: unavailable.
+        connector.set_connect_timeout(Some(route.timeout.min(CONNECT_TIMEOUT)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(IDLE_PER_SERVICE)
@@ -183,6 +190,7 @@ impl ServiceProxy {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let (name, service, id) = (self.name.clone(), self.service.clone(), request_id.clone());
+        let (ended, end) = tokio::sync::oneshot::channel();
         let body: ResponseBody = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
             .map_err(move |error| {
                 if error.is::<LengthLimitError>() {
@@ -201,12 +209,18 @@ impl ServiceProxy {
                 }
             })
             .boxed_unsync();
+        let body = Watched {
+            inner: body,
+            bytes: 0,
+            ended: Some(ended),
+        }
+        .boxed_unsync();
         Ok(Served {
             response: Response::from_parts(parts, body),
             app: self.name.clone(),
             route,
             bytes_in: None,
-            stats: Stats::Proxied,
+            stats: Stats::Proxied(end),
         })
     }
 
@@ -296,6 +310,62 @@ impl ServiceProxy {
             self.service
         );
         Refusal::BadGateway
+    }
+}
+
+/// How many bytes of a service's response body went out, once it has
+/// ended (or been dropped, when the client went away first).
+pub(super) type BodyEnd = tokio::sync::oneshot::Receiver<u64>;
+
+/// A service's response body on its way to the client, counting its bytes
+/// for the access line, which is written when it ends.
+struct Watched {
+    inner: ResponseBody,
+    bytes: u64,
+    ended: Option<tokio::sync::oneshot::Sender<u64>>,
+}
+
+impl Watched {
+    fn end(&mut self) {
+        if let Some(ended) = self.ended.take() {
+            let _ = ended.send(self.bytes);
+        }
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(context);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            std::task::Poll::Ready(Some(Err(_)) | None) => self.end(),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

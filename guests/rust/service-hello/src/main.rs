@@ -5,6 +5,7 @@
 //! the request's headers, one `name: value` a line (for the host's proxy
 //! tests); `GET /path/...` echoes the path and query; `GET /file/NAME` and
 //! `POST /file/NAME` read and write a file of the folder mounted at `/data`;
+//! `GET /stream` answers a body of no declared length;
 //! `POST /exit` ends the
 //! program with status 3 (which wasip2 reports to the host as a failure,
 //! status 1), `POST /udp` tries a UDP socket and `POST /grow`
@@ -139,6 +140,16 @@ fn serve(stream: TcpStream, greetings: &mut u64) -> std::io::Result<()> {
     };
     drop(reader);
     let mut stream = &stream;
+    // `GET /stream`: a body of unknown length, ended by closing the
+    // connection, in three writes.
+    if (method.as_str(), path.as_str()) == ("GET", "/stream") {
+        write!(stream, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")?;
+        for part in ["one\n", "two\n", "three\n"] {
+            stream.write_all(part.as_bytes())?;
+            stream.flush()?;
+        }
+        return Ok(());
+    }
     write!(
         stream,
         "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
