@@ -299,6 +299,11 @@ impl Metrics {
             self.service_up
                 .get_or_create(&labels)
                 .set(i64::from(status.running_since.is_some()));
+            // A service removed and added again between two scrapes counts
+            // from zero: its counter starts over, as a restarted process's.
+            if self.service_restarts.get_or_create(&labels).get() > status.restarts() {
+                self.service_restarts.remove(&labels);
+            }
             catch_up(
                 &self.service_restarts.get_or_create(&labels),
                 status.restarts(),

@@ -171,6 +171,9 @@ impl Reloader {
             .context("the reload task failed")
             .and_then(|result| result);
         match loaded {
+            Ok(_) if self.supervisor.is_stopping() => tracing::info!(
+                "reload ({why}) dropped: the host is shutting down; the routes and services stay as they are"
+            ),
             Ok((routes, plan)) => {
                 // Services first: a route to a new service finds it
                 // starting.

@@ -163,6 +163,9 @@ pub(crate) fn up_flags(services: &[Loaded]) -> UpFlags {
 /// them.
 pub(crate) struct Supervisor {
     statuses: Arc<Statuses>,
+    /// Set when the host starts shutting down: from then on a reload
+    /// changes nothing.
+    stopping: AtomicBool,
     running: tokio::sync::Mutex<Crew>,
     /// What a reload compares with: each running service's entry and
     /// digest. A copy of `running`'s, readable without the async lock.
@@ -211,6 +214,7 @@ impl Supervisor {
         let (running, known) = services.into_iter().map(launch).unzip();
         let supervisor = Arc::new(Supervisor {
             statuses,
+            stopping: AtomicBool::new(false),
             running: tokio::sync::Mutex::new(Crew {
                 services: running,
                 stopped: false,
@@ -277,7 +281,7 @@ impl Supervisor {
     /// new and changed ones. Returns what it did, for the reload's line.
     pub(crate) async fn apply(&self, plan: Plan) -> String {
         let mut crew = self.running.lock().await;
-        if crew.stopped {
+        if crew.stopped || self.is_stopping() {
             return "services left alone: the host is stopping".to_owned();
         }
         let running = &mut crew.services;
@@ -378,6 +382,16 @@ impl Supervisor {
         } else {
             format!("services: {}", parts.join("; "))
         }
+    }
+
+    /// The host has begun to shut down: reloads change nothing from now on.
+    pub(crate) fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the host is shutting down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Stops every service and waits for them to end; a reload after it

@@ -498,6 +498,11 @@ fn key_span(
     key: &str,
 ) -> Option<std::ops::Range<usize>> {
     let text = source.get(entry.start..)?;
+    // An inline table (`applications = [{ ... }]`): its keys are not on
+    // lines of their own.
+    if text.starts_with('{') {
+        return None;
+    }
     let own_table = format!("[applications.{key}]");
     let mut offset = entry.start;
     for (index, line) in text.split_inclusive('\n').enumerate() {
@@ -1233,6 +1238,25 @@ http = "[::1]:9002"
             entry.replace("hello.wasm", "other.wasm")
         ));
         assert!(!one.runs_like(&other_file));
+    }
+
+    #[test]
+    fn a_key_is_found_on_its_own_line_of_its_own_entry() {
+        let source = "[[applications]]\nenvx = 1\nenv = {}\n\n[[services]]\nfuel = 1\n";
+        let at = |key: &str| key_span(source, 0..16, key).map(|span| &source[span]);
+        assert_eq!(at("env"), Some("env"));
+        assert_eq!(key_span(source, 0..16, "env"), Some(26..29));
+        // Not in the next table, nor a key that only starts the same.
+        assert_eq!(at("fuel"), None);
+        assert_eq!(at("en"), None);
+        let tables = "[[applications]]\nmethod = \"GET\"\n[applications.files]\n\"/a\" = \"b\"\n";
+        assert_eq!(
+            key_span(tables, 0..16, "files").map(|span| &tables[span]),
+            Some("[applications.files]")
+        );
+        // An inline entry has no lines of its own.
+        let inline = "applications = [{ service = \"api\", env = {} }]\nenv = 1\n";
+        assert_eq!(key_span(inline, 16..44, "env"), None);
     }
 
     #[test]

@@ -148,6 +148,35 @@ impl RunningHost {
         Ok(body.to_owned())
     }
 
+    /// The CPU time (user and system) the host's threads named `name` have
+    /// used so far, from `/proc/PID/task/*/stat`.
+    pub fn thread_cpu(&self, name: &str) -> std::time::Duration {
+        // SAFETY: sysconf only reads a system setting.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return std::time::Duration::ZERO;
+        };
+        let ticks: u64 = tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // `pid (comm) state ...`: the name is between the parentheses.
+                let (head, rest) = stat.rsplit_once(") ")?;
+                let comm = head.split_once(" (")?.1;
+                (comm == name).then_some(rest.to_owned())
+            })
+            .filter_map(|rest| {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                // utime and stime are fields 14 and 15 of the line, 12 and
+                // 13 after the state.
+                let user: u64 = fields.get(11)?.parse().ok()?;
+                let system: u64 = fields.get(12)?.parse().ok()?;
+                Some(user + system)
+            })
+            .sum();
+        std::time::Duration::from_secs_f64(ticks as f64 / ticks_per_second)
+    }
+
     /// Open file descriptors now.
     pub fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())

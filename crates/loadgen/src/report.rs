@@ -157,13 +157,24 @@ max_concurrency = 2
     );
     let host = RunningHost::start_with_admin(binary, &spinning_config, &["--queue-timeout", "50"])?;
     load::run(host.address, &healthy, &[200], 4, Duration::from_secs(2)).await;
+    let spinner_before = host.thread_cpu("slow-lane");
     let next_to_service = load::run(host.address, &healthy, &[200], 4, phase).await;
+    // The spinner runs on the slow lane's threads; the hello requests
+    // never last long enough to move there.
+    let spinner_share =
+        (host.thread_cpu("slow-lane") - spinner_before).as_secs_f64() / phase.as_secs_f64();
     // The phase counts only if the spinner ran all along, in one run.
     let services: serde_json::Value = serde_json::from_str(&host.admin_get("/services")?)
         .context("the host's /services is not JSON")?;
     let spinner = &services[0];
     if spinner["name"] != "spinner" || spinner["state"] != "running" || spinner["runs"] != 1 {
         bail!("the spinning service did not run through the phase: {spinner}");
+    }
+    if spinner_share < 0.01 {
+        bail!(
+            "the spinning service used {:.1}% of a core during the phase: it did not spin",
+            spinner_share * 100.0
+        );
     }
     drop(host);
 
@@ -195,6 +206,11 @@ max_concurrency = 2
     text.push_str(&row("healthy alone", &alone));
     text.push_str(&row("healthy next to hostile", &contended));
     text.push_str(&row("healthy next to a spinning service", &next_to_service));
+    writeln!(
+        text,
+        "\nThe spinning service's threads (the slow lane) used {:.0}% of a core during its phase, in one run.",
+        spinner_share * 100.0
+    )?;
     writeln!(
         text,
         "\nHostile requests answered meanwhile: {} (500/503/504 as expected), unexpected answers: {}.\n",

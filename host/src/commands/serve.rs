@@ -276,12 +276,14 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         admin.set_ready(true);
         let signal = shutdown_signal()?;
         let shutdown = {
-            let admin = admin.clone();
+            let (admin, supervisor) = (admin.clone(), supervisor.clone());
             async move {
                 signal.await;
                 // Load balancers stop sending new requests while in-flight
                 // ones drain.
                 admin.set_ready(false);
+                // A reload from now on changes nothing.
+                supervisor.begin_stopping();
             }
         };
         server::serve(

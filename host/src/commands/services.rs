@@ -60,12 +60,18 @@ async fn fetch(address: std::net::SocketAddr, path: &str) -> anyhow::Result<Stri
         stream.write_all(request.as_bytes()).await?;
         let mut answer = String::new();
         stream
-            .take(MAX_ANSWER)
+            .take(MAX_ANSWER + 1)
             .read_to_string(&mut answer)
             .await
             .with_context(|| {
                 format!("cannot read the answer of the admin endpoint at {address}")
             })?;
+        if answer.len() as u64 > MAX_ANSWER {
+            bail!(
+                "the admin endpoint at {address} answered more than {} MiB",
+                MAX_ANSWER >> 20
+            );
+        }
         anyhow::Ok(answer)
     };
     let answer = tokio::time::timeout(PATIENCE, exchange)
