@@ -307,12 +307,7 @@ impl Dispatcher {
             Target::App(app) => app.max_request_body(),
             Target::Service(proxy) => proxy.max_request_body(),
         };
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit) {
+        if declared_length(request.headers()).is_some_and(|length| length > limit) {
             log_too_large(&name, request_id, limit);
             return Err(refused(Refusal::TooLarge));
         }
@@ -393,6 +388,15 @@ impl Dispatcher {
         }
         admitted
     }
+}
+
+/// The body length a message's `Content-Length` declares, if it declares
+/// one the host can read.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// How many `Host` headers a request has, when that is wrong (RFC 9112

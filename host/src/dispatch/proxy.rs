@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
 };
 use http::{Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -175,11 +175,7 @@ impl ServiceProxy {
             return Err(Refusal::BadGateway);
         }
         let limit = self.route.max_response_body;
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = super::declared_length(response.headers());
         if declared.is_some_and(|length| length > limit) {
             log(&format!(
                 "request failed: service `{}` declared a body longer than the route's max_response_body of {limit} bytes",

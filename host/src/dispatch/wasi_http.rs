@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use http::header::{CONTENT_LENGTH, HOST, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serverless_router::RouteMatch;
@@ -110,11 +110,7 @@ fn limit_response(
         return Err(Refusal::HandlerFailed(FailureKind::InformationalStatus));
     }
     let limit = app.limits().max_response_body;
-    let declared = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = super::declared_length(response.headers());
     if declared.is_some_and(|length| length > limit) {
         tracing::error!(
             app = &**app.name(),
