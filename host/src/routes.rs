@@ -3,12 +3,13 @@
 //! service's HTTP server, which requests reach through the proxy in
 //! `dispatch/proxy.rs`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serverless_config::{RouteTable, RouteTarget};
 use serverless_runtime::{App, OperatorRules, Runtime};
 
-use crate::dispatch::ServiceProxy;
+use crate::dispatch::{ProxyClient, ServiceProxy};
 use crate::services::UpFlags;
 
 /// A loaded route's target.
@@ -68,6 +69,8 @@ pub(crate) fn load(
     up: &UpFlags,
 ) -> anyhow::Result<Routes> {
     let mut loader = runtime.loader(operator);
+    // One pool of connections per service, whatever routes lead to it.
+    let mut clients: HashMap<String, ProxyClient> = HashMap::new();
     let loaded = routes.try_map(|target| match target {
         RouteTarget::App(app) => loader
             .load(*app)
@@ -86,7 +89,13 @@ pub(crate) fn load(
                     route.service
                 )
             })?;
-            Ok(Target::Service(Arc::new(ServiceProxy::new(route, up))))
+            let client = clients
+                .entry(route.service.clone())
+                .or_insert_with(crate::dispatch::proxy_client)
+                .clone();
+            Ok(Target::Service(Arc::new(ServiceProxy::new(
+                route, up, client,
+            ))))
         }
     })?;
     loader.finish();

@@ -15,7 +15,7 @@ mod proxy;
 mod refusal;
 mod wasi_http;
 
-pub(crate) use proxy::ServiceProxy;
+pub(crate) use proxy::{ProxyClient, ServiceProxy, client as proxy_client};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -67,6 +67,22 @@ const FORWARDING: [&str; 4] = [
     "x-forwarded-proto",
 ];
 
+/// The connections to one service, kept for reuse.
+pub(crate) type ProxyClient = Client<HttpConnector, ProxyBody>;
+
+/// A client for one service's connections.
+pub(crate) fn client() -> ProxyClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    // On loopback a connection is made or refused at once; one that waits
+    // is a service whose backlog is full: unavailable.
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(IDLE_PER_SERVICE)
+        .build(connector)
+}
+
 /// One route to a service, with its connections.
 pub(crate) struct ServiceProxy {
     route: ServiceRoute,
@@ -74,21 +90,19 @@ pub(crate) struct ServiceProxy {
     service: Arc<str>,
     /// Whether the service is running (its supervisor keeps it).
     up: Arc<AtomicBool>,
-    client: Client<HttpConnector, ProxyBody>,
+    client: ProxyClient,
 }
 
 impl ServiceProxy {
     /// The proxy for `route`; `up` says whether its service runs.
-    pub(crate) fn new(route: ServiceRoute, up: Arc<AtomicBool>) -> ServiceProxy {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        // On loopback a connection is made or refused at once; one that
-        // waits is a service whose backlog is full: unavailable.
-        connector.set_connect_timeout(Some(route.timeout.min(CONNECT_TIMEOUT)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(IDLE_PER_SERVICE)
-            .build(connector);
+    /// The proxy for `route`; `up` says whether its service runs, and
+    /// `client` holds the connections to it, shared by every route to the
+    /// same service.
+    pub(crate) fn new(
+        route: ServiceRoute,
+        up: Arc<AtomicBool>,
+        client: ProxyClient,
+    ) -> ServiceProxy {
         ServiceProxy {
             name: route.name.as_str().into(),
             service: route.service.as_str().into(),
