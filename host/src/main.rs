@@ -27,6 +27,7 @@ use commands::logs::LogsArgs;
 use commands::run::RunArgs;
 use commands::serve::ServeArgs;
 use commands::services::ServicesArgs;
+use commands::tokens::TokensArgs;
 use logging::LogFormat;
 
 /// Runs WebAssembly components as serverless HTTP handlers.
@@ -61,6 +62,9 @@ enum Command {
     /// Lists a running host's services (state, restarts, uptime, how the
     /// last run ended) from its admin endpoint.
     Services(ServicesArgs),
+    /// Makes, lists and revokes the management API's tokens, offline on
+    /// the state directory (the first admin token never travels).
+    Tokens(TokensArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,10 @@ fn main() -> ExitCode {
         Command::Services(args) => {
             let _logging = logging::init(format, None);
             commands::services::run(args)
+        }
+        Command::Tokens(args) => {
+            let _logging = logging::init(format, None);
+            commands::tokens::run(args)
         }
         Command::Run(args) => {
             let (store, _logging) = logging_with_store(format);

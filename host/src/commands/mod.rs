@@ -7,3 +7,4 @@ pub(crate) mod logs;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod services;
+pub(crate) mod tokens;

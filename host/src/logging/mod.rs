@@ -16,6 +16,8 @@ mod layer;
 mod record;
 mod text;
 mod timestamp;
+
+pub(crate) use timestamp::write as write_timestamp;
 mod writer;
 
 use std::io::IsTerminal as _;

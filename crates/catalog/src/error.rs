@@ -1,0 +1,43 @@
+//! Why a catalog operation failed.
+
+use std::path::PathBuf;
+
+/// A catalog operation that could not be done; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The state directory could not be created or used.
+    #[error("state directory {}: {error}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
+    /// The catalog database failed.
+    #[error("catalog {}: {error}", path.display())]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        error: rusqlite::Error,
+    },
+    /// The catalog was written by a newer host.
+    #[error("catalog {} has schema version {found}; this host knows up to {known}: upgrade the host", path.display())]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// A name, scope or token id that is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The operating system gave no random bytes.
+    #[error("cannot get random bytes for a token: {0}")]
+    Random(String),
+    /// No token has this id.
+    #[error("no token has the id `{0}`; `host tokens list` shows them")]
+    UnknownToken(String),
+}
