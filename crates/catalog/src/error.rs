@@ -37,6 +37,34 @@ pub enum CatalogError {
     /// The operating system gave no random bytes.
     #[error("cannot get random bytes for a token: {0}")]
     Random(String),
+    /// A stored component whose bytes no longer match its digest.
+    #[error("stored component {} does not match its digest (expected {expected}, found {found}); deploy it again", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The digest it is stored under.
+        expected: String,
+        /// The digest of its bytes now.
+        found: String,
+    },
+    /// No app has this name in the namespace.
+    #[error("namespace `{namespace}` has no app `{app}`")]
+    UnknownApp {
+        /// The namespace.
+        namespace: String,
+        /// The app's name.
+        app: String,
+    },
+    /// The app has no such version (or it was pruned).
+    #[error("app `{app}` has no version {version}; its versions are {known}")]
+    UnknownVersion {
+        /// The app's name.
+        app: String,
+        /// The version asked for.
+        version: i64,
+        /// The versions it has, for the message.
+        known: String,
+    },
     /// No token has this id.
     #[error("no token has the id `{0}`; `host tokens list` shows them")]
     UnknownToken(String),

@@ -7,8 +7,13 @@
 //! - [`tokens`]: API tokens: random, shown once, stored as hashes, each
 //!   with scopes and a namespace.
 //! - [`audit`]: the record of every change: who, what, when, from where.
+//! - [`blobs`]: components stored by SHA-256, checked whenever read.
+//! - [`apps`]: apps and their versions: deploy, promote, roll back,
+//!   delete.
 
+pub mod apps;
 pub mod audit;
+pub mod blobs;
 mod error;
 mod state;
 pub mod tokens;

@@ -41,6 +41,24 @@ const MIGRATIONS: &[&str] = &[
         action TEXT NOT NULL,
         target TEXT NOT NULL
      ) STRICT;",
+    // 2: apps and their versions.
+    "CREATE TABLE apps (
+        namespace TEXT NOT NULL REFERENCES namespaces(name),
+        name TEXT NOT NULL,
+        active_version INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+     ) STRICT;
+     CREATE TABLE versions (
+        namespace TEXT NOT NULL,
+        app TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, app, version),
+        FOREIGN KEY (namespace, app) REFERENCES apps(namespace, name)
+     ) STRICT;",
 ];
 
 /// An open state directory.
@@ -48,6 +66,7 @@ pub struct StateDir {
     pub(crate) path: PathBuf,
     pub(crate) database: PathBuf,
     pub(crate) connection: Connection,
+    blobs: crate::blobs::Blobs,
 }
 
 impl StateDir {
@@ -85,6 +104,7 @@ impl StateDir {
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(db)?;
         let mut state = StateDir {
+            blobs: crate::blobs::Blobs::open(path)?,
             path: path.to_owned(),
             database,
             connection,
@@ -96,6 +116,20 @@ impl StateDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The stored components.
+    pub fn blobs(&self) -> &crate::blobs::Blobs {
+        &self.blobs
+    }
+
+    /// [`StateDir::db_error`] as a closure that owns what it needs.
+    pub(crate) fn db_error_fn(&self) -> impl Fn(rusqlite::Error) -> CatalogError + use<> {
+        let path = self.database.clone();
+        move |error| CatalogError::Database {
+            path: path.clone(),
+            error,
+        }
     }
 
     /// A failure of the catalog database, named by its file.
@@ -220,7 +254,7 @@ mod tests {
         drop(state);
         let error = StateDir::open(dir.path()).err().unwrap().to_string();
         assert!(
-            error.ends_with("has schema version 99; this host knows up to 1: upgrade the host"),
+            error.ends_with("has schema version 99; this host knows up to 2: upgrade the host"),
             "{error}"
         );
     }

@@ -1,0 +1,130 @@
+//! Components stored by their SHA-256, under `components/` in the state
+//! directory. A component is written to a temporary file, flushed to
+//! disk, then renamed into place (and the folder flushed), so that a crash
+//! leaves either no file or the whole one; a stored file is checked
+//! against its name every time it is read. The catalog's rows point only
+//! at components already stored.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::CatalogError;
+
+/// The components' folder in the state directory.
+const COMPONENTS: &str = "components";
+
+/// A component's SHA-256, as 64 lower-case hex digits.
+pub type Digest = String;
+
+/// The stored components.
+pub struct Blobs {
+    dir: PathBuf,
+}
+
+/// `bytes`' SHA-256 as hex.
+pub fn digest_of(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
+    move |error| CatalogError::Directory {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+impl Blobs {
+    /// The components of the state directory at `state`.
+    pub(crate) fn open(state: &Path) -> Result<Blobs, CatalogError> {
+        let dir = state.join(COMPONENTS);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Blobs { dir })
+    }
+
+    fn path_of(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}.wasm"))
+    }
+
+    /// Stores `bytes` (once: a component already there is kept) and
+    /// returns its digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, CatalogError> {
+        let digest = digest_of(bytes);
+        let path = self.path_of(&digest);
+        if self.get(&digest).is_ok() {
+            return Ok(digest);
+        }
+        let partial = self
+            .dir
+            .join(format!("{digest}.part-{}", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&partial)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &path)?;
+            // The rename itself reaches the disk with the folder.
+            std::fs::File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&partial);
+            return Err(io(&path)(error));
+        }
+        Ok(digest)
+    }
+
+    /// The component with `digest`, checked against it.
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>, CatalogError> {
+        if digest.len() != 64
+            || !digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(CatalogError::Invalid(format!(
+                "`{digest}` is not a SHA-256 digest (64 lower-case hex digits)"
+            )));
+        }
+        let path = self.path_of(digest);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let found = digest_of(&bytes);
+        if found != digest {
+            return Err(CatalogError::Corrupt {
+                path,
+                expected: digest.to_owned(),
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_is_stored_once_by_its_digest_and_checked_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let digest = blobs.put(b"\0asm component").unwrap();
+        assert_eq!(digest, digest_of(b"\0asm component"));
+        assert_eq!(blobs.put(b"\0asm component").unwrap(), digest);
+        assert_eq!(blobs.get(&digest).unwrap(), b"\0asm component");
+        let files: Vec<_> = std::fs::read_dir(dir.path().join(COMPONENTS))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(files, [std::ffi::OsString::from(format!("{digest}.wasm"))]);
+        // A file changed behind the catalog's back is refused.
+        std::fs::write(blobs.path_of(&digest), b"\0asm tampered").unwrap();
+        let error = blobs.get(&digest).unwrap_err().to_string();
+        assert!(error.contains("does not match its digest"), "{error}");
+        // And storing the component again repairs it.
+        blobs.put(b"\0asm component").unwrap();
+        assert_eq!(blobs.get(&digest).unwrap(), b"\0asm component");
+        assert!(blobs.get("../../etc/passwd").is_err());
+    }
+}
