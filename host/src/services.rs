@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serverless_config::{ComponentSource, Location, Restart, ServiceConfig, TcpRule};
+use serverless_config::{Location, Restart, ServiceConfig, TcpRule};
 use serverless_outbound::{Decision, TcpAllowlist};
 use serverless_runtime::{OperatorRules, RunEnd, Runtime, Service, ServiceSettings, TcpSettings};
-use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -256,7 +255,20 @@ impl Supervisor {
         let mut next = Vec::with_capacity(configs.len());
         let mut flags = UpFlags::new();
         for config in configs {
-            let digest = digest(&config)?;
+            let digest = runtime
+                .component_digest(&config.component)
+                .map_err(|problem| {
+                    anyhow::anyhow!(
+                        "{}service `{}` ({}): {problem}",
+                        config
+                            .location
+                            .as_ref()
+                            .map(|l| format!("{l}: "))
+                            .unwrap_or_default(),
+                        config.name,
+                        config.component
+                    )
+                })?;
             let same = known.iter().find(|(running, running_digest, _)| {
                 running.runs_like(&config) && *running_digest == digest
             });
@@ -421,26 +433,6 @@ fn launch(loaded: Loaded) -> (Running, (ServiceConfig, Digest, Arc<Tracked>)) {
     let task = tokio::spawn(supervise(service, config.restart, stopped, tracked.clone()));
     let name = config.name.clone();
     (Running { name, stop, task }, (config, digest, tracked))
-}
-
-/// The SHA-256 of a service's component bytes.
-fn digest(config: &ServiceConfig) -> anyhow::Result<Digest> {
-    let bytes: std::borrow::Cow<'_, [u8]> = match &config.component {
-        ComponentSource::File(path) => std::fs::read(path).map(Into::into).with_context(|| {
-            format!(
-                "{}service `{}`: cannot read {}",
-                config
-                    .location
-                    .as_ref()
-                    .map(|l| format!("{l}: "))
-                    .unwrap_or_default(),
-                config.name,
-                path.display()
-            )
-        })?,
-        ComponentSource::Embedded { wasm, .. } => (*wasm).into(),
-    };
-    Ok(Sha256::digest(&bytes).into())
 }
 
 /// Makes each configured service ready to run. Its `listen` entries must

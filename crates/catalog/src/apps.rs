@@ -309,21 +309,9 @@ fn unknown_version(app: &AppRecord, version: i64) -> CatalogError {
     }
 }
 
-/// Checks an app name as the configuration does: letters, digits, `.`,
-/// `_` and `-`, at most 64.
+/// Checks an app name as the configuration does.
 fn check_app_name(name: &str) -> Result<(), CatalogError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(CatalogError::Invalid(format!(
-            "app name `{name}` is not a name: use 1 to 64 letters, digits, `.`, `_` or `-`"
-        )))
-    }
+    crate::text::check_name("app name", name)
 }
 
 #[cfg(test)]

@@ -25,10 +25,7 @@ pub struct Blobs {
 
 /// `bytes`' SHA-256 as hex.
 pub fn digest_of(bytes: &[u8]) -> Digest {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&Sha256::digest(bytes))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod blobs;
 mod error;
 mod state;
+mod text;
 pub mod tokens;
 
 pub use error::CatalogError;

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::audit::{Actor, record};
 use crate::state::now;
+use crate::text::{check_name, hex};
 use crate::{CatalogError, StateDir};
 
 /// What a token may do.
@@ -100,28 +101,9 @@ impl fmt::Debug for Token {
 /// secret scanners.
 const PREFIX: &str = "swt_";
 
-/// The longest namespace name.
-const MAX_NAMESPACE: usize = 64;
-
 /// Checks a namespace name: letters, digits, `.`, `_` and `-`.
 pub fn check_namespace(name: &str) -> Result<(), CatalogError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_NAMESPACE
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(CatalogError::Invalid(format!(
-            "namespace `{name}` is not a name: use 1 to {MAX_NAMESPACE} letters, digits, `.`, `_` or `-`"
-        )))
-    }
-}
-
-/// `bytes` as lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    check_name("namespace", name)
 }
 
 /// `count` random bytes from the operating system.
@@ -160,18 +142,14 @@ impl StateDir {
         let id = hex(&random(6)?);
         let secret = hex(&random(32)?);
         let created_at = now();
-        let database = self.database.clone();
-        let db = move |error| CatalogError::Database {
-            path: database.clone(),
-            error,
-        };
+        let db = self.db_error_fn();
         self.write(|transaction| {
             transaction
                 .execute(
                     "INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?1, ?2)",
                     rusqlite::params![namespace, created_at],
                 )
-                .map_err(db.clone())?;
+                .map_err(&db)?;
             transaction
                 .execute(
                     "INSERT INTO tokens (id, namespace, scopes, hash, description, created_at)
@@ -185,8 +163,8 @@ impl StateDir {
                         created_at
                     ],
                 )
-                .map_err(db.clone())?;
-            record(transaction, actor, "token.create", &id).map_err(db.clone())
+                .map_err(&db)?;
+            record(transaction, actor, "token.create", &id).map_err(&db)
         })?;
         Ok(Token {
             secret: format!("{PREFIX}{id}_{secret}"),
@@ -241,21 +219,17 @@ impl StateDir {
     /// in the list as revoked.
     pub fn revoke_token(&mut self, id: &str, actor: &Actor) -> Result<TokenInfo, CatalogError> {
         let revoked_at = now();
-        let database = self.database.clone();
-        let db = move |error| CatalogError::Database {
-            path: database.clone(),
-            error,
-        };
+        let db = self.db_error_fn();
         self.write(|transaction| {
             let changed = transaction
                 .execute(
                     "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                     rusqlite::params![id, revoked_at],
                 )
-                .map_err(db.clone())?;
+                .map_err(&db)?;
             // A token revoked before stays as it was, with no new record.
             if changed == 1 {
-                record(transaction, actor, "token.revoke", id).map_err(db.clone())?;
+                record(transaction, actor, "token.revoke", id).map_err(&db)?;
             }
             Ok(())
         })?;

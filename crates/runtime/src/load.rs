@@ -610,6 +610,13 @@ impl Runtime {
         Ok((wasm, outcome))
     }
 
+    /// The SHA-256 of `source`'s bytes, as [`Runtime::load_service`] records
+    /// it: a reload compares the two to tell whether a service changed.
+    pub fn component_digest(&self, source: &ComponentSource) -> Result<[u8; 32], LoadProblem> {
+        use sha2::Digest as _;
+        Ok(sha2::Sha256::digest(&read_source(source)?).into())
+    }
+
     /// `source` compiled as a component (a service's), through the cache,
     /// with the SHA-256 of the bytes compiled.
     pub(crate) fn compile_component(

@@ -178,6 +178,35 @@ pub(crate) fn parse_http_rule(text: &str) -> Result<serverless_outbound::HttpRul
         .map_err(|e: serverless_outbound::HttpRuleError| e.to_string())
 }
 
+/// `rows` under `header` as a table for people: columns as wide as their
+/// widest cell, two spaces apart, no trailing spaces.
+pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    use std::fmt::Write as _;
+    let widths: Vec<usize> = (0..N)
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .chain([header[column].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        let mut text = String::new();
+        for (column, cell) in cells.iter().enumerate() {
+            let _ = write!(text, "{cell:<width$}  ", width = widths[column]);
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

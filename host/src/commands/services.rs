@@ -1,8 +1,6 @@
 //! `host services`: lists a running host's `[[services]]` (state, restart
 //! rule, runs, uptime and how the last run ended) from its admin endpoint.
 
-use std::fmt::Write as _;
-
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -112,33 +110,7 @@ fn table(services: &[serde_json::Value]) -> String {
         })
         .collect();
     let header = ["NAME", "STATE", "RESTART", "RUNS", "UPTIME", "LAST END"];
-    let widths: Vec<usize> = (0..header.len())
-        .map(|column| {
-            rows.iter()
-                .map(|row| row[column].chars().count())
-                .chain([header[column].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let mut text = String::new();
-        for (column, cell) in cells.iter().enumerate() {
-            if column + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                let _ = write!(text, "{cell:<width$}  ", width = widths[column]);
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
-    }
-    out
+    super::common::table(header, &rows)
 }
 
 /// Seconds as `1h02m03s`, `4m05s` or `6s`.

@@ -3,7 +3,6 @@
 //! admin token never travels over the network. A token's secret is shown
 //! once, on stdout, when it is made; the catalog keeps only its hash.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -207,27 +206,5 @@ fn table(tokens: &[TokenInfo]) -> String {
         "STATE",
         "DESCRIPTION",
     ];
-    let widths: Vec<usize> = (0..header.len())
-        .map(|column| {
-            rows.iter()
-                .map(|row| row[column].chars().count())
-                .chain([header[column].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |cells: [&str; 6]| {
-        let mut text = String::new();
-        for (column, cell) in cells.iter().enumerate() {
-            let _ = write!(text, "{cell:<width$}  ", width = widths[column]);
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    out
+    super::common::table(header, &rows)
 }
