@@ -20,6 +20,8 @@ pub struct Version {
     pub digest: String,
     /// Its specification, as the host validated it.
     pub spec: String,
+    /// Its routes, each `METHODS PATH`.
+    pub routes: Vec<String>,
     /// Seconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -57,6 +59,8 @@ pub struct Deploy<'a> {
     pub digest: &'a str,
     /// The validated specification.
     pub spec: &'a str,
+    /// Its routes, each `METHODS PATH`, for the namespaces' prefix checks.
+    pub routes: &'a [String],
     /// Whether the new version serves at once.
     pub activate: bool,
     /// How many versions to keep (at least 1; the active one always).
@@ -93,9 +97,9 @@ impl StateDir {
                 .map_err(&db)?;
             transaction
                 .execute(
-                    "INSERT INTO versions (namespace, app, version, digest, spec, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    rusqlite::params![deploy.namespace, deploy.app, number, deploy.digest, deploy.spec, at],
+                    "INSERT INTO versions (namespace, app, version, digest, spec, created_at, routes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    rusqlite::params![deploy.namespace, deploy.app, number, deploy.digest, deploy.spec, at, deploy.routes.join("\n")],
                 )
                 .map_err(&db)?;
             if deploy.activate {
@@ -242,7 +246,7 @@ impl StateDir {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT version, digest, spec, created_at FROM versions
+                "SELECT version, digest, spec, created_at, routes FROM versions
                  WHERE namespace = ?1 AND app = ?2 ORDER BY version",
             )
             .map_err(&db)?;
@@ -253,6 +257,7 @@ impl StateDir {
                     digest: row.get(1)?,
                     spec: row.get(2)?,
                     created_at: row.get(3)?,
+                    routes: split_routes(&row.get::<_, String>(4)?),
                 })
             })
             .map_err(&db)?
@@ -264,6 +269,41 @@ impl StateDir {
             active,
             versions,
         })
+    }
+
+    /// Every app that has an active version, with that version only, by
+    /// namespace and name: what the host serves.
+    pub fn active_apps(&self) -> Result<Vec<AppRecord>, CatalogError> {
+        let db = self.db_error_fn();
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT a.namespace, a.name, v.version, v.digest, v.spec, v.created_at, v.routes
+                 FROM apps a JOIN versions v
+                   ON v.namespace = a.namespace AND v.app = a.name AND v.version = a.active_version
+                 ORDER BY a.namespace, a.name",
+            )
+            .map_err(&db)?;
+        let apps = statement
+            .query_map([], |row| {
+                let number: i64 = row.get(2)?;
+                Ok(AppRecord {
+                    namespace: row.get(0)?,
+                    name: row.get(1)?,
+                    active: Some(number),
+                    versions: vec![Version {
+                        number,
+                        digest: row.get(3)?,
+                        spec: row.get(4)?,
+                        created_at: row.get(5)?,
+                        routes: split_routes(&row.get::<_, String>(6)?),
+                    }],
+                })
+            })
+            .map_err(&db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&db)?;
+        Ok(apps)
     }
 
     /// The names of a namespace's apps, in order.
@@ -280,6 +320,10 @@ impl StateDir {
             .map_err(&db)?;
         Ok(names)
     }
+}
+
+fn split_routes(text: &str) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
 }
 
 fn set_active(
@@ -324,6 +368,7 @@ mod tests {
             app,
             digest,
             spec,
+            routes: &[],
             activate,
             keep: 3,
         }

@@ -73,6 +73,13 @@ impl Blobs {
         Ok(digest)
     }
 
+    /// The file of the component with `digest`, after checking its bytes
+    /// against it: what the host compiles from.
+    pub fn checked_path(&self, digest: &str) -> Result<PathBuf, CatalogError> {
+        self.get(digest)?;
+        Ok(self.path_of(digest))
+    }
+
     /// The component with `digest`, checked against it.
     pub fn get(&self, digest: &str) -> Result<Vec<u8>, CatalogError> {
         if digest.len() != 64

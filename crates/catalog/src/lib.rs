@@ -10,11 +10,13 @@
 //! - [`blobs`]: components stored by SHA-256, checked whenever read.
 //! - [`apps`]: apps and their versions: deploy, promote, roll back,
 //!   delete.
+//! - [`namespaces`]: tenants and the route prefixes they own.
 
 pub mod apps;
 pub mod audit;
 pub mod blobs;
 mod error;
+pub mod namespaces;
 mod state;
 mod text;
 pub mod tokens;

@@ -59,6 +59,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (namespace, app, version),
         FOREIGN KEY (namespace, app) REFERENCES apps(namespace, name)
      ) STRICT;",
+    // 3: the route prefix each namespace's apps live under, and each
+    // version's routes (`METHODS PATH`, one a line) to check them against.
+    "ALTER TABLE namespaces ADD COLUMN route_prefix TEXT;
+     ALTER TABLE versions ADD COLUMN routes TEXT NOT NULL DEFAULT '';",
 ];
 
 /// An open state directory.
@@ -254,7 +258,7 @@ mod tests {
         drop(state);
         let error = StateDir::open(dir.path()).err().unwrap().to_string();
         assert!(
-            error.ends_with("has schema version 99; this host knows up to 2: upgrade the host"),
+            error.ends_with("has schema version 99; this host knows up to 3: upgrade the host"),
             "{error}"
         );
     }

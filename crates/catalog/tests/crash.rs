@@ -33,6 +33,7 @@ fn writer() {
                     app: "crash",
                     digest: &digest,
                     spec: &spec,
+                    routes: &["GET /crash".to_owned()],
                     activate: round % 2 == 0,
                     keep: 4,
                 },
