@@ -336,7 +336,7 @@ impl Metrics {
 }
 
 /// The body of an admin response: whole, or an endless event stream.
-type AdminBody = BoxBody<Bytes, Infallible>;
+pub(crate) type AdminBody = BoxBody<Bytes, Infallible>;
 
 /// A body fed by a channel, for `/logs/APP?follow`.
 struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
@@ -357,7 +357,7 @@ impl hyper::body::Body for ChannelBody {
 
 /// The kept invocations of `app`, then each new one, as server-sent
 /// events. The stream ends when the client goes away.
-fn follow_logs(invocations: &Invocations, app: String) -> AdminBody {
+pub(crate) fn follow_logs(invocations: &Invocations, app: String) -> AdminBody {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     let mut finished = invocations.subscribe();
     let kept = invocations.recent(&app);

@@ -195,6 +195,13 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
         std::fs::write(site.path().join(name), contents)
             .with_context(|| format!("cannot write the sample site's {name}"))?;
     }
+    let config = sample_config(site.path())?;
+    Ok(Samples { config, site })
+}
+
+/// The samples' configuration, with their site in `site`: made again by
+/// each reload of a host that serves the samples beside a catalog.
+pub(crate) fn sample_config(site: &std::path::Path) -> anyhow::Result<Config> {
     let mut routes = RouteTable::new();
     for sample in SAMPLES {
         let methods = MethodFilter::from_names([sample.method])?;
@@ -224,7 +231,7 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
             files: if sample.mounts_site {
                 vec![Mount {
                     guest_path: "/site".to_owned(),
-                    host_path: site.path().to_owned(),
+                    host_path: site.to_owned(),
                     writable: false,
                 }]
             } else {
@@ -237,13 +244,10 @@ pub(crate) fn samples() -> anyhow::Result<Samples> {
             serverless_config::RouteTarget::App(Box::new(app)),
         )?;
     }
-    Ok(Samples {
-        config: Config {
-            warnings: Vec::new(),
-            services: Vec::new(),
-            listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
-            routes,
-        },
-        site,
+    Ok(Config {
+        warnings: Vec::new(),
+        services: Vec::new(),
+        listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
+        routes,
     })
 }

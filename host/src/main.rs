@@ -7,6 +7,8 @@
 
 mod admin;
 mod admission;
+mod api;
+mod catalog;
 mod commands;
 mod default_config;
 mod dispatch;

@@ -4,6 +4,11 @@
 //! running finish on their old instances; new ones go to the new table. A
 //! configuration or component that does not load leaves the old table in
 //! service. Every attempt is logged with what changed.
+//!
+//! The management API's changes (deploy, promote, rollback, delete) go
+//! through [`Reloader::change`]: the table with the change is loaded and
+//! compiled first, the catalog's transaction commits only when it loaded,
+//! and the table is swapped after. One change or reload runs at a time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use serverless_runtime::{OperatorRules, Runtime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::admin::Admin;
+use crate::catalog::{Catalog, Proposal, Refused, with_catalog};
 use crate::dispatch::Dispatcher;
 use crate::routes::Routes;
 use crate::services::{Plan, Supervisor};
@@ -24,9 +30,19 @@ use crate::services::{Plan, Supervisor};
 /// How often `--watch` looks at the files.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Where the configuration comes from.
+pub(crate) enum Base {
+    /// A file, read again by every reload; a catalog change takes the
+    /// text that last loaded, so that an edit in progress does not fail
+    /// a tenant's deploy.
+    File(PathBuf),
+    /// The bundled samples, whose site is in this folder.
+    Samples(PathBuf),
+}
+
 /// Everything a reload needs.
 pub(crate) struct Reloader {
-    pub(crate) config_path: PathBuf,
+    pub(crate) base: Base,
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) operator: OperatorRules,
     pub(crate) dispatcher: Arc<Dispatcher>,
@@ -36,6 +52,34 @@ pub(crate) struct Reloader {
     pub(crate) supervisor: Arc<Supervisor>,
     /// The operator's `--allow-listen` rules.
     pub(crate) listen_rules: TcpAllowlist,
+    /// The catalog of deployed apps, with `--state-dir`.
+    pub(crate) catalog: Option<Arc<Catalog>>,
+    /// The routes being served, as `describe` has them; held by the
+    /// reload or change in progress.
+    pub(crate) current: tokio::sync::Mutex<BTreeMap<String, String>>,
+    /// The configuration text that last loaded.
+    pub(crate) last_good: std::sync::Mutex<Option<String>>,
+}
+
+/// A catalog change that could not be made; nothing was changed.
+#[derive(Debug)]
+pub(crate) enum ChangeError {
+    /// The proposed table cannot be served.
+    Refused(Refused),
+    /// The catalog refused or failed the write.
+    Catalog(serverless_catalog::CatalogError),
+    /// The host failed.
+    Internal(anyhow::Error),
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::Refused(refused) => refused.fmt(f),
+            ChangeError::Catalog(error) => error.fmt(f),
+            ChangeError::Internal(error) => write!(f, "{error:#}"),
+        }
+    }
 }
 
 /// One line per route: `METHOD PATH` to `app (component)`.
@@ -107,8 +151,60 @@ impl Reloader {
     /// Loads the configuration and compiles its components: everything
     /// that can fail happens here, before anything is swapped.
     fn load(&self) -> anyhow::Result<(Routes, Plan)> {
-        let config = Config::load(&self.config_path)?;
+        let (config, text) = match &self.base {
+            Base::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    serverless_config::ConfigError::Read {
+                        path: path.clone(),
+                        error,
+                    }
+                })?;
+                (Config::parse(&text, path)?, Some(text))
+            }
+            Base::Samples(site) => (crate::default_config::sample_config(site)?, None),
+        };
         crate::commands::common::log_warnings(&config);
+        let config = match &self.catalog {
+            Some(catalog) => with_catalog(config, catalog, &Proposal::Nothing)?,
+            None => config,
+        };
+        let loaded = self.prepare(config)?;
+        if let Some(text) = text {
+            *self
+                .last_good
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
+        }
+        Ok(loaded)
+    }
+
+    /// The configuration that last loaded, with `proposal` applied to the
+    /// catalog's versions, loaded and compiled.
+    fn load_proposal(&self, catalog: &Catalog, proposal: &Proposal) -> Result<(Routes, Plan), ChangeError> {
+        let config = match &self.base {
+            Base::File(path) => {
+                let text = self
+                    .last_good
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                match text {
+                    Some(text) => Config::parse(&text, path),
+                    None => Config::load(path),
+                }
+                .map_err(|error| ChangeError::Internal(error.into()))?
+            }
+            Base::Samples(site) => crate::default_config::sample_config(site)
+                .map_err(ChangeError::Internal)?,
+        };
+        let config = with_catalog(config, catalog, proposal).map_err(ChangeError::Refused)?;
+        self.prepare(config)
+            .map_err(|error| ChangeError::Refused(Refused::Invalid(format!("{error:#}"))))
+    }
+
+    /// Checks a configuration against what was fixed at startup, plans
+    /// its services and loads its routes.
+    fn prepare(&self, config: Config) -> anyhow::Result<(Routes, Plan)> {
         let settings = self.runtime.settings();
         for app in config.apps() {
             if usize::try_from(app.limits.max_memory).unwrap_or(usize::MAX)
@@ -162,9 +258,74 @@ impl Reloader {
         Ok((routes, plan))
     }
 
+    /// What the base is, for the log.
+    fn base_name(&self) -> String {
+        match &self.base {
+            Base::File(path) => path.display().to_string(),
+            Base::Samples(_) => "the bundled samples".to_owned(),
+        }
+    }
+
+    /// Applies a change to the catalog: loads the table with `proposal`,
+    /// then (only if it loaded) runs `commit` on the catalog, then, when
+    /// `swap`, serves the new table. `why` names the change in the log.
+    pub(crate) async fn change<T: Send + 'static>(
+        self: &Arc<Self>,
+        why: String,
+        proposal: Proposal,
+        swap: bool,
+        commit: impl FnOnce(&mut serverless_catalog::StateDir) -> Result<T, serverless_catalog::CatalogError>
+        + Send
+        + 'static,
+    ) -> Result<T, ChangeError> {
+        let Some(catalog) = self.catalog.clone() else {
+            return Err(ChangeError::Internal(anyhow::anyhow!(
+                "the host has no state directory"
+            )));
+        };
+        let mut current = self.current.lock().await;
+        if self.supervisor.is_stopping() {
+            return Err(ChangeError::Internal(anyhow::anyhow!(
+                "the host is shutting down"
+            )));
+        }
+        let this = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let (routes, plan) = this.load_proposal(&catalog, &proposal)?;
+            let value = commit(&mut catalog.lock()).map_err(ChangeError::Catalog)?;
+            Ok::<_, ChangeError>((routes, plan, value))
+        })
+        .await
+        .map_err(|error| ChangeError::Internal(error.into()))
+        .and_then(|result| result);
+        let (routes, plan, value) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::warn!("{why} refused; nothing changed: {error}");
+                return Err(error);
+            }
+        };
+        if swap {
+            let services = self.supervisor.apply(plan).await;
+            let after = describe(&routes);
+            let summary = changes(&current, &after);
+            self.admin.set_routes(&routes);
+            self.dispatcher.replace_routes(routes);
+            tracing::info!(
+                "{why}: now serving {} routes; {summary}; {services}",
+                after.len()
+            );
+            *current = after;
+        } else {
+            tracing::info!("{why}: done; the routes stay as they are");
+        }
+        Ok(value)
+    }
+
     /// One reload attempt; `why` says what asked for it.
-    async fn reload(self: &Arc<Self>, why: &str, current: &mut BTreeMap<String, String>) {
-        tracing::info!("reload ({why}): loading {}", self.config_path.display());
+    async fn reload(self: &Arc<Self>, why: &str) {
+        let mut current = self.current.lock().await;
+        tracing::info!("reload ({why}): loading {}", self.base_name());
         let this = self.clone();
         let loaded = tokio::task::spawn_blocking(move || this.load())
             .await
@@ -179,7 +340,7 @@ impl Reloader {
                 // starting.
                 let services = self.supervisor.apply(plan).await;
                 let after = describe(&routes);
-                let summary = changes(current, &after);
+                let summary = changes(&current, &after);
                 self.admin.set_routes(&routes);
                 self.dispatcher.replace_routes(routes);
                 tracing::info!(
@@ -196,37 +357,29 @@ impl Reloader {
 
     /// Reloads on SIGHUP, and on file changes when `watch` is set, until
     /// the process exits.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        mut hangup: Signal,
-        mut current: BTreeMap<String, String>,
-        watch: bool,
-    ) {
+    pub(crate) async fn run(self: Arc<Self>, mut hangup: Signal, watch: bool) {
         // Without `--watch` no file is watched: the configuration is not
         // read a second time at startup.
-        let watched = |path: &Path| {
-            if watch {
-                watched_files(path)
-            } else {
-                Vec::new()
-            }
+        let watched = |base: &Base| match base {
+            Base::File(path) if watch => watched_files(path),
+            _ => Vec::new(),
         };
-        let mut files = watched(&self.config_path);
+        let mut files = watched(&self.base);
         let mut seen = modified(&files);
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
-                    self.reload("SIGHUP", &mut current).await;
+                    self.reload("SIGHUP").await;
                 }
                 _ = ticks.tick(), if watch => {
                     if modified(&files) == seen {
                         continue;
                     }
-                    self.reload("a watched file changed", &mut current).await;
+                    self.reload("a watched file changed").await;
                 }
             }
-            files = watched(&self.config_path);
+            files = watched(&self.base);
             seen = modified(&files);
         }
     }

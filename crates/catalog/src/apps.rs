@@ -354,7 +354,7 @@ fn unknown_version(app: &AppRecord, version: i64) -> CatalogError {
 }
 
 /// Checks an app name as the configuration does.
-fn check_app_name(name: &str) -> Result<(), CatalogError> {
+pub fn check_app_name(name: &str) -> Result<(), CatalogError> {
     crate::text::check_name("app name", name)
 }
 

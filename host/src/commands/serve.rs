@@ -110,6 +110,37 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
+
+    /// The state directory: the catalog of apps deployed through the
+    /// management API, their components and the API's tokens. Its apps
+    /// are served beside the configuration's. Default, with
+    /// --api-listen: $SERVERLESS_WASM_STATE_DIR, else
+    /// $XDG_STATE_HOME/serverless-wasm, else
+    /// ~/.local/state/serverless-wasm.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+
+    /// Where the management API listens (off by default). Anything but
+    /// loopback needs --api-tls-cert and --api-tls-key.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) api_listen: Option<std::net::SocketAddr>,
+
+    /// The API's TLS certificate chain, PEM.
+    #[arg(long, value_name = "FILE", requires = "api_listen")]
+    pub(crate) api_tls_cert: Option<PathBuf>,
+
+    /// The API's TLS private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "api_listen")]
+    pub(crate) api_tls_key: Option<PathBuf>,
+
+    /// The largest component the API takes in one upload.
+    #[arg(long, value_name = "SIZE", default_value = "64 MiB", value_parser = parse_size_flag)]
+    pub(crate) api_max_upload: u64,
+
+    /// How many versions of each deployed app are kept (the active one
+    /// always is).
+    #[arg(long, value_name = "COUNT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) keep_versions: u32,
 }
 
 /// The value of `--admin-listen`.
@@ -176,6 +207,36 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     // column; they are reported as they are.
     // The samples' site folder must outlive the server.
     let (config, _sample_site) = load_config(args.config.as_deref())?;
+    // The text the configuration was read from, for catalog changes.
+    let config_text = match &args.config {
+        Some(path) => std::fs::read_to_string(path).ok(),
+        None => None,
+    };
+    let state_dir = match (&args.state_dir, args.api_listen) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(_)) => Some(super::tokens::default_state_dir().context(
+            "no state directory for --api-listen: pass --state-dir, or set SERVERLESS_WASM_STATE_DIR, XDG_STATE_HOME or HOME",
+        )?),
+        (None, None) => None,
+    };
+    let api_tls = match args.api_listen {
+        Some(address) => crate::api::tls::acceptor(
+            address,
+            args.api_tls_cert.as_deref(),
+            args.api_tls_key.as_deref(),
+        )?,
+        None => None,
+    };
+    let catalog = match &state_dir {
+        Some(dir) => Some(crate::catalog::Catalog::open(dir, args.keep_versions)?),
+        None => None,
+    };
+    let config = match &catalog {
+        Some(catalog) => {
+            crate::catalog::with_catalog(config, catalog, &crate::catalog::Proposal::Nothing)?
+        }
+        None => config,
+    };
     let runtime = Arc::new(prepare_runtime(&config, args.max_instances, &args.cache)?);
     let max_memory = max_memory(&config);
     let pool = pool_summary(&runtime, args.max_instances, max_memory);
@@ -241,6 +302,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         let described = reload::describe(&routes);
         // Services start before requests can reach their routes.
         let supervisor = crate::services::Supervisor::start(services, statuses);
+        let admin_invocations = invocations.clone();
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             args.max_instances,
@@ -249,28 +311,63 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             metrics,
             invocations,
         ));
-        match &args.config {
-            Some(config_path) => {
-                let reloader = Arc::new(Reloader {
-                    config_path: config_path.clone(),
-                    runtime,
-                    operator: operator_rules,
-                    dispatcher: dispatcher.clone(),
-                    admin: admin.clone(),
-                    listen_address,
-                    supervisor: supervisor.clone(),
-                    listen_rules,
-                });
-                tokio::spawn(reloader.run(hangups, described, args.watch));
+        let base = match (&args.config, &_sample_site) {
+            (Some(path), _) => reload::Base::File(path.clone()),
+            (None, Some(site)) => reload::Base::Samples(site.path().to_owned()),
+            (None, None) => anyhow::bail!("no configuration and no samples"),
+        };
+        let reloader = Arc::new(Reloader {
+            base,
+            runtime: runtime.clone(),
+            operator: operator_rules.clone(),
+            dispatcher: dispatcher.clone(),
+            admin: admin.clone(),
+            listen_address,
+            supervisor: supervisor.clone(),
+            listen_rules,
+            catalog: catalog.clone(),
+            current: tokio::sync::Mutex::new(described),
+            last_good: std::sync::Mutex::new(config_text),
+        });
+        if args.config.is_some() || catalog.is_some() {
+            tokio::spawn(reloader.clone().run(hangups, args.watch && args.config.is_some()));
+        } else {
+            if args.watch {
+                tracing::warn!(
+                    "--watch needs a configuration file; the bundled samples do not reload"
+                );
             }
-            None => {
-                if args.watch {
-                    tracing::warn!(
-                        "--watch needs a configuration file; the bundled samples do not reload"
-                    );
-                }
-                // SIGHUP would otherwise end the process.
-                tokio::spawn(reload::ignore_hangups(hangups));
+            // SIGHUP would otherwise end the process.
+            tokio::spawn(reload::ignore_hangups(hangups));
+        }
+        if let Some(catalog) = &catalog {
+            let auth = Arc::new(crate::api::auth::Authenticator::new(catalog.clone()));
+            let previews = Arc::new(crate::catalog::previews::Previews::new(
+                catalog.clone(),
+                auth.clone(),
+                runtime.clone(),
+                operator_rules.clone(),
+            ));
+            dispatcher.set_previews(previews.clone());
+            tracing::info!("catalog: {}", catalog.path().display());
+            if let Some(address) = args.api_listen {
+                let api_listener = TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot listen on {address} for the management API (--api-listen)")
+                })?;
+                let bound = api_listener
+                    .local_addr()
+                    .context("cannot read the management API's address")?;
+                let scheme = if api_tls.is_some() { "https" } else { "http" };
+                let api = Arc::new(crate::api::Api {
+                    catalog: catalog.clone(),
+                    auth,
+                    reloader: reloader.clone(),
+                    invocations: admin_invocations.clone(),
+                    max_upload: args.api_max_upload,
+                    previews,
+                });
+                tokio::spawn(api.serve(api_listener, api_tls.clone()));
+                println!("management API on {scheme}://{bound}");
             }
         }
         admin.set_ready(true);

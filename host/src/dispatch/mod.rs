@@ -37,6 +37,7 @@ use refusal::{Refusal, log_too_large};
 use crate::admin::{AppSeries, Metrics};
 use crate::admission::{self, Admitted, Gate};
 use crate::invocations::Invocations;
+use crate::catalog::previews::{PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, Previews};
 use crate::routes::{Routes, Target};
 
 /// A request body the dispatcher can read: hyper's `Incoming` from the
@@ -113,11 +114,13 @@ pub(crate) struct Dispatcher {
     unrouted: AppSeries,
     /// The server's invocation store, where each request's log lines go.
     invocations: Arc<Invocations>,
+    /// The catalog's versions that preview requests may try.
+    previews: std::sync::OnceLock<Arc<Previews>>,
 }
 
 /// The routes being served, with what the dispatcher keeps per app.
 struct Table {
-    routes: Routes,
+    routes: Arc<Routes>,
     per_app: HashMap<Arc<str>, PerApp>,
 }
 
@@ -146,7 +149,11 @@ impl Dispatcher {
     ) -> Dispatcher {
         let per_app = per_app(&routes, &HashMap::new(), &metrics);
         Dispatcher {
-            table: RwLock::new(Arc::new(Table { routes, per_app })),
+            previews: std::sync::OnceLock::new(),
+            table: RwLock::new(Arc::new(Table {
+                routes: Arc::new(routes),
+                per_app,
+            })),
             global: Gate::new(max_instances),
             queue_timeout,
             pending_bodies: BodyBudget::new(max_pending_body_bytes),
@@ -166,7 +173,43 @@ impl Dispatcher {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let per_app = per_app(&routes, &table.per_app, &self.metrics);
-        *table = Arc::new(Table { routes, per_app });
+        *table = Arc::new(Table {
+            routes: Arc::new(routes),
+            per_app,
+        });
+    }
+
+    /// Lets requests with a `serverless-preview` header try versions of
+    /// the catalog's apps that are not active.
+    pub(crate) fn set_previews(&self, previews: Arc<Previews>) {
+        let _ = self.previews.set(previews);
+    }
+
+    /// The table a preview request runs in: the version's own routes,
+    /// with the live table's gates and series for its app.
+    async fn preview_table<B>(
+        &self,
+        request: &mut Request<B>,
+        live: &Table,
+        peer: Option<SocketAddr>,
+    ) -> Option<Result<Arc<Table>, Refusal>> {
+        if !request.headers().contains_key(PREVIEW_HEADER) {
+            return None;
+        }
+        let Some(previews) = self.previews.get() else {
+            return Some(Err(Refusal::Preview(
+                http::StatusCode::BAD_REQUEST,
+                "this host has no catalog of versions to preview (start it with --state-dir)".to_owned(),
+            )));
+        };
+        let resolved = previews.resolve(request.headers(), peer).await;
+        // The app never sees the preview's headers, its token least.
+        request.headers_mut().remove(PREVIEW_HEADER);
+        request.headers_mut().remove(PREVIEW_TOKEN_HEADER);
+        Some(resolved.map(|routes| {
+            let per_app = per_app(&routes, &live.per_app, &self.metrics);
+            Arc::new(Table { routes, per_app })
+        }).map_err(|(status, message)| Refusal::Preview(status, message)))
     }
 
     /// The table being served now.
@@ -190,15 +233,25 @@ impl Dispatcher {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let collecting = self.invocations.begin(&request_id);
-        let table = self.current();
+        let mut request = request;
+        let live = self.current();
+        let (table, preview_refused) = match self.preview_table(&mut request, &live, peer).await {
+            None => (live, None),
+            Some(Ok(preview)) => (preview, None),
+            Some(Err(refusal)) => (live, Some(refusal)),
+        };
         // Every line of the request, the runtime's and the guest's, is
         // emitted in the invocation's span, which keys its log record.
         let span = collecting.span();
-        let (mut response, app, route, bytes_in, stats) = match self
-            .route_and_run(&table, request, &request_id, peer)
-            .instrument(span.clone())
-            .await
-        {
+        let outcome = match preview_refused {
+            Some(refusal) => Err(Refused::early(refusal)),
+            None => {
+                self.route_and_run(&table, request, &request_id, peer)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
+        let (mut response, app, route, bytes_in, stats) = match outcome {
             Ok(Served {
                 response,
                 app,

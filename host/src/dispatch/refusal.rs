@@ -41,6 +41,9 @@ pub(super) enum Refusal {
     /// The service a route leads to broke the exchange or gave no
     /// response the host may pass on.
     BadGateway,
+    /// A preview request (`serverless-preview`) that is not let through:
+    /// the status and what its sender, the app's deployer, is told.
+    Preview(StatusCode, String),
 }
 
 impl Refusal {
@@ -56,7 +59,17 @@ impl Refusal {
     }
 
     pub(super) fn into_response(self) -> Response<ResponseBody> {
+        if let Refusal::Preview(status, message) = &self {
+            let mut response = Response::new(full(Bytes::from(format!("{message}\n"))));
+            *response.status_mut() = *status;
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return response;
+        }
         let (status, body) = match &self {
+            Refusal::Preview(..) => (StatusCode::INTERNAL_SERVER_ERROR, "\n"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
             Refusal::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
