@@ -24,7 +24,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use commands::apps::AppsArgs;
 use commands::compile::CompileArgs;
+use commands::login::{LoginArgs, WhoamiArgs};
+use commands::namespaces::NamespacesArgs;
 use commands::logs::LogsArgs;
 use commands::run::RunArgs;
 use commands::serve::ServeArgs;
@@ -64,9 +67,21 @@ enum Command {
     /// Lists a running host's services (state, restarts, uptime, how the
     /// last run ended) from its admin endpoint.
     Services(ServicesArgs),
-    /// Makes, lists and revokes the management API's tokens, offline on
-    /// the state directory (the first admin token never travels).
+    /// Makes, lists and revokes the management API's tokens: offline on
+    /// the state directory (the first admin token never travels), or
+    /// through the API when logged in.
     Tokens(TokensArgs),
+    /// Checks a token with a running host's management API and stores
+    /// the URL and token (read from stdin or $SERVERLESS_WASM_TOKEN) for
+    /// the commands below.
+    Login(LoginArgs),
+    /// Shows the stored login's token, namespace, scope and route prefix.
+    Whoami(WhoamiArgs),
+    /// Deploys, lists, shows, promotes, rolls back and deletes apps
+    /// through the management API, and reads their logs.
+    Apps(AppsArgs),
+    /// Lists namespaces and assigns their route prefixes.
+    Namespaces(NamespacesArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +109,22 @@ fn main() -> ExitCode {
         Command::Tokens(args) => {
             let _logging = logging::init(format, None);
             commands::tokens::run(args)
+        }
+        Command::Login(args) => {
+            let _logging = logging::init(format, None);
+            commands::login::login(args)
+        }
+        Command::Whoami(args) => {
+            let _logging = logging::init(format, None);
+            commands::login::whoami(args)
+        }
+        Command::Apps(args) => {
+            let _logging = logging::init(format, None);
+            commands::apps::run(args)
+        }
+        Command::Namespaces(args) => {
+            let _logging = logging::init(format, None);
+            commands::namespaces::run(args)
         }
         Command::Run(args) => {
             let (store, _logging) = logging_with_store(format);

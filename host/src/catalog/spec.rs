@@ -40,6 +40,7 @@ pub(crate) struct AppSpec {
 }
 
 /// One route of an app, validated.
+#[derive(Debug)]
 pub(crate) struct SpecRoute {
     pub(crate) pattern: RoutePattern,
     pub(crate) methods: MethodFilter,
