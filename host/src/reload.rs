@@ -180,7 +180,11 @@ impl Reloader {
 
     /// The configuration that last loaded, with `proposal` applied to the
     /// catalog's versions, loaded and compiled.
-    fn load_proposal(&self, catalog: &Catalog, proposal: &Proposal) -> Result<(Routes, Plan), ChangeError> {
+    fn load_proposal(
+        &self,
+        catalog: &Catalog,
+        proposal: &Proposal,
+    ) -> Result<(Routes, Plan), ChangeError> {
         let config = match &self.base {
             Base::File(path) => {
                 let text = self
@@ -194,8 +198,9 @@ impl Reloader {
                 }
                 .map_err(|error| ChangeError::Internal(error.into()))?
             }
-            Base::Samples(site) => crate::default_config::sample_config(site)
-                .map_err(ChangeError::Internal)?,
+            Base::Samples(site) => {
+                crate::default_config::sample_config(site).map_err(ChangeError::Internal)?
+            }
         };
         let config = with_catalog(config, catalog, proposal).map_err(ChangeError::Refused)?;
         self.prepare(config)
@@ -274,7 +279,9 @@ impl Reloader {
         why: String,
         proposal: Proposal,
         swap: bool,
-        commit: impl FnOnce(&mut serverless_catalog::StateDir) -> Result<T, serverless_catalog::CatalogError>
+        commit: impl FnOnce(
+            &mut serverless_catalog::StateDir,
+        ) -> Result<T, serverless_catalog::CatalogError>
         + Send
         + 'static,
     ) -> Result<T, ChangeError> {
@@ -284,6 +291,7 @@ impl Reloader {
             )));
         };
         let mut current = self.current.lock().await;
+        tracing::info!("{why}: loading");
         if self.supervisor.is_stopping() {
             return Err(ChangeError::Internal(anyhow::anyhow!(
                 "the host is shutting down"

@@ -195,10 +195,17 @@ mod tests {
                 error
             );
         }
-        state.set_route_prefix("team-b", "/team-ab", &actor).unwrap();
+        state
+            .set_route_prefix("team-b", "/team-ab", &actor)
+            .unwrap();
         assert!(state.set_route_prefix("default", "/d", &actor).is_err());
         assert_eq!(
-            state.namespace("team-b").unwrap().unwrap().route_prefix.as_deref(),
+            state
+                .namespace("team-b")
+                .unwrap()
+                .unwrap()
+                .route_prefix
+                .as_deref(),
             Some("/team-ab")
         );
         assert!(route_is_under("/team-a/*", "/team-a"));

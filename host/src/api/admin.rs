@@ -57,16 +57,25 @@ impl Api {
     fn token_namespace(caller: &Caller, wanted: Option<&str>) -> Result<String, ApiError> {
         let own = caller.token.namespace.as_str();
         let wanted = wanted.unwrap_or(own);
-        let acting_on = if own == DEFAULT_NAMESPACE { own } else { wanted };
+        let acting_on = if own == DEFAULT_NAMESPACE {
+            own
+        } else {
+            wanted
+        };
         allow(&caller.token, acting_on, Scope::Admin)?;
         Ok(wanted.to_owned())
     }
 
-    pub(super) async fn list_tokens(&self, caller: &Caller) -> Result<Response<AdminBody>, ApiError> {
+    pub(super) async fn list_tokens(
+        &self,
+        caller: &Caller,
+    ) -> Result<Response<AdminBody>, ApiError> {
         let namespace = Self::token_namespace(caller, None)?;
         let everyone = namespace == DEFAULT_NAMESPACE;
         let tokens = self
-            .blocking(move |state| Ok(state.list_tokens((!everyone).then_some(namespace.as_str()))?))
+            .blocking(
+                move |state| Ok(state.list_tokens((!everyone).then_some(namespace.as_str()))?),
+            )
             .await?;
         Ok(json(
             StatusCode::OK,
@@ -130,7 +139,10 @@ impl Api {
             .iter()
             .map(|n| serde_json::json!({ "name": n.name, "route_prefix": n.route_prefix }))
             .collect();
-        Ok(json(StatusCode::OK, &serde_json::json!({ "namespaces": list })))
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "namespaces": list }),
+        ))
     }
 
     pub(super) async fn set_namespace(
@@ -144,11 +156,49 @@ impl Api {
         let request: SetNamespace = parse_json(&body)?;
         let (name, actor) = (name.to_owned(), caller.actor.clone());
         let info = self
-            .blocking(move |state| Ok(state.set_route_prefix(&name, &request.route_prefix, &actor)?))
+            .blocking(move |state| {
+                Ok(state.set_route_prefix(&name, &request.route_prefix, &actor)?)
+            })
             .await?;
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "name": info.name, "route_prefix": info.route_prefix }),
+        ))
+    }
+
+    /// `GET /v1/audit?limit=N`: the newest records (100 by default), for
+    /// an admin of `default`.
+    pub(super) async fn audit(
+        &self,
+        caller: &Caller,
+        query: Option<&str>,
+    ) -> Result<Response<AdminBody>, ApiError> {
+        allow(&caller.token, DEFAULT_NAMESPACE, Scope::Admin)?;
+        let limit = match query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("limit="))) {
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit={text} is not a number from 1 to 10000"))
+                })?,
+            None => 100,
+        };
+        let records = self
+            .blocking(move |state| Ok(state.audit_log(limit)?))
+            .await?;
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "seq": r.seq, "at": r.at, "actor": r.actor, "origin": r.origin,
+                    "action": r.action, "target": r.target,
+                })
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "records": list }),
         ))
     }
 }

@@ -322,10 +322,17 @@ impl Api {
             }
         };
         let Some(chosen) = record.versions.iter().find(|v| v.number == target).cloned() else {
-            let known: Vec<String> = record.versions.iter().map(|v| v.number.to_string()).collect();
+            let known: Vec<String> = record
+                .versions
+                .iter()
+                .map(|v| v.number.to_string())
+                .collect();
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("app `{name}` has no version {target}; its versions are {}", known.join(", ")),
+                format!(
+                    "app `{name}` has no version {target}; its versions are {}",
+                    known.join(", ")
+                ),
             ));
         };
         let actor = caller.actor.clone();
@@ -449,10 +456,15 @@ fn check_prefixes(
                     ),
                 )
             })?;
-        if let Some(route) = routes.iter().find(|r| !route_is_under(&path_of(r), &prefix)) {
+        if let Some(route) = routes
+            .iter()
+            .find(|r| !route_is_under(&path_of(r), &prefix))
+        {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("route `{route}` is outside namespace `{namespace}`'s prefix `{prefix}`; its routes must start with `{prefix}/`"),
+                format!(
+                    "route `{route}` is outside namespace `{namespace}`'s prefix `{prefix}`; its routes must start with `{prefix}/`"
+                ),
             ));
         }
     }
@@ -463,7 +475,10 @@ fn check_prefixes(
         if let Some(route) = routes.iter().find(|r| route_is_under(&path_of(r), prefix)) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("route `{route}` lies under `{prefix}`, which belongs to namespace `{}`", other.name),
+                format!(
+                    "route `{route}` lies under `{prefix}`, which belongs to namespace `{}`",
+                    other.name
+                ),
             ));
         }
     }

@@ -218,7 +218,9 @@ mod tests {
         );
         for _ in 0..MAX_FAILURES {
             assert_eq!(
-                auth.authenticate(Some("swt_nope"), client).await.unwrap_err(),
+                auth.authenticate(Some("swt_nope"), client)
+                    .await
+                    .unwrap_err(),
                 Denied::Invalid
             );
         }

@@ -5,7 +5,7 @@
 //! - [`auth`]: bearer tokens, scopes, namespaces and the lockout of
 //!   clients that keep failing.
 //! - [`apps`]: `/v1/apps`, `/v1/components`: the apps' lifecycle.
-//! - [`admin`]: `/v1/whoami`, `/v1/tokens`, `/v1/namespaces`.
+//! - [`admin`]: `/v1/whoami`, `/v1/tokens`, `/v1/namespaces`, `/v1/audit`.
 //! - [`tls`]: the certificate and key, required off loopback.
 //! - [`reply`]: JSON answers and bounded request bodies.
 //!
@@ -105,7 +105,9 @@ impl Api {
                         }
                     }
                     None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
             });
@@ -167,6 +169,7 @@ impl Api {
             (M::POST, ["tokens"]) => self.create_token(&caller, request).await,
             (M::DELETE, ["tokens", id]) => self.revoke_token(&caller, id).await,
             (M::GET, ["namespaces"]) => self.list_namespaces(&caller).await,
+            (M::GET, ["audit"]) => self.audit(&caller, request.uri().query()).await,
             (M::PUT, ["namespaces", name]) => self.set_namespace(&caller, name, request).await,
             (M::PUT, ["components"]) => self.upload(&caller, request).await,
             (M::GET, ["apps"]) => self.list_apps(&caller).await,

@@ -71,10 +71,7 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Ad
 
 /// An error's answer.
 pub(crate) fn error(error: &ApiError) -> Response<AdminBody> {
-    let mut response = json(
-        error.status,
-        &serde_json::json!({ "error": error.message }),
-    );
+    let mut response = json(error.status, &serde_json::json!({ "error": error.message }));
     if error.status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,

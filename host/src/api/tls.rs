@@ -30,13 +30,20 @@ pub(crate) fn acceptor(
             return Ok(None);
         }
         (Some(cert), Some(key)) => (cert, key),
-        (Some(_), None) => bail!("--api-tls-cert needs --api-tls-key, the certificate's private key"),
+        (Some(_), None) => {
+            bail!("--api-tls-cert needs --api-tls-key, the certificate's private key")
+        }
         (None, Some(_)) => bail!("--api-tls-key needs --api-tls-cert, the certificate chain"),
     };
     let chain = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("--api-tls-cert {}: cannot read it", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("--api-tls-cert {}: not a PEM certificate chain", cert.display()))?;
+        .with_context(|| {
+            format!(
+                "--api-tls-cert {}: not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
     if chain.is_empty() {
         bail!("--api-tls-cert {}: holds no certificate", cert.display());
     }

@@ -124,10 +124,9 @@ impl Catalog {
             .collect();
         let proposed = match proposal {
             Proposal::Nothing => None,
-            Proposal::Activate {
-                namespace, app, ..
+            Proposal::Activate { namespace, app, .. } | Proposal::Remove { namespace, app } => {
+                Some((namespace.as_str(), app.as_str()))
             }
-            | Proposal::Remove { namespace, app } => Some((namespace.as_str(), app.as_str())),
         };
         apps.retain(|(namespace, app, _)| Some((namespace.as_str(), app.as_str())) != proposed);
         if let Proposal::Activate {

@@ -121,8 +121,11 @@ impl Previews {
         {
             return Ok(routes.clone());
         }
-        let (catalog, runtime, operator) =
-            (self.catalog.clone(), self.runtime.clone(), self.operator.clone());
+        let (catalog, runtime, operator) = (
+            self.catalog.clone(),
+            self.runtime.clone(),
+            self.operator.clone(),
+        );
         let routes = tokio::task::spawn_blocking(move || {
             load(&catalog, &runtime, &operator, &namespace, &app, version)
         })
@@ -161,7 +164,11 @@ fn load(
             .app(namespace, app)
             .map_err(|error| not_found(error.to_string()))?;
         let Some(chosen) = record.versions.iter().find(|v| v.number == version) else {
-            let known: Vec<String> = record.versions.iter().map(|v| v.number.to_string()).collect();
+            let known: Vec<String> = record
+                .versions
+                .iter()
+                .map(|v| v.number.to_string())
+                .collect();
             return Err(not_found(format!(
                 "app `{app}` has no version {version}; its versions are {}",
                 known.join(", ")

@@ -270,10 +270,7 @@ mod tests {
         let timeout = error(serde_json::json!({
             "routes": ["GET /hello"], "settings": { "timeout": "5 parsecs" }
         }));
-        assert!(
-            timeout.starts_with("deploy of team-a/hello:"),
-            "{timeout}"
-        );
+        assert!(timeout.starts_with("deploy of team-a/hello:"), "{timeout}");
         assert!(timeout.contains("timeout = \"5 parsecs\""), "{timeout}");
         assert_eq!(
             error(serde_json::json!({"routes": ["GET /a"], "settings": {"url_path": "/b"}})),

@@ -222,14 +222,22 @@ async fn run_with(command: AppsCommand, login: Login) -> anyhow::Result<()> {
                                     String::new()
                                 },
                                 date(v["created_at"].as_i64().unwrap_or_default()),
-                                v["digest"].as_str().unwrap_or_default().chars().take(12).collect(),
+                                v["digest"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .chars()
+                                    .take(12)
+                                    .collect(),
                                 strings(&v["routes"]).join(", "),
                             ]
                         })
                         .collect();
                     print!(
                         "{}",
-                        super::common::table(["VERSION", "STATE", "CREATED", "DIGEST", "ROUTES"], &rows)
+                        super::common::table(
+                            ["VERSION", "STATE", "CREATED", "DIGEST", "ROUTES"],
+                            &rows
+                        )
                     );
                 }
             }
@@ -266,7 +274,10 @@ async fn run_with(command: AppsCommand, login: Login) -> anyhow::Result<()> {
             println!("`{name}` and its versions are deleted");
         }
         AppsCommand::Logs { name, follow } => {
-            let path = format!("/v1/apps/{name}/logs{}", if follow { "?follow" } else { "" });
+            let path = format!(
+                "/v1/apps/{name}/logs{}",
+                if follow { "?follow" } else { "" }
+            );
             if !follow {
                 let kept = call(&login, Method::GET, &path, None).await?.json()?;
                 let kept = kept.as_array().cloned().unwrap_or_default();

@@ -154,12 +154,17 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
-            host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port.parse()
                 .with_context(|| format!("`{url}`: `{port}` is not a port; {fix}"))?,
         ),
         _ => (
-            authority.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            authority
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             if tls { 443 } else { 80 },
         ),
     };
@@ -174,7 +179,8 @@ fn tls_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
             for cert in CertificateDer::pem_file_iter(ca)
                 .with_context(|| format!("cannot read the CA certificate {}", ca.display()))?
             {
-                let cert = cert.with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
+                let cert =
+                    cert.with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
                 roots
                     .add(cert)
                     .with_context(|| format!("{} is not a usable CA certificate", ca.display()))?;
@@ -200,13 +206,19 @@ pub(crate) async fn send(
     let target = parse_url(&login.url)?;
     let address = format!("{}:{}", target.host, target.port);
     let stream = TcpStream::connect(&address).await.with_context(|| {
-        format!("cannot reach the management API at {} (is `host serve --api-listen` running there?)", login.url)
+        format!(
+            "cannot reach the management API at {} (is `host serve --api-listen` running there?)",
+            login.url
+        )
     })?;
     let mut request = Request::builder()
         .method(method)
         .uri(path)
         .header(http::header::HOST, &address)
-        .header(http::header::AUTHORIZATION, format!("Bearer {}", login.token));
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", login.token),
+        );
     let body = match body {
         Some((content_type, bytes)) => {
             request = request.header(http::header::CONTENT_TYPE, content_type);
@@ -216,7 +228,8 @@ pub(crate) async fn send(
     };
     let request = request.body(body).context("cannot build the request")?;
     let response = if target.tls {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(login.ca_cert.as_deref())?));
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(tls_config(login.ca_cert.as_deref())?));
         let name = ServerName::try_from(target.host.clone())
             .with_context(|| format!("`{}` is not a host name", target.host))?;
         let stream = connector
@@ -260,7 +273,9 @@ pub(crate) fn json_body(value: &serde_json::Value) -> Option<(&'static str, Byte
 }
 
 /// Runs `work` on a small runtime of its own.
-pub(crate) fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) fn block_on<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -276,7 +291,10 @@ mod tests {
     fn urls_are_read_or_refused_with_the_form() {
         let target = parse_url("https://api.example.com:8443/").unwrap();
         assert!(target.tls);
-        assert_eq!((target.host.as_str(), target.port), ("api.example.com", 8443));
+        assert_eq!(
+            (target.host.as_str(), target.port),
+            ("api.example.com", 8443)
+        );
         let target = parse_url("http://[::1]:9000").unwrap();
         assert_eq!((target.host.as_str(), target.port), ("::1", 9000));
         assert_eq!(parse_url("https://h").unwrap().port, 443);

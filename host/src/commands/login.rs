@@ -95,11 +95,16 @@ pub(crate) fn whoami(args: WhoamiArgs) -> anyhow::Result<()> {
         Output::Text => {
             println!("url:          {}", login.url);
             println!("token:        {}", me["id"].as_str().unwrap_or_default());
-            println!("namespace:    {}", me["namespace"].as_str().unwrap_or_default());
+            println!(
+                "namespace:    {}",
+                me["namespace"].as_str().unwrap_or_default()
+            );
             println!("scope:        {}", me["scope"].as_str().unwrap_or_default());
             println!(
                 "route prefix: {}",
-                me["route_prefix"].as_str().unwrap_or("(any path no namespace owns)")
+                me["route_prefix"]
+                    .as_str()
+                    .unwrap_or("(any path no namespace owns)")
             );
         }
     }

@@ -69,8 +69,11 @@ pub(crate) fn run(args: NamespacesArgs) -> anyhow::Result<()> {
             .collect(),
         (NamespacesCommand::List { .. }, None) => {
             let login = Login::load()?;
-            let answer =
-                block_on(async { call(&login, Method::GET, "/v1/namespaces", None).await?.json() })?;
+            let answer = block_on(async {
+                call(&login, Method::GET, "/v1/namespaces", None)
+                    .await?
+                    .json()
+            })?;
             answer["namespaces"]
                 .as_array()
                 .map(Vec::as_slice)
@@ -103,7 +106,10 @@ pub(crate) fn run(args: NamespacesArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(name, prefix)| [name, prefix.unwrap_or_else(|| "-".to_owned())])
                 .collect();
-            print!("{}", super::common::table(["NAMESPACE", "ROUTE PREFIX"], &rows));
+            print!(
+                "{}",
+                super::common::table(["NAMESPACE", "ROUTE PREFIX"], &rows)
+            );
         }
     }
     Ok(())

@@ -293,8 +293,25 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             }
             None => None,
         };
+        // The API's listener is bound before the banner, which names it.
+        let api_listener = match (&catalog, args.api_listen) {
+            (Some(_), Some(address)) => {
+                let api_listener = TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot listen on {address} for the management API (--api-listen)")
+                })?;
+                let bound = api_listener
+                    .local_addr()
+                    .context("cannot read the management API's address")?;
+                Some((api_listener, bound))
+            }
+            _ => None,
+        };
+        let api_line = api_listener.as_ref().map(|(_, bound)| {
+            let scheme = if api_tls.is_some() { "https" } else { "http" };
+            format!("management API on {scheme}://{bound}")
+        });
         let hangups = reload::hangups()?;
-        print_banner(&routes, &operator_rules, &pool, bound, admin_address);
+        print_banner(&routes, &operator_rules, &pool, bound, admin_address, api_line.as_deref());
         tracing::info!(
             "at most {max_connections} connections at once (--max-connections), and {HOST_RESERVE} more open files for the listeners, the admin endpoints, pooled connections and the compile cache; one idle for {:?} is closed (--idle-timeout)",
             args.idle_timeout
@@ -350,14 +367,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             ));
             dispatcher.set_previews(previews.clone());
             tracing::info!("catalog: {}", catalog.path().display());
-            if let Some(address) = args.api_listen {
-                let api_listener = TcpListener::bind(address).await.with_context(|| {
-                    format!("cannot listen on {address} for the management API (--api-listen)")
-                })?;
-                let bound = api_listener
-                    .local_addr()
-                    .context("cannot read the management API's address")?;
-                let scheme = if api_tls.is_some() { "https" } else { "http" };
+            if let Some((api_listener, _)) = api_listener {
                 let api = Arc::new(crate::api::Api {
                     catalog: catalog.clone(),
                     auth,
@@ -367,7 +377,6 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                     previews,
                 });
                 tokio::spawn(api.serve(api_listener, api_tls.clone()));
-                println!("management API on {scheme}://{bound}");
             }
         }
         admin.set_ready(true);
@@ -452,6 +461,7 @@ fn print_banner(
     pool: &str,
     bound: std::net::SocketAddr,
     admin: Option<std::net::SocketAddr>,
+    api: Option<&str>,
 ) {
     let mut out = std::io::stdout().lock();
     let width = routes
@@ -507,6 +517,9 @@ fn print_banner(
         None => {
             let _ = writeln!(out, "admin endpoints: off");
         }
+    }
+    if let Some(api) = api {
+        let _ = writeln!(out, "{api}");
     }
     let _ = writeln!(out, "listening on http://{bound}");
     let _ = out.flush();

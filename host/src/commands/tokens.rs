@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serverless_catalog::audit::Actor;
 use http::Method;
+use serverless_catalog::audit::Actor;
 use serverless_catalog::{Scope, StateDir, TokenInfo};
 
 use super::client::{Login, block_on, call, json_body};
@@ -226,7 +226,9 @@ async fn remote(command: TokensCommand, login: Login) -> anyhow::Result<()> {
         TokensCommand::List {
             namespace, output, ..
         } => {
-            let answer = call(&login, Method::GET, "/v1/tokens", None).await?.json()?;
+            let answer = call(&login, Method::GET, "/v1/tokens", None)
+                .await?
+                .json()?;
             let tokens = answer["tokens"]
                 .as_array()
                 .map(Vec::as_slice)

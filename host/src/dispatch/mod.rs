@@ -36,8 +36,8 @@ use refusal::{Refusal, log_too_large};
 
 use crate::admin::{AppSeries, Metrics};
 use crate::admission::{self, Admitted, Gate};
-use crate::invocations::Invocations;
 use crate::catalog::previews::{PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, Previews};
+use crate::invocations::Invocations;
 use crate::routes::{Routes, Target};
 
 /// A request body the dispatcher can read: hyper's `Incoming` from the
@@ -199,17 +199,22 @@ impl Dispatcher {
         let Some(previews) = self.previews.get() else {
             return Some(Err(Refusal::Preview(
                 http::StatusCode::BAD_REQUEST,
-                "this host has no catalog of versions to preview (start it with --state-dir)".to_owned(),
+                "this host has no catalog of versions to preview (start it with --state-dir)"
+                    .to_owned(),
             )));
         };
         let resolved = previews.resolve(request.headers(), peer).await;
         // The app never sees the preview's headers, its token least.
         request.headers_mut().remove(PREVIEW_HEADER);
         request.headers_mut().remove(PREVIEW_TOKEN_HEADER);
-        Some(resolved.map(|routes| {
-            let per_app = per_app(&routes, &live.per_app, &self.metrics);
-            Arc::new(Table { routes, per_app })
-        }).map_err(|(status, message)| Refusal::Preview(status, message)))
+        Some(
+            resolved
+                .map(|routes| {
+                    let per_app = per_app(&routes, &live.per_app, &self.metrics);
+                    Arc::new(Table { routes, per_app })
+                })
+                .map_err(|(status, message)| Refusal::Preview(status, message)),
+        )
     }
 
     /// The table being served now.
