@@ -241,6 +241,20 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         (200, "Hello, world!\n".to_owned())
     );
 
+    // A route that another app has is refused as the configuration
+    // refuses it, and nothing is written.
+    assert_eq!(
+        user.fails(&["apps", "deploy", "taken", guest_artifacts::HELLO_PATH, "--route", "GET /static"]),
+        format!(
+            "error: the deploy of `taken` was refused: the API answered 409 Conflict: route GET /static of app `taken` version 1 overlaps route GET /static of app `static` ({}:3:13); change the path or the methods so that each request has one route\n",
+            _config.path().display()
+        )
+    );
+    assert_eq!(
+        user.fails(&["apps", "show", "taken"]),
+        "error: the API answered 404 Not Found: namespace `default` has no app `taken`\n"
+    );
+
     // Steady load from here to the delete.
     let load = Load::start(host.url("/hello"));
     assert_eq!(
@@ -271,6 +285,15 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
     assert_eq!(
         (tried.status, tried.text()),
         (200, "tried before promotion".to_owned())
+    );
+    assert!(tried.header("x-echo-header-host").is_some(), "the echo shows the headers it got");
+    assert_eq!(
+        (
+            tried.header("x-echo-header-serverless-preview"),
+            tried.header("x-echo-header-serverless-preview-token")
+        ),
+        (None, None),
+        "the app never sees the preview's headers"
     );
     let untried = runtime().block_on(support::send(
         &support::client(),
