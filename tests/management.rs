@@ -225,6 +225,21 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         (Some("default"), Some("admin"))
     );
 
+    // Previews take a read token: deploy and admin tokens stay off the
+    // app listener.
+    let made: serde_json::Value = serde_json::from_str(&user.ok(&[
+        "tokens",
+        "create",
+        "--scope",
+        "read",
+        "--description",
+        "previews",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let reader = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(made["namespace"], "default");
     assert_eq!(
         user.ok(&[
             "apps",
@@ -244,7 +259,14 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
     // A route that another app has is refused as the configuration
     // refuses it, and nothing is written.
     assert_eq!(
-        user.fails(&["apps", "deploy", "taken", guest_artifacts::HELLO_PATH, "--route", "GET /static"]),
+        user.fails(&[
+            "apps",
+            "deploy",
+            "taken",
+            guest_artifacts::HELLO_PATH,
+            "--route",
+            "GET /static"
+        ]),
         format!(
             "error: the deploy of `taken` was refused: the API answered 409 Conflict: route GET /static of app `taken` version 1 overlaps route GET /static of app `static` ({}:3:13); change the path or the methods so that each request has one route\n",
             _config.path().display()
@@ -253,6 +275,20 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
     assert_eq!(
         user.fails(&["apps", "show", "taken"]),
         "error: the API answered 404 Not Found: namespace `default` has no app `taken`\n"
+    );
+    assert_eq!(
+        user.fails(&[
+            "apps",
+            "deploy",
+            "static",
+            guest_artifacts::HELLO_PATH,
+            "--route",
+            "GET /other"
+        ]),
+        format!(
+            "error: the deploy of `static` was refused: the API answered 409 Conflict: app name `static` is already used by the configuration's app `static` ({}:3:13); deploy under another name\n",
+            _config.path().display()
+        )
     );
 
     // Steady load from here to the delete.
@@ -278,7 +314,7 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         &host.url("/hello"),
         &[
             ("serverless-preview", b"hello@2"),
-            ("serverless-preview-token", token.as_bytes()),
+            ("serverless-preview-token", reader.as_bytes()),
         ],
         "tried before promotion",
     ));
@@ -286,7 +322,10 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         (tried.status, tried.text()),
         (200, "tried before promotion".to_owned())
     );
-    assert!(tried.header("x-echo-header-host").is_some(), "the echo shows the headers it got");
+    assert!(
+        tried.header("x-echo-header-host").is_some(),
+        "the echo shows the headers it got"
+    );
     assert_eq!(
         (
             tried.header("x-echo-header-serverless-preview"),
@@ -294,6 +333,24 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         ),
         (None, None),
         "the app never sees the preview's headers"
+    );
+    let admin_preview = runtime().block_on(support::send(
+        &support::client(),
+        "POST",
+        &host.url("/hello"),
+        &[
+            ("serverless-preview", b"hello@2"),
+            ("serverless-preview-token", token.as_bytes()),
+        ],
+        "",
+    ));
+    assert_eq!(
+        (admin_preview.status, admin_preview.text()),
+        (
+            403,
+            "a preview takes a token of scope `read` only, so that admin tokens stay off the app listener; make one with `host tokens create --scope read`\n"
+                .to_owned()
+        )
     );
     let untried = runtime().block_on(support::send(
         &support::client(),
@@ -319,6 +376,17 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         user.ok(&["apps", "promote", "hello", "2"]),
         "`hello` now serves version 2\n"
     );
+    // A preview token without the preview header is removed all the same.
+    let stray = runtime().block_on(support::send(
+        &support::client(),
+        "POST",
+        &host.url("/hello"),
+        &[("serverless-preview-token", reader.as_bytes())],
+        "",
+    ));
+    assert_eq!(stray.status, 200);
+    assert!(stray.header("x-echo-header-host").is_some());
+    assert_eq!(stray.header("x-echo-header-serverless-preview-token"), None);
     assert_eq!(
         get_text(&host, "/hello"),
         (200, String::new()),
@@ -345,6 +413,9 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         "{shown}"
     );
     let statuses = load.stop();
+    // The invocations, through the API as `host logs` has them.
+    let logs = user.ok(&["apps", "logs", "hello"]);
+    assert!(logs.contains("== hello GET /hello -> 200 in "), "{logs}");
     assert!(statuses.len() >= 10, "the load ran: {statuses:?}");
     assert!(
         statuses.iter().all(|status| *status == 200),
@@ -387,10 +458,12 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
     let actions: Vec<&str> = records
         .iter()
         .map(|r| r["action"].as_str().unwrap())
+        .filter(|action| *action != "component.upload")
         .collect();
     assert_eq!(
         actions,
         [
+            "token.create",
             "token.create",
             "app.deploy",
             "app.deploy-inactive",
@@ -398,6 +471,14 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
             "app.rollback",
             "app.delete"
         ]
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["action"] == "component.upload")
+            .count(),
+        4,
+        "each upload is recorded: {records:?}"
     );
     for record in &records[1..] {
         assert_eq!(record["actor"], format!("token:{id}"));
@@ -420,6 +501,7 @@ fn tokens_reach_only_their_namespace_s_apps_and_paths_and_every_refusal_says_why
     let a_deploy = offline_token(&state, "team-a", "deploy");
     let a_read = offline_token(&state, "team-a", "read");
     let b_deploy = offline_token(&state, "team-b", "deploy");
+    let b_read = offline_token(&state, "team-b", "read");
     let (host, _config) = start(&state, &[]);
     let url = api_url(&host);
     let (team_a, team_b, operator) = (User::new(), User::new(), User::new());
@@ -495,7 +577,7 @@ fn tokens_reach_only_their_namespace_s_apps_and_paths_and_every_refusal_says_why
         &host.url("/team-a/hello"),
         &[
             ("serverless-preview", b"hello@1"),
-            ("serverless-preview-token", b_deploy.as_bytes()),
+            ("serverless-preview-token", b_read.as_bytes()),
         ],
         "",
     ));
@@ -544,6 +626,29 @@ fn tokens_reach_only_their_namespace_s_apps_and_paths_and_every_refusal_says_why
     assert_eq!(
         (refused.status, error_of(&refused)),
         (401, invalid.to_owned())
+    );
+    // The operator makes and revokes tokens through the API.
+    let made: serde_json::Value = serde_json::from_str(&operator.ok(&[
+        "tokens",
+        "create",
+        "--namespace",
+        "team-a",
+        "--scope",
+        "read",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let made_token = made["token"].as_str().unwrap();
+    assert_eq!(
+        api(&url, Some(made_token), "GET", "/v1/apps", "").status,
+        200
+    );
+    let listed = operator.ok(&["tokens", "list", "--namespace", "team-a"]);
+    assert_eq!(
+        listed.lines().count(),
+        4,
+        "a header and three team-a tokens: {listed}"
     );
     let read_id = &a_read[4..16];
     operator.ok(&["tokens", "revoke", read_id]);
@@ -818,18 +923,16 @@ fn concurrent_deploys_of_one_app_are_serialised_into_versions() {
         .map(|index| {
             let user = user.clone();
             std::thread::spawn(move || {
-                let file = if index % 2 == 0 {
-                    guest_artifacts::HELLO_PATH
-                } else {
-                    guest_artifacts::ECHO_PATH
-                };
+                let env = format!("DEPLOY={index}");
                 let out = user.ok(&[
                     "apps",
                     "deploy",
                     "hello",
-                    file,
+                    guest_artifacts::ENV_PATH,
                     "--route",
                     "GET /hello",
+                    "--env",
+                    &env,
                     "--output",
                     "json",
                 ]);
@@ -844,6 +947,15 @@ fn concurrent_deploys_of_one_app_are_serialised_into_versions() {
     let app = shown(&user, "hello");
     assert_eq!(app["active"].as_i64(), Some(4), "the last deploy serves");
     assert_eq!(app["versions"].as_array().unwrap().len(), 4);
+    // Version 4 serves, with its own env: no deploy overtook another.
+    let fourth = app["versions"][3]["env"]["DEPLOY"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get_text(&host, "/hello"),
+        (200, format!("DEPLOY={fourth}\n"))
+    );
 }
 
 #[test]

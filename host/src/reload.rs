@@ -27,6 +27,10 @@ use crate::dispatch::Dispatcher;
 use crate::routes::Routes;
 use crate::services::{Plan, Supervisor};
 
+/// How long an uploaded component no version uses is kept, waiting for
+/// its deploy.
+const GARBAGE_GRACE: Duration = Duration::from_secs(3600);
+
 /// How often `--watch` looks at the files.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -300,7 +304,17 @@ impl Reloader {
         let this = self.clone();
         let done = tokio::task::spawn_blocking(move || {
             let (routes, plan) = this.load_proposal(&catalog, &proposal)?;
-            let value = commit(&mut catalog.lock()).map_err(ChangeError::Catalog)?;
+            let mut state = catalog.lock();
+            let value = commit(&mut state).map_err(ChangeError::Catalog)?;
+            // Components no version uses any more, and partial uploads.
+            match state.collect_garbage(GARBAGE_GRACE) {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!("catalog: removed {removed} unused stored components")
+                }
+                Err(error) => tracing::warn!("catalog: cannot remove unused components: {error}"),
+            }
+            drop(state);
             Ok::<_, ChangeError>((routes, plan, value))
         })
         .await

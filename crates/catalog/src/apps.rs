@@ -72,6 +72,9 @@ impl StateDir {
     pub fn deploy(&mut self, deploy: &Deploy<'_>, actor: &Actor) -> Result<i64, CatalogError> {
         check_namespace(deploy.namespace)?;
         check_app_name(deploy.app)?;
+        // Checked here, under the same `&mut self` as the write, so that
+        // a prefix assigned meanwhile cannot slip between.
+        self.check_routes_owned(deploy.namespace, deploy.routes)?;
         self.blobs().get(deploy.digest)?;
         let at = now();
         let db = self.db_error_fn();

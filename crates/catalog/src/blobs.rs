@@ -18,7 +18,9 @@ const COMPONENTS: &str = "components";
 /// A component's SHA-256, as 64 lower-case hex digits.
 pub type Digest = String;
 
-/// The stored components.
+/// The stored components. A handle is cheap to clone, so that an upload
+/// is hashed and written without holding the catalog.
+#[derive(Clone)]
 pub struct Blobs {
     dir: PathBuf,
 }
@@ -105,6 +107,64 @@ impl Blobs {
     }
 }
 
+impl crate::StateDir {
+    /// Records an upload of a component in the audit log.
+    pub fn record_upload(
+        &mut self,
+        digest: &str,
+        size: usize,
+        actor: &crate::audit::Actor,
+    ) -> Result<(), CatalogError> {
+        let db = self.db_error_fn();
+        self.write(|transaction| {
+            crate::audit::record(
+                transaction,
+                actor,
+                "component.upload",
+                &format!("{digest} ({size} bytes)"),
+            )
+            .map_err(&db)
+        })
+    }
+
+    /// Deletes the stored components that no version uses and the
+    /// partial files a crash left, once they are older than `grace` (an
+    /// upload waits that long for its deploy). Returns how many went.
+    pub fn collect_garbage(&self, grace: std::time::Duration) -> Result<usize, CatalogError> {
+        let db = self.db_error_fn();
+        let mut statement = self
+            .connection
+            .prepare("SELECT DISTINCT digest FROM versions")
+            .map_err(&db)?;
+        let used = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(&db)?
+            .collect::<Result<std::collections::HashSet<_>, _>>()
+            .map_err(&db)?;
+        let dir = &self.blobs().dir;
+        let mut removed = 0;
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let unused = match name.strip_suffix(".wasm") {
+                Some(digest) => !used.contains(digest),
+                // A `.part-PID` file of an upload that never finished.
+                None => name.contains(".part-"),
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age >= grace);
+            if unused && old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +190,42 @@ mod tests {
         blobs.put(b"\0asm component").unwrap();
         assert_eq!(blobs.get(&digest).unwrap(), b"\0asm component");
         assert!(blobs.get("../../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn components_no_version_uses_are_collected_after_their_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = crate::StateDir::open(dir.path()).unwrap();
+        let actor = crate::audit::Actor::local();
+        let kept = state.blobs().put(b"\0asm kept").unwrap();
+        let unused = state.blobs().put(b"\0asm unused").unwrap();
+        let routes = ["GET /a".to_owned()];
+        state
+            .deploy(
+                &crate::apps::Deploy {
+                    namespace: "default",
+                    app: "a",
+                    digest: &kept,
+                    spec: "",
+                    routes: &routes,
+                    activate: true,
+                    keep: 1,
+                },
+                &actor,
+            )
+            .unwrap();
+        let partial = dir.path().join(COMPONENTS).join("x.part-1");
+        std::fs::write(&partial, b"half").unwrap();
+        assert_eq!(
+            state
+                .collect_garbage(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            0,
+            "young files wait"
+        );
+        assert_eq!(state.collect_garbage(std::time::Duration::ZERO).unwrap(), 2);
+        assert!(state.blobs().get(&kept).is_ok());
+        assert!(state.blobs().get(&unused).is_err());
+        assert!(!partial.exists());
     }
 }

@@ -65,6 +65,13 @@ pub enum CatalogError {
         /// The versions it has, for the message.
         known: String,
     },
+    /// A change that policy forbids, such as a route outside the
+    /// namespace's prefix.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A change that collides with what another namespace has.
+    #[error("{0}")]
+    Conflict(String),
     /// No token has this id.
     #[error("no token has the id `{0}`; `host tokens list` shows them")]
     UnknownToken(String),

@@ -60,6 +60,51 @@ pub fn route_is_under(pattern: &str, prefix: &str) -> bool {
 }
 
 impl StateDir {
+    /// Checks that `routes` (each `METHODS PATH`) of an app of
+    /// `namespace` lie under its prefix when it is a tenant, and under no
+    /// other namespace's prefix.
+    pub fn check_routes_owned(
+        &self,
+        namespace: &str,
+        routes: &[String],
+    ) -> Result<(), CatalogError> {
+        let namespaces = self.namespaces()?;
+        if namespace != DEFAULT_NAMESPACE {
+            let prefix = namespaces
+                .iter()
+                .find(|n| n.name == namespace)
+                .and_then(|n| n.route_prefix.clone())
+                .ok_or_else(|| {
+                    CatalogError::Forbidden(format!(
+                        "namespace `{namespace}` has no route prefix yet; an admin of `default` assigns one (`host namespaces set {namespace} --prefix /{namespace}`)"
+                    ))
+                })?;
+            if let Some(route) = routes
+                .iter()
+                .find(|r| !route_is_under(route_path(r), &prefix))
+            {
+                return Err(CatalogError::Forbidden(format!(
+                    "route `{route}` is outside namespace `{namespace}`'s prefix `{prefix}`; its routes must start with `{prefix}/`"
+                )));
+            }
+        }
+        for other in namespaces.iter().filter(|n| n.name != namespace) {
+            let Some(prefix) = &other.route_prefix else {
+                continue;
+            };
+            if let Some(route) = routes
+                .iter()
+                .find(|r| route_is_under(route_path(r), prefix))
+            {
+                return Err(CatalogError::Forbidden(format!(
+                    "route `{route}` lies under `{prefix}`, which belongs to namespace `{}`",
+                    other.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Gives `namespace` (made when new) the route prefix `prefix`. A
     /// prefix that another namespace has, or that lies inside another's
     /// or holds it, is refused.
@@ -83,25 +128,37 @@ impl StateDir {
             if other.name != namespace
                 && (route_is_under(prefix, theirs) || route_is_under(theirs, prefix))
             {
-                return Err(CatalogError::Invalid(format!(
+                return Err(CatalogError::Conflict(format!(
                     "route prefix `{prefix}` overlaps `{theirs}` of namespace `{}`; choose a prefix that neither holds nor lies inside another's",
                     other.name
                 )));
             }
         }
-        // The namespace's apps must still fit the new prefix.
-        for app in self.app_names(namespace)? {
-            let record_of = self.app(namespace, &app)?;
-            for version in &record_of.versions {
-                if let Some(route) = version
-                    .routes
-                    .iter()
-                    .find(|route| !route_is_under(route_path(route), prefix))
-                {
-                    return Err(CatalogError::Invalid(format!(
-                        "app `{app}` version {} of namespace `{namespace}` has route `{route}`, outside `{prefix}`; delete the app first, or choose a prefix that holds its routes",
-                        version.number
-                    )));
+        // The namespace's apps must still fit the new prefix, and no other
+        // namespace's may lie under it.
+        for other in self.namespaces()? {
+            let own = other.name == namespace;
+            for app in self.app_names(&other.name)? {
+                let record_of = self.app(&other.name, &app)?;
+                for version in &record_of.versions {
+                    let misplaced = version
+                        .routes
+                        .iter()
+                        .find(|route| route_is_under(route_path(route), prefix) != own);
+                    let Some(route) = misplaced else {
+                        continue;
+                    };
+                    return Err(CatalogError::Conflict(if own {
+                        format!(
+                            "app `{app}` version {} of namespace `{namespace}` has route `{route}`, outside `{prefix}`; delete the app first, or choose a prefix that holds its routes",
+                            version.number
+                        )
+                    } else {
+                        format!(
+                            "app `{app}` version {} of namespace `{}` has route `{route}`, inside `{prefix}`; delete that app first, or choose another prefix",
+                            version.number, other.name
+                        )
+                    }));
                 }
             }
         }
@@ -207,6 +264,30 @@ mod tests {
                 .route_prefix
                 .as_deref(),
             Some("/team-ab")
+        );
+        // A prefix over another namespace's routes is refused.
+        let digest = state.blobs().put(b"\0asm").unwrap();
+        let routes = ["GET /team-c/x".to_owned()];
+        state
+            .deploy(
+                &crate::apps::Deploy {
+                    namespace: DEFAULT_NAMESPACE,
+                    app: "x",
+                    digest: &digest,
+                    spec: "",
+                    routes: &routes,
+                    activate: true,
+                    keep: 3,
+                },
+                &actor,
+            )
+            .unwrap();
+        assert_eq!(
+            state
+                .set_route_prefix("team-c", "/team-c", &actor)
+                .unwrap_err()
+                .to_string(),
+            "app `x` version 1 of namespace `default` has route `GET /team-c/x`, inside `/team-c`; delete that app first, or choose another prefix"
         );
         assert!(route_is_under("/team-a/*", "/team-a"));
         assert!(route_is_under("/team-a", "/team-a"));

@@ -28,6 +28,7 @@ struct SetNamespace {
     route_prefix: String,
 }
 
+/// A token as answers show it: never its secret.
 pub(crate) fn token_json(token: &TokenInfo) -> serde_json::Value {
     serde_json::json!({
         "id": token.id,

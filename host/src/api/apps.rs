@@ -9,7 +9,6 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serverless_catalog::Scope;
 use serverless_catalog::apps::{Deploy, Version, check_app_name};
-use serverless_catalog::namespaces::{DEFAULT_NAMESPACE, route_is_under};
 
 use super::auth::allow;
 use super::reply::{ApiError, json, parse_json, read_body};
@@ -37,6 +36,22 @@ struct DeployRequest {
 
 fn yes() -> bool {
     true
+}
+
+/// Which of the two calls that make an existing version active.
+#[derive(Clone, Copy)]
+enum Activation {
+    Promote,
+    Rollback,
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Activation::Promote => "promote",
+            Activation::Rollback => "rollback",
+        })
+    }
 }
 
 /// `POST /v1/apps/NAME/promote` and `.../rollback`.
@@ -104,8 +119,13 @@ impl Api {
             ));
         }
         let size = bytes.len();
-        let digest = self
-            .blocking(move |state| Ok(state.blobs().put(&bytes)?))
+        // Hashed and written without holding the catalog.
+        let blobs = self.catalog.lock().blobs().clone();
+        let digest = tokio::task::spawn_blocking(move || blobs.put(&bytes))
+            .await
+            .map_err(ApiError::internal)??;
+        let (recorded, actor) = (digest.clone(), caller.actor.clone());
+        self.blocking(move |state| Ok(state.record_upload(&recorded, size, &actor)?))
             .await?;
         Ok(json(
             StatusCode::CREATED,
@@ -184,20 +204,27 @@ impl Api {
             );
             self.blocking(move |state| {
                 let path = state.blobs().checked_path(&digest).map_err(|error| match error {
-                    serverless_catalog::CatalogError::Directory { .. } => ApiError::new(
+                    serverless_catalog::CatalogError::Directory { error, .. }
+                        if error.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        ApiError::new(
                         StatusCode::NOT_FOUND,
                         format!("no component has the digest {digest}; upload it first with PUT /v1/components"),
-                    ),
+                    )
+                    }
                     error => error.into(),
                 })?;
                 let routes = spec
                     .routes(&namespace, &name, &path)
                     .map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message))?;
                 let lines = crate::catalog::spec::route_lines(&routes);
-                check_prefixes(state, &namespace, &lines)?;
+                // Early, for the message before anything compiles; the
+                // deploy checks again as it writes.
+                state.check_routes_owned(&namespace, &lines)?;
                 let next = match state.app(&namespace, &name) {
                     Ok(app) => app.versions.last().map_or(1, |v| v.number + 1),
-                    Err(_) => 1,
+                    Err(serverless_catalog::CatalogError::UnknownApp { .. }) => 1,
+                    Err(error) => return Err(error.into()),
                 };
                 Ok((digest, lines, next))
             })
@@ -208,7 +235,7 @@ impl Api {
         let version = Version {
             number,
             digest: digest.clone(),
-            spec: spec.to_json(),
+            spec: spec.to_json().map_err(ApiError::internal)?,
             routes: routes.clone(),
             created_at: 0,
         };
@@ -267,7 +294,8 @@ impl Api {
                 "a promote names the version: {\"version\": N}",
             ));
         };
-        self.activate(caller, name, Some(wanted), "promote").await
+        self.activate(caller, name, Some(wanted), Activation::Promote)
+            .await
     }
 
     pub(super) async fn rollback(
@@ -282,7 +310,7 @@ impl Api {
         } else {
             parse_json(&body)?
         };
-        self.activate(caller, name, request.version, "rollback")
+        self.activate(caller, name, request.version, Activation::Rollback)
             .await
     }
 
@@ -293,7 +321,7 @@ impl Api {
         caller: &Caller,
         name: &str,
         version: Option<i64>,
-        kind: &'static str,
+        kind: Activation,
     ) -> Result<Response<AdminBody>, ApiError> {
         let namespace = caller.token.namespace.clone();
         allow(&caller.token, &namespace, Scope::Deploy)?;
@@ -352,8 +380,10 @@ impl Api {
                 },
                 true,
                 move |state| match kind {
-                    "promote" => state.promote(&ns, &app, target, &actor),
-                    _ => state.rollback(&ns, &app, Some(target), &actor).map(|_| ()),
+                    Activation::Promote => state.promote(&ns, &app, target, &actor),
+                    Activation::Rollback => {
+                        state.rollback(&ns, &app, Some(target), &actor).map(|_| ())
+                    }
                 },
             )
             .await?;
@@ -432,55 +462,4 @@ impl Api {
             .collect();
         Ok(json(StatusCode::OK, &serde_json::Value::Array(kept)))
     }
-}
-
-/// A tenant's routes must lie under its prefix; nobody else's may lie
-/// under another namespace's.
-fn check_prefixes(
-    state: &serverless_catalog::StateDir,
-    namespace: &str,
-    routes: &[String],
-) -> Result<(), ApiError> {
-    let namespaces = state.namespaces()?;
-    let path_of = |route: &str| serverless_catalog::namespaces::route_path(route).to_owned();
-    if namespace != DEFAULT_NAMESPACE {
-        let prefix = namespaces
-            .iter()
-            .find(|n| n.name == namespace)
-            .and_then(|n| n.route_prefix.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "namespace `{namespace}` has no route prefix yet; an admin of `default` assigns one (`host namespaces set {namespace} --prefix /{namespace}`)"
-                    ),
-                )
-            })?;
-        if let Some(route) = routes
-            .iter()
-            .find(|r| !route_is_under(&path_of(r), &prefix))
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "route `{route}` is outside namespace `{namespace}`'s prefix `{prefix}`; its routes must start with `{prefix}/`"
-                ),
-            ));
-        }
-    }
-    for other in namespaces.iter().filter(|n| n.name != namespace) {
-        let Some(prefix) = &other.route_prefix else {
-            continue;
-        };
-        if let Some(route) = routes.iter().find(|r| route_is_under(&path_of(r), prefix)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "route `{route}` lies under `{prefix}`, which belongs to namespace `{}`",
-                    other.name
-                ),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -91,6 +91,7 @@ pub(crate) struct Authenticator {
 }
 
 impl Authenticator {
+    /// Checks tokens against `catalog`, with a failure count of its own.
     pub(crate) fn new(catalog: Arc<Catalog>) -> Authenticator {
         Authenticator {
             catalog,

@@ -50,6 +50,12 @@ pub(crate) struct Api {
     pub(crate) previews: Arc<crate::catalog::previews::Previews>,
 }
 
+/// How many API connections may be open at once.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a call's head may take to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The largest JSON body a call takes.
 const MAX_JSON: u64 = 1024 * 1024;
 
@@ -67,7 +73,12 @@ impl Api {
         listener: TcpListener,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) {
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
+            // Past the cap, new connections wait in the listen backlog.
+            let Ok(permit) = connections.clone().acquire_owned().await else {
+                return;
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -79,11 +90,16 @@ impl Api {
             let api = self.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |request| {
                     let api = api.clone();
                     async move { Ok::<_, Infallible>(api.answer(request, peer).await) }
                 });
-                let builder = http1::Builder::new();
+                let mut builder = http1::Builder::new();
+                // A client that trickles its request's head is cut off.
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT);
                 match tls {
                     Some(acceptor) => {
                         let handshake =

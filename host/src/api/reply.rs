@@ -17,6 +17,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// A refusal with `status`.
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -24,6 +25,7 @@ impl ApiError {
         }
     }
 
+    /// A `400`.
     pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
@@ -53,6 +55,8 @@ impl From<serverless_catalog::CatalogError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, error.to_string())
             }
             E::Invalid(message) => ApiError::bad_request(message),
+            E::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
+            E::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
             E::Corrupt { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
             error => ApiError::internal(error),
         }
@@ -81,6 +85,9 @@ pub(crate) fn error(error: &ApiError) -> Response<AdminBody> {
     response
 }
 
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The whole body, at most `limit` bytes (`413` past it).
 pub(crate) async fn read_body<B>(body: B, limit: u64) -> Result<Bytes, ApiError>
 where
@@ -88,7 +95,18 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit_usize).collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

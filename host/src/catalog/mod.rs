@@ -175,6 +175,14 @@ pub(crate) fn with_catalog(
     let apps = catalog.active_routes(proposal)?;
     let services: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
     let routes = std::mem::take(&mut config.routes);
-    config.routes = table::merge(routes, &services, apps).map_err(Refused::Conflict)?;
+    // Where the configuration's entries are written is the operator's
+    // business: a tenant's refusal names the app only.
+    let reveal = match proposal {
+        Proposal::Nothing => true,
+        Proposal::Activate { namespace, .. } | Proposal::Remove { namespace, .. } => {
+            namespace == DEFAULT_NAMESPACE
+        }
+    };
+    config.routes = table::merge(routes, &services, apps, reveal).map_err(Refused::Conflict)?;
     Ok(config)
 }

@@ -6,11 +6,14 @@
 //! ```
 //!
 //! runs in that version of the token's namespace's app, on its own
-//! routes, whatever version is active; without a valid token of the
-//! app's namespace (scope `read` or more) it is refused (`401`, `403`),
-//! and an unknown app or version is `404`. Both headers are removed
-//! before the app sees the request. A version is loaded on its first
-//! preview and kept until the app changes.
+//! routes, whatever version is active. The token must be of scope `read`
+//! exactly: the app listener may be plain HTTP, and deploy and admin
+//! tokens must not travel there. Without a valid one the request is
+//! refused (`401`, `403`); an unknown app or version is `404`. Failed
+//! tokens lock a client out as on the API, in a count of their own, so
+//! that bad previews cannot lock the operator out of the API. Both
+//! headers are removed before the app sees any request. A version is
+//! loaded on its first preview and kept until the app changes.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,13 +45,23 @@ pub(crate) struct Previews {
     auth: Arc<Authenticator>,
     runtime: Arc<Runtime>,
     operator: OperatorRules,
-    loaded: Mutex<HashMap<(String, String, i64), Arc<Routes>>>,
+    loaded: Mutex<Loaded>,
+}
+
+/// The loaded versions, and a count of the changes that dropped some: a
+/// load that began before a change does not keep its result.
+#[derive(Default)]
+struct Loaded {
+    routes: HashMap<(String, String, i64), Arc<Routes>>,
+    generation: u64,
 }
 
 /// A refused preview: status and message.
 type Refusal = (StatusCode, String);
 
 impl Previews {
+    /// Previews of `catalog`'s versions, compiled by `runtime` under the
+    /// operator's rules, with tokens checked by `auth` (not the API's).
     pub(crate) fn new(
         catalog: Arc<Catalog>,
         auth: Arc<Authenticator>,
@@ -60,15 +73,19 @@ impl Previews {
             auth,
             runtime,
             operator,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(Loaded::default()),
         }
     }
 
     /// Drops the loaded versions of an app that changed.
     pub(crate) fn forget(&self, namespace: &str, app: &str) {
-        self.loaded
+        let mut loaded = self
+            .loaded
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loaded.generation += 1;
+        loaded
+            .routes
             .retain(|(n, a, _), _| !(n == namespace && a == app));
     }
 
@@ -112,15 +129,26 @@ impl Previews {
         let namespace = token.namespace.clone();
         allow(&token, &namespace, Scope::Read)
             .map_err(|denied| (denied.status(), denied.message()))?;
-        let key = (namespace.clone(), app.clone(), version);
-        if let Some(routes) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            return Ok(routes.clone());
+        if token.scope != Scope::Read {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a preview takes a token of scope `read` only, so that {} tokens stay off the app listener; make one with `host tokens create --scope read`",
+                    token.scope
+                ),
+            ));
         }
+        let key = (namespace.clone(), app.clone(), version);
+        let generation = {
+            let loaded = self
+                .loaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(routes) = loaded.routes.get(&key) {
+                return Ok(routes.clone());
+            }
+            loaded.generation
+        };
         let (catalog, runtime, operator) = (
             self.catalog.clone(),
             self.runtime.clone(),
@@ -140,10 +168,14 @@ impl Previews {
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if loaded.len() >= MOST_LOADED {
-            loaded.clear();
+        // An app that changed while this loaded may no longer have this
+        // version as it was: serve it this once, keep nothing.
+        if loaded.generation == generation {
+            if loaded.routes.len() >= MOST_LOADED {
+                loaded.routes.clear();
+            }
+            loaded.routes.insert(key, routes.clone());
         }
-        loaded.insert(key, routes.clone());
         Ok(routes)
     }
 }

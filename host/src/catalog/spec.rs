@@ -66,8 +66,8 @@ impl AppSpec {
     }
 
     /// The stored form.
-    pub(crate) fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub(crate) fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
 
     /// Validates the specification of `namespace`'s app `app` with its

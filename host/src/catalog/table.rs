@@ -20,32 +20,36 @@ pub(crate) struct CatalogRoutes {
     pub(crate) routes: Vec<SpecRoute>,
 }
 
-/// Where a route of the table comes from, for conflict messages.
-fn origin_of(target: &RouteTarget) -> String {
-    match target {
-        RouteTarget::App(app) => match &app.location {
-            Some(location) => format!("app `{}` ({location})", app.name),
-            None => format!("app `{}`", app.name),
-        },
-        RouteTarget::Service(route) => match &route.location {
-            Some(location) => format!("app `{}` ({location})", route.name),
-            None => format!("app `{}`", route.name),
-        },
+/// Where a route of the table comes from, for conflict messages; with
+/// its place in the configuration file when `reveal`.
+fn origin_of(target: &RouteTarget, reveal: bool) -> String {
+    let (name, location) = match target {
+        RouteTarget::App(app) => (&app.name, &app.location),
+        RouteTarget::Service(route) => (&route.name, &route.location),
+    };
+    match location {
+        Some(location) if reveal => format!("app `{name}` ({location})"),
+        _ => format!("app `{name}`"),
     }
 }
 
 /// Adds `apps` to `table` (the configuration's routes), or says which
-/// route the first conflicting one overlaps. `names` are the
-/// configuration's service names, which no app may take either.
+/// route the first conflicting one overlaps, with the configuration's
+/// file and line when `reveal`. `service_names` are the configuration's
+/// service names, which no app may take either.
 pub(crate) fn merge(
     mut table: RouteTable<RouteTarget>,
     service_names: &[String],
     apps: Vec<CatalogRoutes>,
+    reveal: bool,
 ) -> Result<RouteTable<RouteTarget>, String> {
-    let mut origins: Vec<String> = table.routes().map(|(_, _, t)| origin_of(t)).collect();
+    let mut origins: Vec<String> = table
+        .routes()
+        .map(|(_, _, t)| origin_of(t, reveal))
+        .collect();
     let mut names: HashMap<String, String> = table
         .routes()
-        .map(|(_, _, t)| (t.name().to_owned(), origin_of(t)))
+        .map(|(_, _, t)| (t.name().to_owned(), origin_of(t, reveal)))
         .collect();
     for service in service_names {
         names.insert(service.clone(), format!("service `{service}`"));

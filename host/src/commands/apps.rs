@@ -64,16 +64,27 @@ enum AppsCommand {
         output: Output,
     },
     /// Makes a version the active one.
-    Promote { name: String, version: i64 },
+    Promote {
+        name: String,
+        version: i64,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Makes an older version active again: the one before the active
     /// one, or --to N.
     Rollback {
         name: String,
         #[arg(long, value_name = "VERSION")]
         to: Option<i64>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Deletes the app and every version of it; its routes stop serving.
-    Delete { name: String },
+    Delete {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Prints the app's last invocations with their log lines; --follow
     /// keeps printing new ones.
     Logs {
@@ -242,8 +253,12 @@ async fn run_with(command: AppsCommand, login: Login) -> anyhow::Result<()> {
                 }
             }
         }
-        AppsCommand::Promote { name, version } => {
-            call(
+        AppsCommand::Promote {
+            name,
+            version,
+            output,
+        } => {
+            let answer = call(
                 &login,
                 Method::POST,
                 &format!("/v1/apps/{name}/promote"),
@@ -251,9 +266,12 @@ async fn run_with(command: AppsCommand, login: Login) -> anyhow::Result<()> {
             )
             .await?
             .json()?;
-            println!("`{name}` now serves version {version}");
+            match output {
+                Output::Json => println!("{answer}"),
+                Output::Text => println!("`{name}` now serves version {version}"),
+            }
         }
-        AppsCommand::Rollback { name, to } => {
+        AppsCommand::Rollback { name, to, output } => {
             let answer = call(
                 &login,
                 Method::POST,
@@ -262,16 +280,22 @@ async fn run_with(command: AppsCommand, login: Login) -> anyhow::Result<()> {
             )
             .await?
             .json()?;
-            println!(
-                "`{name}` rolled back to version {}",
-                answer["active"].as_i64().unwrap_or_default()
-            );
+            match output {
+                Output::Json => println!("{answer}"),
+                Output::Text => println!(
+                    "`{name}` rolled back to version {}",
+                    answer["active"].as_i64().unwrap_or_default()
+                ),
+            }
         }
-        AppsCommand::Delete { name } => {
-            call(&login, Method::DELETE, &format!("/v1/apps/{name}"), None)
+        AppsCommand::Delete { name, output } => {
+            let answer = call(&login, Method::DELETE, &format!("/v1/apps/{name}"), None)
                 .await?
                 .json()?;
-            println!("`{name}` and its versions are deleted");
+            match output {
+                Output::Json => println!("{answer}"),
+                Output::Text => println!("`{name}` and its versions are deleted"),
+            }
         }
         AppsCommand::Logs { name, follow } => {
             let path = format!(

@@ -58,6 +58,11 @@ pub(crate) fn login_file() -> anyhow::Result<PathBuf> {
 }
 
 impl Login {
+    /// Whether a login is stored at all.
+    pub(crate) fn exists() -> bool {
+        login_file().is_ok_and(|file| file.exists())
+    }
+
     /// The stored login.
     pub(crate) fn load() -> anyhow::Result<Login> {
         let file = login_file()?;
@@ -92,13 +97,20 @@ impl Login {
         }
         let text = serde_json::to_string_pretty(self)?;
         let partial = file.with_extension("json.part");
+        // A file left by an earlier attempt keeps its mode: start anew.
+        match std::fs::remove_file(&partial) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot remove {}", partial.display()));
+            }
+        }
         {
             use std::io::Write as _;
             use std::os::unix::fs::OpenOptionsExt as _;
             let mut out = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&partial)
                 .with_context(|| format!("cannot write {}", partial.display()))?;
@@ -168,6 +180,15 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
             if tls { 443 } else { 80 },
         ),
     };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !tls && !loopback {
+        bail!(
+            "`{url}` is plain HTTP to another machine: the token would cross the network in the clear; use https:// (the host serves its API over TLS off loopback)"
+        );
+    }
     Ok(Target { tls, host, port })
 }
 
@@ -298,6 +319,14 @@ mod tests {
         let target = parse_url("http://[::1]:9000").unwrap();
         assert_eq!((target.host.as_str(), target.port), ("::1", 9000));
         assert_eq!(parse_url("https://h").unwrap().port, 443);
+        assert_eq!(
+            parse_url("http://api.example.com:9465")
+                .err()
+                .unwrap()
+                .to_string(),
+            "`http://api.example.com:9465` is plain HTTP to another machine: the token would cross the network in the clear; use https:// (the host serves its API over TLS off loopback)"
+        );
+        assert!(parse_url("http://localhost:9465").is_ok());
         assert_eq!(
             parse_url("ftp://h").err().unwrap().to_string(),
             "`ftp://h` is not an http:// or https:// URL; write the API's URL as http://127.0.0.1:PORT or https://HOST:PORT"

@@ -100,12 +100,15 @@ pub(crate) fn whoami(args: WhoamiArgs) -> anyhow::Result<()> {
                 me["namespace"].as_str().unwrap_or_default()
             );
             println!("scope:        {}", me["scope"].as_str().unwrap_or_default());
-            println!(
-                "route prefix: {}",
-                me["route_prefix"]
-                    .as_str()
-                    .unwrap_or("(any path no namespace owns)")
-            );
+            let prefix = match (me["route_prefix"].as_str(), me["namespace"].as_str()) {
+                (Some(prefix), _) => prefix.to_owned(),
+                (None, Some("default")) => "(any path no namespace owns)".to_owned(),
+                (None, _) => {
+                    "(none yet: an admin of `default` assigns one before this namespace can deploy)"
+                        .to_owned()
+                }
+            };
+            println!("route prefix: {prefix}");
         }
     }
     Ok(())

@@ -359,9 +359,10 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         }
         if let Some(catalog) = &catalog {
             let auth = Arc::new(crate::api::auth::Authenticator::new(catalog.clone()));
+            // Previews count their failures apart from the API's.
             let previews = Arc::new(crate::catalog::previews::Previews::new(
                 catalog.clone(),
-                auth.clone(),
+                Arc::new(crate::api::auth::Authenticator::new(catalog.clone())),
                 runtime.clone(),
                 operator_rules.clone(),
             ));

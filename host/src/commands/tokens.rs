@@ -87,11 +87,15 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
 }
 
 impl StateArgs {
-    /// The login to go through, when the command is not offline.
-    fn remote(&self) -> Option<Login> {
+    /// The login to go through, when the command is not offline. A login
+    /// file that cannot be read is an error, not a quiet fall-back.
+    fn remote(&self) -> anyhow::Result<Option<Login>> {
         let offline = self.state_dir.is_some()
             || std::env::var_os("SERVERLESS_WASM_STATE_DIR").is_some_and(|v| !v.is_empty());
-        if offline { None } else { Login::load().ok() }
+        if offline || !Login::exists() {
+            return Ok(None);
+        }
+        Login::load().map(Some)
     }
 
     /// Opens the state directory.
@@ -125,7 +129,7 @@ pub(crate) fn run(args: TokensArgs) -> anyhow::Result<()> {
         | TokensCommand::List { state, .. }
         | TokensCommand::Revoke { state, .. } => state,
     };
-    if let Some(login) = state.remote() {
+    if let Some(login) = state.remote()? {
         return block_on(remote(args.command, login));
     }
     match args.command {

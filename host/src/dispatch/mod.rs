@@ -194,6 +194,8 @@ impl Dispatcher {
         peer: Option<SocketAddr>,
     ) -> Option<Result<Arc<Table>, Refusal>> {
         if !request.headers().contains_key(PREVIEW_HEADER) {
+            // A token sent without the header still never reaches the app.
+            request.headers_mut().remove(PREVIEW_TOKEN_HEADER);
             return None;
         }
         let Some(previews) = self.previews.get() else {
