@@ -233,9 +233,7 @@ impl StateDir {
             }
             Ok(())
         })?;
-        self.list_tokens(None)?
-            .into_iter()
-            .find(|token| token.id == id)
+        self.token(id)?
             .ok_or_else(|| CatalogError::UnknownToken(id.to_owned()))
     }
 
@@ -264,10 +262,42 @@ impl StateDir {
         if !bool::from(stored.as_slice().ct_eq(&hash(secret))) {
             return Ok(None);
         }
-        Ok(self
-            .list_tokens(None)?
-            .into_iter()
-            .find(|info| info.id == id))
+        self.token(id)
+    }
+
+    /// The token with `id`, revoked or not.
+    pub fn token(&self, id: &str) -> Result<Option<TokenInfo>, CatalogError> {
+        let row = self
+            .connection
+            .query_row(
+                "SELECT namespace, scopes, description, created_at, revoked_at FROM tokens WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
+                    ))
+                },
+            )
+            .map(Some)
+            .or_else(|error| match error {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                error => Err(self.db_error(error)),
+            })?;
+        let Some((namespace, scope, description, created_at, revoked_at)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(TokenInfo {
+            id: id.to_owned(),
+            scope: scope.parse()?,
+            namespace,
+            description,
+            created_at,
+            revoked_at,
+        }))
     }
 }
 

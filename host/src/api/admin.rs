@@ -116,9 +116,7 @@ impl Api {
         let token = self
             .blocking(move |state| {
                 let known = state
-                    .list_tokens(None)?
-                    .into_iter()
-                    .find(|token| token.id == id)
+                    .token(&id)?
                     .ok_or_else(|| serverless_catalog::CatalogError::UnknownToken(id.clone()))?;
                 if own != DEFAULT_NAMESPACE && known.namespace != own {
                     // Another tenant's token is as unknown as a missing one.
