@@ -400,6 +400,60 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         get_text(&host, "/hello"),
         (200, "Hello, world!\n".to_owned())
     );
+    // A reload keeps the deployed apps, under the same load.
+    host.signal(libc::SIGHUP);
+    host.wait_for_log(&["reload (SIGHUP): now serving 2 routes"]);
+    assert_eq!(
+        get_text(&host, "/hello"),
+        (200, "Hello, world!\n".to_owned())
+    );
+    // `host apps logs --follow` prints each new invocation as it ends.
+    let mut follow = host_command()
+        .args(["apps", "logs", "hello", "--follow"])
+        .env("SERVERLESS_WASM_LOGIN", user.login_file())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(follow.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(follow.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let wait_for = |needle: &str| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = received
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the follower printed no line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    wait_for("following `hello`");
+    let followed = runtime().block_on(support::send(
+        &support::client(),
+        "GET",
+        &host.url("/hello"),
+        &[("x-request-id", b"followed-1")],
+        "",
+    ));
+    assert_eq!(followed.status, 200);
+    let line = wait_for("(request followed-1)");
+    assert!(line.starts_with("== hello GET /hello -> 200 in "), "{line}");
+    let _ = follow.kill();
+    let _ = follow.wait();
     let shown = user.ok(&["apps", "show", "hello"]);
     assert!(
         shown.starts_with(
