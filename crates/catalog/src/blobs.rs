@@ -55,6 +55,14 @@ impl Blobs {
         let digest = digest_of(bytes);
         let path = self.path_of(&digest);
         if self.get(&digest).is_ok() {
+            // Uploaded again: its grace before garbage collection starts
+            // anew, so that the deploy it is for finds it.
+            let now = std::time::SystemTime::now();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(now))
+                .map_err(io(&path))?;
             return Ok(digest);
         }
         let partial = self
@@ -222,6 +230,23 @@ mod tests {
                 .unwrap(),
             0,
             "young files wait"
+        );
+        // Uploaded again an hour later, a component waits anew.
+        let file = dir.path().join(COMPONENTS).join(format!("{unused}.wasm"));
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        state.blobs().put(b"\0asm unused").unwrap();
+        assert_eq!(
+            state
+                .collect_garbage(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            0,
+            "the upload's grace started again"
         );
         assert_eq!(state.collect_garbage(std::time::Duration::ZERO).unwrap(), 2);
         assert!(state.blobs().get(&kept).is_ok());
