@@ -408,6 +408,14 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         (200, "Hello, world!\n".to_owned())
     );
     // `host apps logs --follow` prints each new invocation as it ends.
+    /// Kills the follower however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut follow = host_command()
         .args(["apps", "logs", "hello", "--follow"])
         .env("SERVERLESS_WASM_LOGIN", user.login_file())
@@ -415,10 +423,13 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let follow_out = follow.stdout.take().unwrap();
+    let follow_err = follow.stderr.take().unwrap();
+    let _follow = Killed(follow);
     let (lines, received) = std::sync::mpsc::channel();
     for stream in [
-        Box::new(follow.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(follow.stderr.take().unwrap()),
+        Box::new(follow_out) as Box<dyn std::io::Read + Send>,
+        Box::new(follow_err),
     ] {
         let lines = lines.clone();
         std::thread::spawn(move || {
@@ -452,8 +463,6 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
     assert_eq!(followed.status, 200);
     let line = wait_for("(request followed-1)");
     assert!(line.starts_with("== hello GET /hello -> 200 in "), "{line}");
-    let _ = follow.kill();
-    let _ = follow.wait();
     let shown = user.ok(&["apps", "show", "hello"]);
     assert!(
         shown.starts_with(

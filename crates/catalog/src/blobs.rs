@@ -12,6 +12,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::CatalogError;
 
+/// Numbers each upload of this process, so that two uploads of one
+/// component at once write two temporary files.
+static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The components' folder in the state directory.
 const COMPONENTS: &str = "components";
 
@@ -65,9 +69,11 @@ impl Blobs {
                 .map_err(io(&path))?;
             return Ok(digest);
         }
-        let partial = self
-            .dir
-            .join(format!("{digest}.part-{}", std::process::id()));
+        let partial = self.dir.join(format!(
+            "{digest}.part-{}-{}",
+            std::process::id(),
+            UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let written = (|| {
             let mut file = std::fs::File::create(&partial)?;
             file.write_all(bytes)?;
@@ -88,6 +94,17 @@ impl Blobs {
     pub fn checked_path(&self, digest: &str) -> Result<PathBuf, CatalogError> {
         self.get(digest)?;
         Ok(self.path_of(digest))
+    }
+
+    /// Starts a stored component's garbage-collection grace anew: a
+    /// deploy about to use it keeps it.
+    pub fn touch(&self, digest: &str) -> Result<(), CatalogError> {
+        let path = self.path_of(digest);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+            .map_err(io(&path))
     }
 
     /// The component with `digest`, checked against it.
@@ -252,5 +269,28 @@ mod tests {
         assert!(state.blobs().get(&kept).is_ok());
         assert!(state.blobs().get(&unused).is_err());
         assert!(!partial.exists());
+    }
+
+    #[test]
+    fn uploads_of_one_component_at_once_each_store_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let bytes: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+        let expected = digest_of(&bytes);
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            let uploads: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        blobs.put(&bytes)
+                    })
+                })
+                .collect();
+            for upload in uploads {
+                assert_eq!(upload.join().unwrap().unwrap(), expected);
+            }
+        });
+        assert_eq!(blobs.get(&expected).unwrap(), bytes);
     }
 }

@@ -120,7 +120,7 @@ impl Api {
         }
         let size = bytes.len();
         // Hashed and written without holding the catalog.
-        let blobs = self.catalog.lock().blobs().clone();
+        let blobs = self.catalog.blobs().clone();
         let digest = tokio::task::spawn_blocking(move || blobs.put(&bytes))
             .await
             .map_err(ApiError::internal)??;
@@ -203,6 +203,8 @@ impl Api {
                 request.component.clone(),
             );
             self.blocking(move |state| {
+                // Kept from garbage collection until the deploy is done.
+                let _ = state.blobs().touch(&digest);
                 let path = state.blobs().checked_path(&digest).map_err(|error| match error {
                     serverless_catalog::CatalogError::Directory { error, .. }
                         if error.kind() == std::io::ErrorKind::NotFound =>

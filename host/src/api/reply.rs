@@ -57,6 +57,12 @@ impl From<serverless_catalog::CatalogError> for ApiError {
             E::Invalid(message) => ApiError::bad_request(message),
             E::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
             E::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            E::Directory { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "the component is not stored (any more); upload it again with PUT /v1/components",
+                )
+            }
             E::Corrupt { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
             error => ApiError::internal(error),
         }

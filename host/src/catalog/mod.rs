@@ -28,6 +28,8 @@ use serverless_catalog::namespaces::DEFAULT_NAMESPACE;
 /// The open state directory of a running host.
 pub(crate) struct Catalog {
     state: Mutex<StateDir>,
+    /// The stored components, reachable without the lock.
+    blobs: serverless_catalog::blobs::Blobs,
     path: PathBuf,
     /// How many versions of each app are kept (`--keep-versions`).
     pub(crate) keep: u32,
@@ -39,6 +41,7 @@ impl Catalog {
         let state = StateDir::open(path)
             .with_context(|| format!("cannot open the state directory {}", path.display()))?;
         Ok(Arc::new(Catalog {
+            blobs: state.blobs().clone(),
             state: Mutex::new(state),
             path: path.to_owned(),
             keep,
@@ -51,6 +54,12 @@ impl Catalog {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored components, for uploads, which hash and write without
+    /// holding the lock.
+    pub(crate) fn blobs(&self) -> &serverless_catalog::blobs::Blobs {
+        &self.blobs
     }
 
     /// Where it is.

@@ -130,6 +130,11 @@ impl Previews {
         allow(&token, &namespace, Scope::Read)
             .map_err(|denied| (denied.status(), denied.message()))?;
         if token.scope != Scope::Read {
+            tracing::warn!(
+                token = %token.id,
+                "preview refused: a {} token was sent on the app listener; revoke it if that listener is not private",
+                token.scope
+            );
             return Err((
                 StatusCode::FORBIDDEN,
                 format!(
