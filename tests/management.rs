@@ -185,6 +185,17 @@ impl Load {
     }
 }
 
+/// One request to the host's app listener.
+fn call(host: &Host, method: &str, path: &str, headers: &[(&str, &[u8])], body: &str) -> Reply {
+    runtime().block_on(support::send(
+        &support::client(),
+        method,
+        &host.url(path),
+        headers,
+        Bytes::from(body.to_owned()),
+    ))
+}
+
 fn get_text(host: &Host, path: &str) -> (u16, String) {
     let reply = runtime().block_on(support::get(&host.url(path)));
     (reply.status, reply.text())
@@ -308,16 +319,16 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         "deployed `hello` version 2 (not active; try it with `serverless-preview: hello@2`, then `host apps promote hello 2`)\n"
     );
     // Version 2 is tried with the token; the active one is untouched.
-    let tried = runtime().block_on(support::send(
-        &support::client(),
+    let tried = call(
+        &host,
         "POST",
-        &host.url("/hello"),
+        "/hello",
         &[
             ("serverless-preview", b"hello@2"),
             ("serverless-preview-token", reader.as_bytes()),
         ],
         "tried before promotion",
-    ));
+    );
     assert_eq!(
         (tried.status, tried.text()),
         (200, "tried before promotion".to_owned())
@@ -334,16 +345,16 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         (None, None),
         "the app never sees the preview's headers"
     );
-    let admin_preview = runtime().block_on(support::send(
-        &support::client(),
+    let admin_preview = call(
+        &host,
         "POST",
-        &host.url("/hello"),
+        "/hello",
         &[
             ("serverless-preview", b"hello@2"),
             ("serverless-preview-token", token.as_bytes()),
         ],
         "",
-    ));
+    );
     assert_eq!(
         (admin_preview.status, admin_preview.text()),
         (
@@ -352,13 +363,13 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
                 .to_owned()
         )
     );
-    let untried = runtime().block_on(support::send(
-        &support::client(),
+    let untried = call(
+        &host,
         "POST",
-        &host.url("/hello"),
+        "/hello",
         &[("serverless-preview", b"hello@2")],
         "",
-    ));
+    );
     assert_eq!(
         (untried.status, untried.text()),
         (
@@ -377,13 +388,13 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         "`hello` now serves version 2\n"
     );
     // A preview token without the preview header is removed all the same.
-    let stray = runtime().block_on(support::send(
-        &support::client(),
+    let stray = call(
+        &host,
         "POST",
-        &host.url("/hello"),
+        "/hello",
         &[("serverless-preview-token", reader.as_bytes())],
         "",
-    ));
+    );
     assert_eq!(stray.status, 200);
     assert!(stray.header("x-echo-header-host").is_some());
     assert_eq!(stray.header("x-echo-header-serverless-preview-token"), None);
@@ -453,13 +464,13 @@ fn a_newcomer_deploys_tries_promotes_rolls_back_and_deletes_with_no_failed_reque
         }
     };
     wait_for("following `hello`");
-    let followed = runtime().block_on(support::send(
-        &support::client(),
+    let followed = call(
+        &host,
         "GET",
-        &host.url("/hello"),
+        "/hello",
         &[("x-request-id", b"followed-1")],
         "",
-    ));
+    );
     assert_eq!(followed.status, 200);
     let line = wait_for("(request followed-1)");
     assert!(line.starts_with("== hello GET /hello -> 200 in "), "{line}");
@@ -634,16 +645,16 @@ fn tokens_reach_only_their_namespace_s_apps_and_paths_and_every_refusal_says_why
         );
     }
     assert_eq!(team_b.ok(&["apps", "list"]), "no apps\n");
-    let previewed = runtime().block_on(support::send(
-        &support::client(),
+    let previewed = call(
+        &host,
         "GET",
-        &host.url("/team-a/hello"),
+        "/team-a/hello",
         &[
             ("serverless-preview", b"hello@1"),
             ("serverless-preview-token", b_read.as_bytes()),
         ],
         "",
-    ));
+    );
     assert_eq!(
         (previewed.status, previewed.text()),
         (404, "namespace `team-b` has no app `hello`\n".to_owned())

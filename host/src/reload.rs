@@ -328,20 +328,31 @@ impl Reloader {
             }
         };
         if swap {
-            let services = self.supervisor.apply(plan).await;
-            let after = describe(&routes);
-            let summary = changes(&current, &after);
-            self.admin.set_routes(&routes);
-            self.dispatcher.replace_routes(routes);
-            tracing::info!(
-                "{why}: now serving {} routes; {summary}; {services}",
-                after.len()
-            );
-            *current = after;
+            let done = self.serve(&mut current, routes, plan).await;
+            tracing::info!("{why}: {done}");
         } else {
             tracing::info!("{why}: done; the routes stay as they are");
         }
         Ok(value)
+    }
+
+    /// Applies the services' plan, then serves `routes` in place of
+    /// `current`; returns what changed, for the log line.
+    async fn serve(
+        &self,
+        current: &mut BTreeMap<String, String>,
+        routes: Routes,
+        plan: Plan,
+    ) -> String {
+        // Services first: a route to a new service finds it starting.
+        let services = self.supervisor.apply(plan).await;
+        let after = describe(&routes);
+        let summary = changes(current, &after);
+        self.admin.set_routes(&routes);
+        self.dispatcher.replace_routes(routes);
+        let done = format!("now serving {} routes; {summary}; {services}", after.len());
+        *current = after;
+        done
     }
 
     /// One reload attempt; `why` says what asked for it.
@@ -358,18 +369,8 @@ impl Reloader {
                 "reload ({why}) dropped: the host is shutting down; the routes and services stay as they are"
             ),
             Ok((routes, plan)) => {
-                // Services first: a route to a new service finds it
-                // starting.
-                let services = self.supervisor.apply(plan).await;
-                let after = describe(&routes);
-                let summary = changes(&current, &after);
-                self.admin.set_routes(&routes);
-                self.dispatcher.replace_routes(routes);
-                tracing::info!(
-                    "reload ({why}): now serving {} routes; {summary}; {services}",
-                    after.len()
-                );
-                *current = after;
+                let done = self.serve(&mut current, routes, plan).await;
+                tracing::info!("reload ({why}): {done}");
             }
             Err(error) => tracing::error!(
                 "reload ({why}) failed; the previous routes stay in service: {error:#}"

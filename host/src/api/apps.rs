@@ -106,6 +106,17 @@ fn app_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Api {
+    /// The app `name` of `namespace`, or its `404`.
+    async fn app_record(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<serverless_catalog::apps::AppRecord, ApiError> {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        self.blocking(move |state| Ok(state.app(&namespace, &name)?))
+            .await
+    }
+
     pub(super) async fn upload(
         &self,
         caller: &Caller,
@@ -162,9 +173,7 @@ impl Api {
         let namespace = caller.token.namespace.clone();
         allow(&caller.token, &namespace, Scope::Read)?;
         let name = app_name(name)?;
-        let app = self
-            .blocking(move |state| Ok(state.app(&namespace, &name)?))
-            .await?;
+        let app = self.app_record(&namespace, &name).await?;
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({
@@ -328,11 +337,7 @@ impl Api {
         let namespace = caller.token.namespace.clone();
         allow(&caller.token, &namespace, Scope::Deploy)?;
         let name = app_name(name)?;
-        let record = {
-            let (namespace, name) = (namespace.clone(), name.clone());
-            self.blocking(move |state| Ok(state.app(&namespace, &name)?))
-                .await?
-        };
+        let record = self.app_record(&namespace, &name).await?;
         let target = match version {
             Some(number) => number,
             None => {
@@ -403,11 +408,7 @@ impl Api {
         let namespace = caller.token.namespace.clone();
         allow(&caller.token, &namespace, Scope::Deploy)?;
         let name = app_name(name)?;
-        {
-            let (namespace, name) = (namespace.clone(), name.clone());
-            self.blocking(move |state| Ok(state.app(&namespace, &name)?))
-                .await?;
-        }
+        self.app_record(&namespace, &name).await?;
         let actor = caller.actor.clone();
         let why = format!(
             "delete of {} by {}",
@@ -442,11 +443,7 @@ impl Api {
         let namespace = caller.token.namespace.clone();
         allow(&caller.token, &namespace, Scope::Read)?;
         let name = app_name(name)?;
-        {
-            let (namespace, name) = (namespace.clone(), name.clone());
-            self.blocking(move |state| Ok(state.app(&namespace, &name)?))
-                .await?;
-        }
+        self.app_record(&namespace, &name).await?;
         let served = runtime_name(&namespace, &name);
         if follow {
             let mut response = Response::new(crate::admin::follow_logs(&self.invocations, served));

@@ -151,14 +151,7 @@ pub(crate) fn run(args: TokensArgs) -> anyhow::Result<()> {
             output,
         } => {
             let tokens = state.open()?.list_tokens(namespace.as_deref())?;
-            match output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::Value::Array(tokens.iter().map(json).collect())
-                ),
-                Output::Text if tokens.is_empty() => println!("no tokens"),
-                Output::Text => print!("{}", table(&tokens)),
-            }
+            print_list(&tokens, output);
         }
         TokensCommand::Revoke { state, id } => {
             let info = state.open()?.revoke_token(&id, &Actor::local())?;
@@ -169,6 +162,18 @@ pub(crate) fn run(args: TokensArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints tokens as a table or JSON.
+fn print_list(tokens: &[TokenInfo], output: Output) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::Value::Array(tokens.iter().map(json).collect())
+        ),
+        Output::Text if tokens.is_empty() => println!("no tokens"),
+        Output::Text => print!("{}", table(tokens)),
+    }
 }
 
 /// Prints a token just made: its secret alone on stdout for people.
@@ -243,14 +248,7 @@ async fn remote(command: TokensCommand, login: Login) -> anyhow::Result<()> {
                 .into_iter()
                 .filter(|token| namespace.as_ref().is_none_or(|n| *n == token.namespace))
                 .collect::<Vec<_>>();
-            match output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::Value::Array(tokens.iter().map(json).collect())
-                ),
-                Output::Text if tokens.is_empty() => println!("no tokens"),
-                Output::Text => print!("{}", table(&tokens)),
-            }
+            print_list(&tokens, output);
         }
         TokensCommand::Revoke { id, .. } => {
             let answer = call(&login, Method::DELETE, &format!("/v1/tokens/{id}"), None)
