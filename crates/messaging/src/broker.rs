@@ -1,0 +1,344 @@
+//! The embedded broker: in-process, nothing leaves it.
+//!
+//! Each subscription has one bounded queue ([`BrokerSettings::queue_capacity`]
+//! messages). A publish finds every subscription whose pattern matches the
+//! topic and reserves a place in each queue; a full queue makes the
+//! publisher wait up to [`BrokerSettings::publish_timeout`], then the
+//! publish fails with [`PublishError::Full`] naming the subscription, and
+//! no queue gets the message (all or nothing). A topic no subscription
+//! matches takes the message and delivers it nowhere (counted as
+//! unrouted).
+//!
+//! Order: within one subscription, messages arrive in the order their
+//! publishes reserved a place, so one publisher's messages arrive in the
+//! order it sent them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::{Message, MessageId, TopicPattern};
+
+/// How the embedded broker queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// The messages one subscription's queue holds.
+    pub queue_capacity: usize,
+    /// How long a publisher waits for room before its publish fails.
+    pub publish_timeout: Duration,
+}
+
+impl Default for BrokerSettings {
+    /// 1024 messages a subscription; publishers wait up to 1 s.
+    fn default() -> Self {
+        BrokerSettings {
+            queue_capacity: 1024,
+            publish_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A message on its way to one subscription.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message's id.
+    pub id: MessageId,
+    /// The message, shared by every subscription it went to.
+    pub message: Arc<Message>,
+}
+
+/// Why a publish failed; no subscription got the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// A subscription's queue stayed full for the whole wait.
+    #[error(
+        "subscription `{subscription}` has {capacity} messages queued and took none within {} ms; the message was not published",
+        waited.as_millis()
+    )]
+    Full {
+        /// The subscription whose queue is full.
+        subscription: String,
+        /// Its queue's size.
+        capacity: usize,
+        /// How long the publisher waited.
+        waited: Duration,
+    },
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The message's id.
+    pub id: MessageId,
+    /// How many subscriptions it was queued for (0: unrouted).
+    pub subscriptions: usize,
+}
+
+struct Entry {
+    id: u64,
+    name: String,
+    pattern: TopicPattern,
+    sender: mpsc::Sender<Delivery>,
+}
+
+struct Inner {
+    settings: BrokerSettings,
+    entries: RwLock<Vec<Entry>>,
+    next_message: AtomicU64,
+    next_subscription: AtomicU64,
+}
+
+/// The embedded broker. Cloning it shares it.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+/// One subscription's queue. Dropping it unsubscribes.
+pub struct Subscription {
+    name: String,
+    id: u64,
+    receiver: mpsc::Receiver<Delivery>,
+    broker: Weak<Inner>,
+}
+
+impl Broker {
+    /// A broker with no subscriptions.
+    pub fn new(settings: BrokerSettings) -> Broker {
+        Broker {
+            inner: Arc::new(Inner {
+                settings: BrokerSettings {
+                    queue_capacity: settings.queue_capacity.max(1),
+                    ..settings
+                },
+                entries: RwLock::new(Vec::new()),
+                next_message: AtomicU64::new(1),
+                next_subscription: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> BrokerSettings {
+        self.inner.settings
+    }
+
+    /// Subscribes `name` (for errors and metrics) to the topics `pattern`
+    /// matches, from the next publish on.
+    pub fn subscribe(&self, name: &str, pattern: TopicPattern) -> Subscription {
+        let (sender, receiver) = mpsc::channel(self.inner.settings.queue_capacity);
+        let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Entry {
+                id,
+                name: name.to_owned(),
+                pattern,
+                sender,
+            });
+        Subscription {
+            name: name.to_owned(),
+            id,
+            receiver,
+            broker: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Publishes `message` to every matching subscription, waiting for
+    /// room as the module doc says.
+    pub async fn publish(&self, message: Message) -> Result<Published, PublishError> {
+        let targets: Vec<(String, mpsc::Sender<Delivery>)> = self
+            .inner
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|entry| entry.pattern.matches(&message.topic))
+            .map(|entry| (entry.name.clone(), entry.sender.clone()))
+            .collect();
+        let id = MessageId(self.inner.next_message.fetch_add(1, Ordering::Relaxed));
+        let timeout = self.inner.settings.publish_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut permits = Vec::with_capacity(targets.len());
+        for (name, sender) in &targets {
+            match tokio::time::timeout_at(deadline, sender.reserve()).await {
+                Ok(Ok(permit)) => permits.push(permit),
+                // Unsubscribed meanwhile: it gets nothing.
+                Ok(Err(_closed)) => {}
+                Err(_elapsed) => {
+                    return Err(PublishError::Full {
+                        subscription: name.clone(),
+                        capacity: self.inner.settings.queue_capacity,
+                        waited: timeout,
+                    });
+                }
+            }
+        }
+        let message = Arc::new(message);
+        let subscriptions = permits.len();
+        for permit in permits {
+            permit.send(Delivery {
+                id,
+                message: message.clone(),
+            });
+        }
+        Ok(Published { id, subscriptions })
+    }
+
+    /// Each subscription's name and how many messages wait in its queue,
+    /// for the queue-depth gauge.
+    pub fn depths(&self) -> Vec<(String, usize)> {
+        let capacity = self.inner.settings.queue_capacity;
+        self.inner
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|entry| {
+                (
+                    entry.name.clone(),
+                    capacity.saturating_sub(entry.sender.capacity()),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Subscription {
+    /// The next message, or `None` once the broker is gone.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.receiver.recv().await
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many messages wait in its queue.
+    pub fn depth(&self) -> usize {
+        self.receiver.len()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.broker.upgrade() {
+            inner
+                .entries
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|entry| entry.id != self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Topic;
+
+    fn message(topic: &str, data: &str) -> Message {
+        Message::new(Topic::new(topic).unwrap(), data.to_owned())
+    }
+
+    fn pattern(text: &str) -> TopicPattern {
+        TopicPattern::new(text).unwrap()
+    }
+
+    fn broker(capacity: usize) -> Broker {
+        Broker::new(BrokerSettings {
+            queue_capacity: capacity,
+            publish_timeout: Duration::from_millis(250),
+        })
+    }
+
+    async fn data(subscription: &mut Subscription) -> String {
+        let delivery = subscription.next().await.unwrap();
+        String::from_utf8(delivery.message.data.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_matching_subscription_gets_each_message_in_order() {
+        let broker = broker(8);
+        let mut all = broker.subscribe("all", pattern("sensors.*"));
+        let mut kitchen = broker.subscribe("kitchen", pattern("sensors.kitchen"));
+        for (topic, text) in [
+            ("sensors.kitchen", "1"),
+            ("sensors.hall", "2"),
+            ("sensors.kitchen", "3"),
+        ] {
+            broker.publish(message(topic, text)).await.unwrap();
+        }
+        let unrouted = broker.publish(message("other", "4")).await.unwrap();
+        assert_eq!(unrouted.subscriptions, 0);
+        assert_eq!(
+            [
+                data(&mut all).await,
+                data(&mut all).await,
+                data(&mut all).await
+            ],
+            ["1", "2", "3"]
+        );
+        assert_eq!(
+            [data(&mut kitchen).await, data(&mut kitchen).await],
+            ["1", "3"]
+        );
+        assert_eq!((all.depth(), kitchen.depth()), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_holds_the_publisher_then_refuses_and_no_queue_gets_the_message() {
+        let broker = broker(2);
+        let mut slow = broker.subscribe("slow", pattern("telemetry"));
+        let mut fast = broker.subscribe("fast", pattern("telemetry"));
+        broker.publish(message("telemetry", "1")).await.unwrap();
+        broker.publish(message("telemetry", "2")).await.unwrap();
+        // The fast one keeps up; the slow one does not.
+        assert_eq!([data(&mut fast).await, data(&mut fast).await], ["1", "2"]);
+        let started = tokio::time::Instant::now();
+        let refused = broker.publish(message("telemetry", "3")).await.unwrap_err();
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(250),
+            "it waited the whole timeout"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "subscription `slow` has 2 messages queued and took none within 250 ms; the message was not published"
+        );
+        assert_eq!(
+            fast.depth(),
+            0,
+            "all or nothing: the fast queue did not get it"
+        );
+        assert_eq!(
+            broker.depths(),
+            [("slow".to_owned(), 2), ("fast".to_owned(), 0)]
+        );
+        // A waiting publisher goes through as soon as there is room.
+        let publisher = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.publish(message("telemetry", "4")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(data(&mut slow).await, "1");
+        assert_eq!(publisher.await.unwrap().unwrap().subscriptions, 2);
+        assert_eq!([data(&mut slow).await, data(&mut slow).await], ["2", "4"]);
+        assert_eq!(data(&mut fast).await, "4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_subscription_gets_nothing_more() {
+        let broker = broker(1);
+        let gone = broker.subscribe("gone", pattern(">"));
+        drop(gone);
+        let published = broker.publish(message("anything", "x")).await.unwrap();
+        assert_eq!(published.subscriptions, 0);
+        assert!(broker.depths().is_empty());
+    }
+}
