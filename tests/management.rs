@@ -1107,6 +1107,29 @@ fn uploads_are_bounded_names_checked_and_from_env_values_never_come_back() {
         "the message shows the setting: {refused}"
     );
 
+    // A component of no world a route can serve is refused before
+    // anything changes, and named by its digest, not by where it is kept.
+    let refused = user.fails(&[
+        "apps",
+        "deploy",
+        "bad",
+        guest_artifacts::TEST_MISSING_EXPORT_PATH,
+        "--route",
+        "GET /bad",
+    ]);
+    assert!(
+        refused.starts_with("error: the deploy of `bad` was refused: the API answered 422 Unprocessable Entity: deploy of bad:2:13: app `bad` (sha256:"),
+        "{refused}"
+    );
+    assert!(
+        refused.ends_with("): the component exports `run`, but a route needs a component that exports `handle` (the serverless-wasm handler world) or `wasi:http/incoming-handler@0.2.x` (the wasi:http/proxy world)\n"),
+        "{refused}"
+    );
+    assert!(!refused.contains(state.to_str().unwrap()), "{refused}");
+    assert_eq!(
+        user.fails(&["apps", "show", "bad"]),
+        "error: the API answered 404 Not Found: namespace `default` has no app `bad`\n"
+    );
     user.ok(&[
         "apps",
         "deploy",

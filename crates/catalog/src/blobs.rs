@@ -49,6 +49,39 @@ impl Blobs {
         Ok(Blobs { dir })
     }
 
+    /// The folder the components are stored in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `text` with every stored component's path written as
+    /// `sha256:DIGEST`: where the state directory is stays the operator's.
+    pub fn redact(&self, text: &str) -> String {
+        let prefix = format!("{}/", self.dir.display());
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(&prefix) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + prefix.len()..];
+            let digest = after
+                .get(..64)
+                .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+            match digest.and_then(|d| after[64..].strip_prefix(".wasm").map(|tail| (d, tail))) {
+                Some((digest, tail)) => {
+                    out.push_str("sha256:");
+                    out.push_str(digest);
+                    rest = tail;
+                }
+                None => {
+                    out.push_str("components/");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
     fn path_of(&self, digest: &str) -> PathBuf {
         self.dir.join(format!("{digest}.wasm"))
     }
@@ -292,5 +325,21 @@ mod tests {
             }
         });
         assert_eq!(blobs.get(&expected).unwrap(), bytes);
+    }
+
+    #[test]
+    fn messages_name_stored_components_by_digest_not_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let digest = "ab".repeat(32);
+        let text = format!(
+            "app `x` ({}): no `handle`; also {}/other",
+            blobs.path_of(&digest).display(),
+            blobs.dir().display()
+        );
+        assert_eq!(
+            blobs.redact(&text),
+            format!("app `x` (sha256:{digest}): no `handle`; also components/other")
+        );
     }
 }

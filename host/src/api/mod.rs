@@ -144,7 +144,10 @@ impl Api {
                 tracing::info!(%peer, "management API: {method} {path} {}", response.status().as_u16());
                 response
             }
-            Err(refused) => {
+            Err(mut refused) => {
+                // The client learns digests, never where the state
+                // directory is.
+                refused.message = self.catalog.blobs().redact(&refused.message);
                 tracing::info!(
                     %peer,
                     "management API: {method} {path} {}: {}",

@@ -168,7 +168,8 @@ impl Previews {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the preview could not be loaded".to_owned(),
             )
-        })??;
+        })?
+        .map_err(|(status, message)| (status, self.catalog.blobs().redact(&message)))?;
         let mut loaded = self
             .loaded
             .lock()
