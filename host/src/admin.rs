@@ -417,6 +417,8 @@ pub(crate) struct Admin {
     invocations: Arc<Invocations>,
     /// The services' states.
     services: Arc<crate::services::Statuses>,
+    /// The broker that `/publish` and `/subscribe` reach.
+    broker: Option<serverless_messaging::Broker>,
 }
 
 /// The services as the JSON `/services` serves.
@@ -459,6 +461,9 @@ fn routes_json(routes: &Routes) -> String {
                     entry["service"] = proxy.service().into();
                     entry["address"] = proxy.address().to_string().into();
                 }
+                Target::Publish(publisher) => {
+                    entry["topic"] = publisher.topic().as_str().into();
+                }
             }
             entry
         })
@@ -468,12 +473,13 @@ fn routes_json(routes: &Routes) -> String {
 
 impl Admin {
     /// Not ready until [`Admin::set_ready`]; `/logs/APP` reads
-    /// `invocations`.
+    /// `invocations`, `/publish` and `/subscribe` reach `broker`.
     pub(crate) fn new(
         metrics: Arc<Metrics>,
         routes: &Routes,
         invocations: Arc<Invocations>,
         services: Arc<crate::services::Statuses>,
+        broker: Option<serverless_messaging::Broker>,
     ) -> Admin {
         Admin {
             ready: AtomicBool::new(false),
@@ -481,6 +487,7 @@ impl Admin {
             routes: std::sync::RwLock::new(routes_json(routes)),
             invocations,
             services,
+            broker,
         }
     }
 
@@ -587,7 +594,7 @@ impl Admin {
             _ => text(
                 StatusCode::NOT_FOUND,
                 PLAIN,
-                "not found; try /healthz, /readyz, /metrics, /routes, /services or /logs/APP\n"
+                "not found; try /healthz, /readyz, /metrics, /routes, /services, /logs/APP, /subscribe/PATTERN or POST /publish/TOPIC\n"
                     .to_owned(),
             ),
         }
@@ -606,8 +613,17 @@ impl Admin {
             };
             let admin = self.clone();
             let service = service_fn(move |request| {
-                let response = admin.answer(&request);
-                async move { Ok::<_, Infallible>(response) }
+                let admin = admin.clone();
+                async move {
+                    let response = match &admin.broker {
+                        Some(broker) => match crate::taps::answer_tap(broker, request).await {
+                            Ok(response) => response,
+                            Err(request) => admin.answer(&request),
+                        },
+                        None => admin.answer(&request),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             tokio::spawn(async move {
                 let _ = http1::Builder::new()

@@ -18,6 +18,7 @@ mod reload;
 mod routes;
 mod server;
 mod services;
+mod taps;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use commands::run::RunArgs;
 use commands::serve::ServeArgs;
 use commands::services::ServicesArgs;
 use commands::tokens::TokensArgs;
+use commands::topics::{PublishArgs, SubscribeArgs};
 use logging::LogFormat;
 
 /// Runs WebAssembly components as serverless HTTP handlers.
@@ -82,6 +84,12 @@ enum Command {
     Apps(AppsArgs),
     /// Lists namespaces and assigns their route prefixes.
     Namespaces(NamespacesArgs),
+    /// Publishes a message (standard input, or --data) on a running
+    /// host's broker, through its admin endpoint.
+    Publish(PublishArgs),
+    /// Prints the messages of a topic or pattern as a running host's
+    /// broker carries them, through its admin endpoint.
+    Subscribe(SubscribeArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +133,14 @@ fn main() -> ExitCode {
         Command::Namespaces(args) => {
             let _logging = logging::init(format, None);
             commands::namespaces::run(args)
+        }
+        Command::Publish(args) => {
+            let _logging = logging::init(format, None);
+            commands::topics::publish(args)
+        }
+        Command::Subscribe(args) => {
+            let _logging = logging::init(format, None);
+            commands::topics::subscribe(args)
         }
         Command::Run(args) => {
             let (store, _logging) = logging_with_store(format);

@@ -58,6 +58,8 @@ pub(crate) struct Reloader {
     pub(crate) listen_rules: TcpAllowlist,
     /// The catalog of deployed apps, with `--state-dir`.
     pub(crate) catalog: Option<Arc<Catalog>>,
+    /// The embedded broker, which `publish_to` routes publish on.
+    pub(crate) broker: serverless_messaging::Broker,
     /// The routes being served, as `describe` has them; held by the
     /// reload or change in progress.
     pub(crate) current: tokio::sync::Mutex<BTreeMap<String, String>>,
@@ -262,8 +264,13 @@ impl Reloader {
             &self.operator,
             &self.listen_rules,
         )?;
-        let routes =
-            crate::routes::load(&self.runtime, config.routes, &self.operator, plan.flags())?;
+        let routes = crate::routes::load(
+            &self.runtime,
+            config.routes,
+            &self.operator,
+            plan.flags(),
+            &self.broker,
+        )?;
         Ok((routes, plan))
     }
 

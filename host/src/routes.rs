@@ -9,13 +9,14 @@ use std::sync::Arc;
 use serverless_config::{RouteTable, RouteTarget};
 use serverless_runtime::{App, OperatorRules, Runtime};
 
-use crate::dispatch::{ProxyClient, ServiceProxy};
+use crate::dispatch::{ProxyClient, Publisher, ServiceProxy};
 use crate::services::UpFlags;
 
 /// A loaded route's target.
 pub(crate) enum Target {
     App(Arc<App>),
     Service(Arc<ServiceProxy>),
+    Publish(Arc<Publisher>),
 }
 
 /// The loaded route table.
@@ -27,6 +28,7 @@ impl Target {
         match self {
             Target::App(app) => app.name(),
             Target::Service(proxy) => proxy.name(),
+            Target::Publish(publisher) => publisher.name(),
         }
     }
 
@@ -38,6 +40,7 @@ impl Target {
             Target::Service(proxy) => {
                 format!("service {} at {}", proxy.service(), proxy.address())
             }
+            Target::Publish(publisher) => format!("topic {}", publisher.topic()),
         }
     }
 
@@ -46,6 +49,7 @@ impl Target {
         match self {
             Target::App(app) => app.kind().to_string(),
             Target::Service(_) => "service".to_owned(),
+            Target::Publish(_) => "publish".to_owned(),
         }
     }
 
@@ -55,6 +59,7 @@ impl Target {
         match self {
             Target::App(app) => app.limits().max_concurrency,
             Target::Service(proxy) => proxy.max_concurrency(),
+            Target::Publish(_) => None,
         }
     }
 }
@@ -67,6 +72,7 @@ pub(crate) fn load(
     routes: RouteTable<RouteTarget>,
     operator: &OperatorRules,
     up: &UpFlags,
+    broker: &serverless_messaging::Broker,
 ) -> anyhow::Result<Routes> {
     let mut loader = runtime.loader(operator);
     // One pool of connections per service, whatever routes lead to it.
@@ -76,6 +82,10 @@ pub(crate) fn load(
             .load(*app)
             .map(Target::App)
             .map_err(anyhow::Error::from),
+        RouteTarget::Publish(route) => Ok(Target::Publish(Arc::new(Publisher::new(
+            route,
+            broker.clone(),
+        )))),
         RouteTarget::Service(route) => {
             let up = up.get(&route.service).cloned().ok_or_else(|| {
                 anyhow::anyhow!(

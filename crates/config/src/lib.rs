@@ -145,6 +145,23 @@ pub enum RouteTarget {
     App(Box<AppConfig>),
     /// A `[[services]]` entry's HTTP server, reached over loopback.
     Service(ServiceRoute),
+    /// A topic: the request's body is published on it (`publish_to`).
+    Publish(PublishRoute),
+}
+
+/// A route whose requests publish their body to a topic.
+#[derive(Debug, Clone)]
+pub struct PublishRoute {
+    /// The route's name in logs and metrics.
+    pub name: String,
+    /// The topic.
+    pub topic: serverless_messaging::Topic,
+    /// A larger body is refused with `413`.
+    pub max_request_body: u64,
+    /// How long the request may take, body and publish together.
+    pub timeout: Duration,
+    /// Where `publish_to` is written.
+    pub location: Option<Location>,
 }
 
 impl RouteTarget {
@@ -153,6 +170,7 @@ impl RouteTarget {
         match self {
             RouteTarget::App(app) => &app.name,
             RouteTarget::Service(route) => &route.name,
+            RouteTarget::Publish(route) => &route.name,
         }
     }
 
@@ -160,7 +178,7 @@ impl RouteTarget {
     pub fn app(&self) -> Option<&AppConfig> {
         match self {
             RouteTarget::App(app) => Some(app.as_ref()),
-            RouteTarget::Service(_) => None,
+            RouteTarget::Service(_) | RouteTarget::Publish(_) => None,
         }
     }
 }

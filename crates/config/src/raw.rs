@@ -61,6 +61,7 @@ struct RawApp {
     name: Option<Spanned<AppName>>,
     file_path: Option<Spanned<String>>,
     service: Option<Spanned<AppName>>,
+    publish_to: Option<Spanned<String>>,
     method: Methods,
     url_path: Spanned<Route>,
     #[serde(default)]
@@ -82,8 +83,7 @@ struct RawApp {
 }
 
 /// What an `[[applications]]` entry must have, for the errors about it.
-const APP_NEEDS: &str =
-    "; every [[applications]] entry needs `method`, `url_path`, and `file_path` or `service`";
+const APP_NEEDS: &str = "; every [[applications]] entry needs `method`, `url_path`, and `file_path`, `service` or `publish_to`";
 
 /// What an `[[services]]` entry says about the routes that name it.
 struct ServiceEntry {
@@ -206,6 +206,91 @@ pub(crate) fn parse(
     for (index, app) in raw.applications.into_iter().enumerate() {
         let entry_span = app.span();
         let app = app.into_inner();
+        if let Some(topic) = app.publish_to {
+            if let Some(other) = app
+                .file_path
+                .as_ref()
+                .map(|f| ("file_path", f.span()))
+                .or_else(|| app.service.as_ref().map(|s| ("service", s.span())))
+            {
+                return Err(at(
+                    other.1,
+                    format!(
+                        "an [[applications]] entry has both `{}` and `publish_to`; a route runs a component, goes to a service or publishes to a topic, so keep one",
+                        other.0
+                    ),
+                ));
+            }
+            let topic_span = topic.span();
+            let topic_name = serverless_messaging::Topic::new(topic.get_ref())
+                .map_err(|error| at(topic_span.clone(), error.to_string()))?;
+            let not_here: Vec<&str> = [
+                (!app.env.is_empty(), "env"),
+                (app.files.is_some(), "files"),
+                (app.allowed_tcp.is_some(), "allowed_tcp"),
+                (app.allowed_http.is_some(), "allowed_http"),
+                (app.tcp_connect_timeout.is_some(), "tcp_connect_timeout"),
+                (app.tcp_io_timeout.is_some(), "tcp_io_timeout"),
+                (app.max_tcp_connections.is_some(), "max_tcp_connections"),
+                (app.world.is_some(), "world"),
+                (app.function.is_some(), "function"),
+                (app.max_memory.is_some(), "max_memory"),
+                (app.fuel.is_some(), "fuel"),
+                (app.max_response_body.is_some(), "max_response_body"),
+                (app.max_concurrency.is_some(), "max_concurrency"),
+            ]
+            .into_iter()
+            .filter_map(|(given, key)| given.then_some(key))
+            .collect();
+            if let Some(first) = not_here.first() {
+                return Err(at(
+                    key_span(source, entry_span.clone(), first).unwrap_or(topic_span),
+                    format!(
+                        "`{first}` does not apply to a route that publishes to topic `{topic_name}`: no component runs for it; remove {} from this entry",
+                        not_here
+                            .iter()
+                            .map(|key| format!("`{key}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let name = match app.name {
+                Some(name) => name.into_inner().0,
+                None => {
+                    let name = format!("publish-{topic_name}");
+                    if !taken.insert(name.clone()) {
+                        return Err(at(
+                            topic_span,
+                            format!(
+                                "another route already takes the name `{name}`; give this route a `name`"
+                            ),
+                        ));
+                    }
+                    name
+                }
+            };
+            let route_span = app.url_path.span();
+            insert_route(
+                &mut routes,
+                &route_lines,
+                &at,
+                app.url_path.into_inner().0,
+                app.method.0,
+                crate::RouteTarget::Publish(crate::PublishRoute {
+                    name: name.clone(),
+                    topic: topic_name,
+                    max_request_body: app
+                        .max_request_body
+                        .map_or(global_body_limit, |size| size.0),
+                    timeout: app.timeout.map_or(global_limits.timeout, |t| t.0),
+                    location: Some(lines.locate(topic_span.start)),
+                }),
+                route_span.clone(),
+            )?;
+            route_lines.push((name, lines.line_of(route_span.start).0));
+            continue;
+        }
         let file_path = match (app.file_path, app.service) {
             (Some(_), Some(service)) => {
                 return Err(at(
@@ -1135,7 +1220,7 @@ http = "[::1]:9002"
             .routes()
             .map(|(_, _, target)| match target {
                 crate::RouteTarget::Service(route) => route,
-                crate::RouteTarget::App(app) => panic!("{app:?} is not a service route"),
+                other => panic!("{other:?} is not a service route"),
             })
             .collect();
         let names: Vec<(&str, &str, String)> = routes

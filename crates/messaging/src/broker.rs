@@ -12,6 +12,10 @@
 //! Order: within one subscription, messages arrive in the order their
 //! publishes reserved a place, so one publisher's messages arrive in the
 //! order it sent them.
+//!
+//! A lossy subscription ([`Broker::subscribe_lossy`], for debugging taps
+//! such as `host subscribe`) never holds a publisher: a message that
+//! finds its queue full is dropped for it alone and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -81,6 +85,8 @@ struct Entry {
     name: String,
     pattern: TopicPattern,
     sender: mpsc::Sender<Delivery>,
+    /// Drops what does not fit instead of holding publishers.
+    lossy: Option<Arc<AtomicU64>>,
 }
 
 struct Inner {
@@ -128,6 +134,27 @@ impl Broker {
     /// Subscribes `name` (for errors and metrics) to the topics `pattern`
     /// matches, from the next publish on.
     pub fn subscribe(&self, name: &str, pattern: TopicPattern) -> Subscription {
+        self.add(name, pattern, None)
+    }
+
+    /// Like [`Broker::subscribe`], but a message that finds the queue
+    /// full is dropped for this subscription and counted in `dropped`,
+    /// and the publisher goes on.
+    pub fn subscribe_lossy(
+        &self,
+        name: &str,
+        pattern: TopicPattern,
+        dropped: Arc<AtomicU64>,
+    ) -> Subscription {
+        self.add(name, pattern, Some(dropped))
+    }
+
+    fn add(
+        &self,
+        name: &str,
+        pattern: TopicPattern,
+        lossy: Option<Arc<AtomicU64>>,
+    ) -> Subscription {
         let (sender, receiver) = mpsc::channel(self.inner.settings.queue_capacity);
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
         self.inner
@@ -139,6 +166,7 @@ impl Broker {
                 name: name.to_owned(),
                 pattern,
                 sender,
+                lossy,
             });
         Subscription {
             name: name.to_owned(),
@@ -151,20 +179,37 @@ impl Broker {
     /// Publishes `message` to every matching subscription, waiting for
     /// room as the module doc says.
     pub async fn publish(&self, message: Message) -> Result<Published, PublishError> {
-        let targets: Vec<(String, mpsc::Sender<Delivery>)> = self
+        type Target = (String, mpsc::Sender<Delivery>, Option<Arc<AtomicU64>>);
+        let targets: Vec<Target> = self
             .inner
             .entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|entry| entry.pattern.matches(&message.topic))
-            .map(|entry| (entry.name.clone(), entry.sender.clone()))
+            .map(|entry| {
+                (
+                    entry.name.clone(),
+                    entry.sender.clone(),
+                    entry.lossy.clone(),
+                )
+            })
             .collect();
         let id = MessageId(self.inner.next_message.fetch_add(1, Ordering::Relaxed));
         let timeout = self.inner.settings.publish_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut permits = Vec::with_capacity(targets.len());
-        for (name, sender) in &targets {
+        for (name, sender, lossy) in &targets {
+            if let Some(dropped) = lossy {
+                match sender.try_reserve() {
+                    Ok(permit) => permits.push(permit),
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => {}
+                }
+                continue;
+            }
             match tokio::time::timeout_at(deadline, sender.reserve()).await {
                 Ok(Ok(permit)) => permits.push(permit),
                 // Unsubscribed meanwhile: it gets nothing.
@@ -330,6 +375,27 @@ mod tests {
         assert_eq!(publisher.await.unwrap().unwrap().subscriptions, 2);
         assert_eq!([data(&mut slow).await, data(&mut slow).await], ["2", "4"]);
         assert_eq!(data(&mut fast).await, "4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lossy_subscription_drops_what_does_not_fit_and_holds_no_one() {
+        let broker = broker(1);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut tap = broker.subscribe_lossy("tap", pattern(">"), dropped.clone());
+        let started = tokio::time::Instant::now();
+        for text in ["1", "2", "3"] {
+            assert_eq!(
+                broker
+                    .publish(message("t", text))
+                    .await
+                    .unwrap()
+                    .subscriptions,
+                usize::from(text == "1")
+            );
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO, "no publisher waited");
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(data(&mut tap).await, "1");
     }
 
     #[tokio::test(start_paused = true)]

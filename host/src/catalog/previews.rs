@@ -232,7 +232,16 @@ fn load(
             )
             .map_err(|conflict| unservable(conflict.to_string()))?;
     }
-    crate::routes::load(runtime, table, operator, &crate::services::UpFlags::new())
-        .map(Arc::new)
-        .map_err(|error| unservable(format!("{error:#}")))
+    // Catalog apps run components only (`publish_to` is refused in a
+    // deploy), so the broker here is never published on.
+    let broker = serverless_messaging::Broker::new(serverless_messaging::BrokerSettings::default());
+    crate::routes::load(
+        runtime,
+        table,
+        operator,
+        &crate::services::UpFlags::new(),
+        &broker,
+    )
+    .map(Arc::new)
+    .map_err(|error| unservable(format!("{error:#}")))
 }

@@ -57,6 +57,10 @@ const SET_BY_DEPLOY: &[(&str, &str)] = &[
         "service",
         "routes to services belong in the configuration file",
     ),
+    (
+        "publish_to",
+        "routes that publish to topics belong in the configuration file",
+    ),
 ];
 
 impl AppSpec {
@@ -287,6 +291,10 @@ mod tests {
         assert!(
             error(serde_json::json!({"routes": ["GET /a"], "settings": {"fuel_x": 1}}))
                 .contains("unknown field `fuel_x`")
+        );
+        assert_eq!(
+            error(serde_json::json!({"routes": ["POST /a"], "settings": {"publish_to": "t"}})),
+            "settings: `publish_to` cannot be set in a deploy: routes that publish to topics belong in the configuration file"
         );
         assert!(
             error(serde_json::json!({"routes": ["GET /a"], "settings": {"files": {"/data": "/"}}}))

@@ -26,6 +26,7 @@ fn origin_of(target: &RouteTarget, reveal: bool) -> String {
     let (name, location) = match target {
         RouteTarget::App(app) => (&app.name, &app.location),
         RouteTarget::Service(route) => (&route.name, &route.location),
+        RouteTarget::Publish(route) => (&route.name, &route.location),
     };
     match location {
         Some(location) if reveal => format!("app `{name}` ({location})"),

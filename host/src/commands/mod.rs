@@ -12,3 +12,4 @@ pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod services;
 pub(crate) mod tokens;
+pub(crate) mod topics;

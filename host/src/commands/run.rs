@@ -180,7 +180,16 @@ pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Resul
         http: HttpAllowlist::new(args.allow_http.clone()),
     };
     // `host run` runs no services.
-    let routes = crate::routes::load(&runtime, config.routes, &operator, &Default::default())?;
+    // A `publish_to` route publishes to a broker of its own: nothing
+    // listens in a single run.
+    let broker = serverless_messaging::Broker::new(serverless_messaging::BrokerSettings::default());
+    let routes = crate::routes::load(
+        &runtime,
+        config.routes,
+        &operator,
+        &Default::default(),
+        &broker,
+    )?;
     let body = match (&args.body, &args.body_file) {
         (Some(text), None) => Bytes::from(text.clone()),
         (None, Some(file)) => Bytes::from(

@@ -248,11 +248,15 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     let listen_rules = TcpAllowlist::new(args.allow_listen);
     let services =
         crate::services::load(&runtime, config.services, &operator_rules, &listen_rules)?;
+    // The embedded broker: `publish_to` routes publish on it, the admin
+    // listener's /subscribe follows it.
+    let broker = serverless_messaging::Broker::new(serverless_messaging::BrokerSettings::default());
     let routes = crate::routes::load(
         &runtime,
         config.routes,
         &operator_rules,
         &crate::services::up_flags(&services),
+        &broker,
     )?;
     let statuses = crate::services::Statuses::new();
     release_freed_heap();
@@ -276,6 +280,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             &routes,
             invocations.clone(),
             statuses.clone(),
+            Some(broker.clone()),
         ));
         let admin_listen = args
             .admin_listen
@@ -343,6 +348,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             supervisor: supervisor.clone(),
             listen_rules,
             catalog: catalog.clone(),
+            broker: broker.clone(),
             current: tokio::sync::Mutex::new(described),
             last_good: std::sync::Mutex::new(config_text),
         });
@@ -496,7 +502,7 @@ fn print_banner(
     }
     for app in routes.routes().filter_map(|(_, _, target)| match target {
         crate::routes::Target::App(app) => Some(app),
-        crate::routes::Target::Service(_) => None,
+        crate::routes::Target::Service(_) | crate::routes::Target::Publish(_) => None,
     }) {
         if app.tcp_allowlist().rules() != tcp.rules() {
             let rules = app.tcp_allowlist().describe();

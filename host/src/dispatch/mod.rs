@@ -12,10 +12,12 @@
 mod handler;
 mod identity;
 mod proxy;
+mod publish;
 mod refusal;
 mod wasi_http;
 
 pub(crate) use proxy::{ProxyClient, ServiceProxy, client as proxy_client};
+pub(crate) use publish::Publisher;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -77,6 +79,8 @@ enum Stats {
     /// A service answered (no instance ran): the bytes of its body are
     /// known once it has gone out.
     Proxied(proxy::BodyEnd),
+    /// A `publish_to` route published the body (no instance ran).
+    Published,
 }
 
 /// A request no app answered: why, and the app it was for, if routing got
@@ -321,6 +325,7 @@ impl Dispatcher {
                 );
             }
             Some(Stats::Known(stats)) => record.emit(Some(stats)),
+            Some(Stats::Published) => record.emit(None),
             None => record.emit(None),
         }
         response
@@ -366,6 +371,7 @@ impl Dispatcher {
         let limit = match found.value {
             Target::App(app) => app.max_request_body(),
             Target::Service(proxy) => proxy.max_request_body(),
+            Target::Publish(publisher) => publisher.max_request_body(),
         };
         if declared_length(request.headers()).is_some_and(|length| length > limit) {
             log_too_large(&name, request_id, limit);
@@ -373,6 +379,13 @@ impl Dispatcher {
         }
         let app = match found.value {
             Target::App(app) => app.clone(),
+            Target::Publish(publisher) => {
+                let publisher = publisher.clone();
+                return publisher
+                    .publish(request, found, request_id)
+                    .await
+                    .map_err(refused);
+            }
             Target::Service(proxy) => {
                 let proxy = proxy.clone();
                 // No instance runs: only the route's own cap applies.

@@ -41,6 +41,8 @@ pub(super) enum Refusal {
     /// The service a route leads to broke the exchange or gave no
     /// response the host may pass on.
     BadGateway,
+    /// A `publish_to` route found a subscriber's queue full.
+    TopicFull,
     /// A preview request (`serverless-preview`) that is not let through:
     /// the status and what its sender, the app's deployer, is told.
     Preview(StatusCode, String),
@@ -68,7 +70,11 @@ impl Refusal {
             );
             return response;
         }
+        if let Refusal::TopicFull = self {
+            return super::publish::topic_full();
+        }
         let (status, body) = match &self {
+            Refusal::TopicFull => (StatusCode::SERVICE_UNAVAILABLE, "\n"),
             Refusal::Preview(..) => (StatusCode::INTERNAL_SERVER_ERROR, "\n"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
             Refusal::MethodNotAllowed(_) => {

@@ -1,0 +1,162 @@
+//! Topics from outside: a `publish_to` route feeds the host's broker,
+//! `host publish` does too, and `host subscribe` follows it, through the
+//! admin listener.
+
+mod support;
+
+use std::io::BufRead as _;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use support::{ConfigDir, Host, host_command};
+
+/// A running `host subscribe`, killed however the test ends.
+struct Subscriber {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Subscriber {
+    fn start(host: &Host, pattern: &str) -> Subscriber {
+        let mut child = host_command()
+            .args(["subscribe", pattern, "--admin"])
+            .arg(host.admin.unwrap().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        let subscriber = Subscriber { child, lines };
+        subscriber.wait_for(&format!("subscribed to {pattern}"));
+        subscriber
+    }
+
+    /// The next line that contains `needle`, and the line after it.
+    fn wait_for(&self, needle: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the subscriber printed no line with {needle:?}"));
+            if line.contains(needle) {
+                let next = self
+                    .lines
+                    .recv_timeout(Duration::from_millis(200))
+                    .unwrap_or_default();
+                return (line, next);
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_publish_to_route_and_host_publish_feed_a_topic_that_host_subscribe_follows() {
+    let config = ConfigDir::new(
+        "[[applications]]\nmethod = \"POST\"\nurl_path = \"/ingest\"\npublish_to = \"telemetry\"\nmax_request_body = \"1 KiB\"\n",
+    );
+    let host = Host::start(Some(&config.path()), &[]);
+    assert!(
+        host.stdout()
+            .contains("  POST    /ingest  -> publish-telemetry (topic telemetry)\n"),
+        "{}",
+        host.stdout()
+    );
+    let subscriber = Subscriber::start(&host, "telemetry");
+
+    let reply = runtime().block_on(support::send(
+        &support::client(),
+        "POST",
+        &host.url("/ingest"),
+        &[
+            ("content-type", b"application/json"),
+            ("x-request-id", b"ingest-1"),
+        ],
+        "{\"celsius\": 21.5}",
+    ));
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let answer: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        (answer["topic"].as_str(), answer["subscriptions"].as_u64()),
+        (Some("telemetry"), Some(1))
+    );
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let (head, data) = subscriber.wait_for(&format!("== telemetry {id} (application/json)"));
+    assert_eq!(head, format!("== telemetry {id} (application/json)"));
+    assert_eq!(data, "{\"celsius\": 21.5}");
+    let access = host.wait_for_log(&["access", "request_id=\"ingest-1\""]);
+    assert!(
+        access.contains("app=\"publish-telemetry\"") && access.contains("status=202"),
+        "{access}"
+    );
+
+    // Past the route's body limit: 413, and nothing is published.
+    let big = runtime().block_on(support::send(
+        &support::client(),
+        "POST",
+        &host.url("/ingest"),
+        &[],
+        "x".repeat(2048),
+    ));
+    assert_eq!(big.status, 413);
+
+    // `host publish` goes through the admin listener.
+    let published = host_command()
+        .args(["publish", "telemetry", "--data", "by hand", "--admin"])
+        .arg(host.admin.unwrap().to_string())
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{published:?}");
+    let line = String::from_utf8(published.stdout).unwrap();
+    assert!(
+        line.starts_with("published msg-") && line.ends_with(" on telemetry to 1 subscriptions\n"),
+        "{line}"
+    );
+    let (_, data) = subscriber.wait_for("== telemetry msg-");
+    assert_eq!(
+        data, "by hand",
+        "the large body never came: the next message is this one"
+    );
+
+    // A topic that is not one is refused with the reason.
+    let refused = host_command()
+        .args(["publish", "no spaces", "--data", "x", "--admin"])
+        .arg(host.admin.unwrap().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        "error: topic `no spaces` holds ' ', which a topic may not; write tokens of letters, digits, `_` or `-` separated by `.`, such as `telemetry` or `sensors.kitchen`\n"
+    );
+}
