@@ -159,4 +159,35 @@ fn a_publish_to_route_and_host_publish_feed_a_topic_that_host_subscribe_follows(
         String::from_utf8_lossy(&refused.stderr),
         "error: topic `no spaces` holds ' ', which a topic may not; write tokens of letters, digits, `_` or `-` separated by `.`, such as `telemetry` or `sensors.kitchen`\n"
     );
+
+    // The admin doors themselves: a bad topic is 400 with the reason, a
+    // web page (an `Origin` header) is refused, a wrong method is 405.
+    let admin = format!("http://{}", host.admin.unwrap());
+    let send = |method: &str, path: &str, headers: &[(&str, &[u8])]| {
+        runtime().block_on(support::send(
+            &support::client(),
+            method,
+            &format!("{admin}{path}"),
+            headers,
+            "x",
+        ))
+    };
+    let bad = send("POST", "/publish/a..b", &[]);
+    assert_eq!(
+        (bad.status, bad.text()),
+        (400, "topic `a..b` has an empty token (a leading, trailing or doubled `.`); write tokens of letters, digits, `_` or `-` separated by `.`, such as `telemetry` or `sensors.kitchen`\n".to_owned())
+    );
+    let page = send(
+        "POST",
+        "/publish/telemetry",
+        &[("origin", b"https://evil.example")],
+    );
+    assert_eq!(
+        (page.status, page.text()),
+        (403, "requests from web pages (with an `Origin` header) may not publish or subscribe; use `host publish` or `host subscribe`\n".to_owned())
+    );
+    let wrong = send("GET", "/publish/telemetry", &[]);
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("POST")));
+    let wrong = send("POST", "/subscribe/telemetry", &[]);
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
 }

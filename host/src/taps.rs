@@ -9,7 +9,12 @@
 //!   now on, as server-sent events, one JSON object each: `id`, `topic`,
 //!   `content_type`, `metadata`, and `data` (UTF-8) or `data_hex`. The
 //!   tap is lossy: a client that does not keep up misses messages (each
-//!   gap is announced as a comment) and never holds a publisher.
+//!   gap is announced as a comment) and never holds a publisher. It ends
+//!   as soon as its client goes away.
+//!
+//! A request that carries an `Origin` header comes from a web page, not
+//! from `host publish` or a script: it is refused (`403`), so that a page
+//! the operator visits cannot publish through a loopback listener.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +31,12 @@ use crate::admin::AdminBody;
 /// The largest body `/publish` takes: 1 MiB.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
+/// How many messages one tap's queue holds before it misses some.
+const TAP_QUEUE: usize = 64;
+
+/// How long a `/publish` body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response<AdminBody> {
     let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = status;
@@ -39,17 +50,32 @@ fn plain(status: StatusCode, message: String) -> Response<AdminBody> {
     answer(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
+fn not_allowed(allow: &'static str, message: &str) -> Response<AdminBody> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, message.to_owned());
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 /// Answers `/publish/...` and `/subscribe/...`; `None` for other paths.
 pub(crate) async fn answer_tap(
     broker: &Broker,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<AdminBody>, Request<hyper::body::Incoming>> {
     let path = request.uri().path().to_owned();
+    let tap = path.starts_with("/publish/") || path.starts_with("/subscribe/");
+    if tap && request.headers().contains_key(http::header::ORIGIN) {
+        return Ok(plain(
+            StatusCode::FORBIDDEN,
+            "requests from web pages (with an `Origin` header) may not publish or subscribe; use `host publish` or `host subscribe`".to_owned(),
+        ));
+    }
     if let Some(topic) = path.strip_prefix("/publish/") {
         if request.method() != Method::POST {
-            return Ok(plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "POST the message's body to /publish/TOPIC".to_owned(),
+            return Ok(not_allowed(
+                "POST",
+                "POST the message's body to /publish/TOPIC",
             ));
         }
         let topic = match Topic::new(topic) {
@@ -59,6 +85,12 @@ pub(crate) async fn answer_tap(
         return Ok(publish(broker, topic, request).await);
     }
     if let Some(pattern) = path.strip_prefix("/subscribe/") {
+        if request.method() != Method::GET {
+            return Ok(not_allowed(
+                "GET",
+                "GET /subscribe/PATTERN to follow topics",
+            ));
+        }
         let pattern = match TopicPattern::new(pattern) {
             Ok(pattern) => pattern,
             Err(error) => return Ok(plain(StatusCode::BAD_REQUEST, error.to_string())),
@@ -74,7 +106,17 @@ async fn publish(
     request: Request<hyper::body::Incoming>,
 ) -> Response<AdminBody> {
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
+    let Ok(read) = read else {
+        return plain(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        );
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {
             return plain(
@@ -165,6 +207,7 @@ fn subscribe(broker: &Broker, pattern: TopicPattern) -> Response<AdminBody> {
     let mut subscription = broker.subscribe_lossy(
         &format!("admin tap {pattern}"),
         pattern.clone(),
+        TAP_QUEUE,
         dropped.clone(),
     );
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
@@ -174,7 +217,15 @@ fn subscribe(broker: &Broker, pattern: TopicPattern) -> Response<AdminBody> {
             return;
         }
         let mut reported = 0;
-        while let Some(delivery) = subscription.next().await {
+        loop {
+            // A client gone ends the tap at once, quiet topic or not.
+            let delivery = tokio::select! {
+                () = sender.closed() => return,
+                delivery = subscription.next() => delivery,
+            };
+            let Some(delivery) = delivery else {
+                return;
+            };
             let missed = dropped.load(Ordering::Relaxed);
             if missed > reported {
                 let note = format!(": {} messages were missed\n\n", missed - reported);
@@ -197,4 +248,32 @@ fn subscribe(broker: &Broker, pattern: TopicPattern) -> Response<AdminBody> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serverless_messaging::BrokerSettings;
+
+    #[tokio::test]
+    async fn a_tap_whose_client_went_away_unsubscribes_on_a_quiet_topic() {
+        let broker = Broker::new(BrokerSettings::default());
+        let response = subscribe(&broker, TopicPattern::new("quiet").unwrap());
+        assert_eq!(broker.depths().len(), 1);
+        // The client reads the greeting, so the tap is waiting for
+        // messages, then goes away.
+        let mut body = response.into_body();
+        let hello = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(hello, Bytes::from_static(b": subscribed to quiet\n\n"));
+        tokio::task::yield_now().await;
+        drop(body);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !broker.depths().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the tap outlived its client"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

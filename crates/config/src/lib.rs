@@ -158,7 +158,8 @@ pub struct PublishRoute {
     pub topic: serverless_messaging::Topic,
     /// A larger body is refused with `413`.
     pub max_request_body: u64,
-    /// How long the request may take, body and publish together.
+    /// How long the request's body may take to arrive (the broker's own
+    /// wait for room comes after it).
     pub timeout: Duration,
     /// Where `publish_to` is written.
     pub location: Option<Location>,

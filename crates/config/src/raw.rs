@@ -259,6 +259,14 @@ pub(crate) fn parse(
                 Some(name) => name.into_inner().0,
                 None => {
                     let name = format!("publish-{topic_name}");
+                    if name.len() > 64 {
+                        return Err(at(
+                            topic_span,
+                            format!(
+                                "the route's default name `publish-{topic_name}` is longer than 64 bytes; give it a `name`"
+                            ),
+                        ));
+                    }
                     if !taken.insert(name.clone()) {
                         return Err(at(
                             topic_span,

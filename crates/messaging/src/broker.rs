@@ -134,7 +134,7 @@ impl Broker {
     /// Subscribes `name` (for errors and metrics) to the topics `pattern`
     /// matches, from the next publish on.
     pub fn subscribe(&self, name: &str, pattern: TopicPattern) -> Subscription {
-        self.add(name, pattern, None)
+        self.add(name, pattern, self.inner.settings.queue_capacity, None)
     }
 
     /// Like [`Broker::subscribe`], but a message that finds the queue
@@ -144,18 +144,20 @@ impl Broker {
         &self,
         name: &str,
         pattern: TopicPattern,
+        capacity: usize,
         dropped: Arc<AtomicU64>,
     ) -> Subscription {
-        self.add(name, pattern, Some(dropped))
+        self.add(name, pattern, capacity, Some(dropped))
     }
 
     fn add(
         &self,
         name: &str,
         pattern: TopicPattern,
+        capacity: usize,
         lossy: Option<Arc<AtomicU64>>,
     ) -> Subscription {
-        let (sender, receiver) = mpsc::channel(self.inner.settings.queue_capacity);
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
         self.inner
             .entries
@@ -198,21 +200,33 @@ impl Broker {
         let id = MessageId(self.inner.next_message.fetch_add(1, Ordering::Relaxed));
         let timeout = self.inner.settings.publish_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut permits = Vec::with_capacity(targets.len());
-        for (name, sender, lossy) in &targets {
-            if let Some(dropped) = lossy {
+        // Places are taken only when every queue has one: a publisher
+        // that waits for a full queue holds no place in the others.
+        let permits = 'reserve: loop {
+            let mut permits = Vec::with_capacity(targets.len());
+            let mut blocked = None;
+            for (index, (_, sender, lossy)) in targets.iter().enumerate() {
+                if lossy.is_some() {
+                    continue;
+                }
                 match sender.try_reserve() {
                     Ok(permit) => permits.push(permit),
                     Err(mpsc::error::TrySendError::Full(())) => {
-                        dropped.fetch_add(1, Ordering::Relaxed);
+                        blocked = Some(index);
+                        break;
                     }
+                    // Unsubscribed meanwhile: it gets nothing.
                     Err(mpsc::error::TrySendError::Closed(())) => {}
                 }
-                continue;
             }
+            let Some(blocked) = blocked else {
+                break 'reserve permits;
+            };
+            drop(permits);
+            let (name, sender, _) = &targets[blocked];
             match tokio::time::timeout_at(deadline, sender.reserve()).await {
-                Ok(Ok(permit)) => permits.push(permit),
-                // Unsubscribed meanwhile: it gets nothing.
+                // Room: give it back and take every place again.
+                Ok(Ok(permit)) => drop(permit),
                 Ok(Err(_closed)) => {}
                 Err(_elapsed) => {
                     return Err(PublishError::Full {
@@ -221,6 +235,20 @@ impl Broker {
                         waited: timeout,
                     });
                 }
+            }
+        };
+        let mut permits = permits;
+        // Lossy taps last: they take what fits and count the rest.
+        for (_, sender, lossy) in &targets {
+            let Some(dropped) = lossy else {
+                continue;
+            };
+            match sender.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => {}
             }
         }
         let message = Arc::new(message);
@@ -237,7 +265,6 @@ impl Broker {
     /// Each subscription's name and how many messages wait in its queue,
     /// for the queue-depth gauge.
     pub fn depths(&self) -> Vec<(String, usize)> {
-        let capacity = self.inner.settings.queue_capacity;
         self.inner
             .entries
             .read()
@@ -246,7 +273,10 @@ impl Broker {
             .map(|entry| {
                 (
                     entry.name.clone(),
-                    capacity.saturating_sub(entry.sender.capacity()),
+                    entry
+                        .sender
+                        .max_capacity()
+                        .saturating_sub(entry.sender.capacity()),
                 )
             })
             .collect()
@@ -378,10 +408,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_publisher_waiting_on_a_full_queue_holds_no_place_in_the_others() {
+        let broker = broker(1);
+        // `healthy` comes first: a publisher to both reaches it first.
+        let mut healthy = broker.subscribe("healthy", pattern("*.x"));
+        let _stuck = broker.subscribe("stuck", pattern("a.>"));
+        broker.publish(message("a.x", "fills stuck")).await.unwrap();
+        assert_eq!(data(&mut healthy).await, "fills stuck");
+        // A publisher to both waits on `stuck`...
+        let waiting = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.publish(message("a.x", "waits")).await })
+        };
+        tokio::task::yield_now().await;
+        // ...and meanwhile another publisher still finds room in `healthy`.
+        let other = broker.publish(message("b.x", "goes through")).await;
+        assert_eq!(other.map(|p| p.subscriptions), Ok(1));
+        assert_eq!(data(&mut healthy).await, "goes through");
+        assert!(matches!(
+            waiting.await.unwrap(),
+            Err(PublishError::Full { ref subscription, .. }) if subscription == "stuck"
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_lossy_subscription_drops_what_does_not_fit_and_holds_no_one() {
         let broker = broker(1);
         let dropped = Arc::new(AtomicU64::new(0));
-        let mut tap = broker.subscribe_lossy("tap", pattern(">"), dropped.clone());
+        let mut tap = broker.subscribe_lossy("tap", pattern(">"), 1, dropped.clone());
         let started = tokio::time::Instant::now();
         for text in ["1", "2", "3"] {
             assert_eq!(

@@ -80,6 +80,15 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
             bytes
         }
     };
+    if let Some(bad) = args
+        .content_type
+        .as_deref()
+        .and_then(|t| t.chars().find(|c| c.is_control()))
+    {
+        bail!(
+            "--content-type holds the control character {bad:?}; give a media type such as application/json"
+        );
+    }
     runtime()?.block_on(async move {
         let mut stream = connect(args.admin).await?;
         let content_type = args
