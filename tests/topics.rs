@@ -160,6 +160,26 @@ fn a_publish_to_route_and_host_publish_feed_a_topic_that_host_subscribe_follows(
         "error: topic `no spaces` holds ' ', which a topic may not; write tokens of letters, digits, `_` or `-` separated by `.`, such as `telemetry` or `sensors.kitchen`\n"
     );
 
+    // The broker's counts and queues on /metrics: two publishes on
+    // `telemetry` (the route's and `host publish`'s), and the tap.
+    let metrics = runtime()
+        .block_on(support::get(&format!(
+            "http://{}/metrics",
+            host.admin.unwrap()
+        )))
+        .text();
+    for line in [
+        "serverless_messages_published_total{topic=\"telemetry\"} 2",
+        "serverless_messages_unrouted_total{topic=\"telemetry\"} 0",
+        "serverless_messages_refused_total{topic=\"telemetry\"} 0",
+        "serverless_subscription_queue_depth{subscription=\"admin tap telemetry\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from:\n{metrics}"
+        );
+    }
+
     // The admin doors themselves: a bad topic is 400 with the reason, a
     // web page (an `Origin` header) is refused, a wrong method is 405.
     let admin = format!("http://{}", host.admin.unwrap());

@@ -65,6 +65,18 @@ struct ServiceLabels {
     service: String,
 }
 
+/// Labels of per-topic series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+/// Labels of per-subscription series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriptionLabels {
+    subscription: String,
+}
+
 /// Labels of the outbound refusal counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeniedLabels {
@@ -93,6 +105,13 @@ pub(crate) struct Metrics {
     log_lines_dropped: Counter,
     /// The runtime's own counts, copied into the series above.
     runtime: RuntimeCounters,
+    /// The broker's counts per topic and queue depths, copied at each
+    /// scrape.
+    broker: Option<serverless_messaging::Broker>,
+    messages_published: Family<TopicLabels, Counter>,
+    messages_unrouted: Family<TopicLabels, Counter>,
+    messages_refused: Family<TopicLabels, Counter>,
+    queue_depth: Family<SubscriptionLabels, Gauge>,
     /// Serialises bringing the copies up to date, so that two scrapes at
     /// once do not both add the same difference.
     copying: Mutex<()>,
@@ -116,7 +135,11 @@ fn catch_up(counter: &Counter, total: u64) {
 impl Metrics {
     /// Empty series, with the pool sized for `max_instances`; the counts
     /// the runtime keeps itself are read from `runtime`.
-    pub(crate) fn new(max_instances: u32, runtime: RuntimeCounters) -> Metrics {
+    pub(crate) fn new(
+        max_instances: u32,
+        runtime: RuntimeCounters,
+        broker: Option<serverless_messaging::Broker>,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("serverless");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -188,7 +211,36 @@ impl Metrics {
             "How long each service's current run has been running, in whole seconds",
             service_uptime.clone(),
         );
+        let messages_published = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "messages_published",
+            "Messages published on each topic of the embedded broker (delivered to its subscriptions, or to none)",
+            messages_published.clone(),
+        );
+        let messages_unrouted = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "messages_unrouted",
+            "Messages published on each topic that no subscription matched",
+            messages_unrouted.clone(),
+        );
+        let messages_refused = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "messages_refused",
+            "Publishes on each topic refused because a subscription's queue stayed full",
+            messages_refused.clone(),
+        );
+        let queue_depth = Family::<SubscriptionLabels, Gauge>::default();
+        registry.register(
+            "subscription_queue_depth",
+            "Messages waiting in each subscription's queue",
+            queue_depth.clone(),
+        );
         Metrics {
+            broker,
+            messages_published,
+            messages_unrouted,
+            messages_refused,
+            queue_depth,
             service_up,
             service_restarts,
             service_uptime,
@@ -328,6 +380,30 @@ impl Metrics {
             }
             catch_up(&self.slow_lane_moves, self.runtime.slow_lane_moves());
             catch_up(&self.log_lines_dropped, crate::logging::dropped());
+            if let Some(broker) = &self.broker {
+                for (topic, counts) in broker.topic_counts() {
+                    let labels = TopicLabels { topic };
+                    catch_up(
+                        &self.messages_published.get_or_create(&labels),
+                        counts.published,
+                    );
+                    catch_up(
+                        &self.messages_unrouted.get_or_create(&labels),
+                        counts.unrouted,
+                    );
+                    catch_up(
+                        &self.messages_refused.get_or_create(&labels),
+                        counts.refused,
+                    );
+                }
+                // Subscriptions come and go: the gauge shows those there now.
+                self.queue_depth.clear();
+                for (subscription, depth) in broker.depths() {
+                    self.queue_depth
+                        .get_or_create(&SubscriptionLabels { subscription })
+                        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                }
+            }
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

@@ -89,9 +89,29 @@ struct Entry {
     lossy: Option<Arc<AtomicU64>>,
 }
 
+/// How many messages one topic saw, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    /// Publishes accepted (routed or not).
+    pub published: u64,
+    /// Of those, the ones no subscription matched.
+    pub unrouted: u64,
+    /// Publishes refused because a queue stayed full.
+    pub refused: u64,
+}
+
+/// The most topics counted one by one; the rest are counted together
+/// under [`OTHER_TOPICS`], so that a stream of made-up names cannot grow
+/// the metrics without end.
+pub const MOST_COUNTED_TOPICS: usize = 1024;
+
+/// The name the topics past [`MOST_COUNTED_TOPICS`] are counted under.
+pub const OTHER_TOPICS: &str = "(other)";
+
 struct Inner {
     settings: BrokerSettings,
     entries: RwLock<Vec<Entry>>,
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, TopicCounts>>,
     next_message: AtomicU64,
     next_subscription: AtomicU64,
 }
@@ -120,6 +140,7 @@ impl Broker {
                     ..settings
                 },
                 entries: RwLock::new(Vec::new()),
+                counts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
                 next_message: AtomicU64::new(1),
                 next_subscription: AtomicU64::new(1),
             }),
@@ -229,6 +250,7 @@ impl Broker {
                 Ok(Ok(permit)) => drop(permit),
                 Ok(Err(_closed)) => {}
                 Err(_elapsed) => {
+                    self.count(&message.topic, |counts| counts.refused += 1);
                     return Err(PublishError::Full {
                         subscription: name.clone(),
                         capacity: self.inner.settings.queue_capacity,
@@ -251,8 +273,14 @@ impl Broker {
                 Err(mpsc::error::TrySendError::Closed(())) => {}
             }
         }
-        let message = Arc::new(message);
         let subscriptions = permits.len();
+        self.count(&message.topic, |counts| {
+            counts.published += 1;
+            if subscriptions == 0 {
+                counts.unrouted += 1;
+            }
+        });
+        let message = Arc::new(message);
         for permit in permits {
             permit.send(Delivery {
                 id,
@@ -260,6 +288,31 @@ impl Broker {
             });
         }
         Ok(Published { id, subscriptions })
+    }
+
+    fn count(&self, topic: &crate::Topic, change: impl FnOnce(&mut TopicCounts)) {
+        let mut counts = self
+            .inner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let name = if counts.contains_key(topic.as_str()) || counts.len() < MOST_COUNTED_TOPICS {
+            topic.as_str()
+        } else {
+            OTHER_TOPICS
+        };
+        change(counts.entry(name.to_owned()).or_default());
+    }
+
+    /// What each topic saw so far, by name.
+    pub fn topic_counts(&self) -> Vec<(String, TopicCounts)> {
+        self.inner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(topic, counts)| (topic.clone(), *counts))
+            .collect()
     }
 
     /// Each subscription's name and how many messages wait in its queue,
@@ -390,6 +443,17 @@ mod tests {
             fast.depth(),
             0,
             "all or nothing: the fast queue did not get it"
+        );
+        assert_eq!(
+            broker.topic_counts(),
+            [(
+                "telemetry".to_owned(),
+                TopicCounts {
+                    published: 2,
+                    unrouted: 0,
+                    refused: 1
+                }
+            )]
         );
         assert_eq!(
             broker.depths(),

@@ -18,7 +18,7 @@ pub mod message;
 pub mod retry;
 pub mod topic;
 
-pub use broker::{Broker, BrokerSettings, Delivery, PublishError, Subscription};
+pub use broker::{Broker, BrokerSettings, Delivery, PublishError, Subscription, TopicCounts};
 pub use message::{Message, MessageId};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use topic::{Topic, TopicError, TopicPattern};

@@ -223,7 +223,7 @@ pub(crate) fn run(args: RunArgs, invocations: Arc<Invocations>) -> anyhow::Resul
             Duration::from_secs(1),
             // The one body is already in memory.
             u64::MAX,
-            Arc::new(Metrics::new(1, runtime.counters())),
+            Arc::new(Metrics::new(1, runtime.counters(), None)),
             invocations,
         ));
         let response = dispatcher.dispatch(request, None).await;

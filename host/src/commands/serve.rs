@@ -274,7 +274,11 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let metrics = Arc::new(Metrics::new(args.max_instances, runtime.counters()));
+        let metrics = Arc::new(Metrics::new(
+            args.max_instances,
+            runtime.counters(),
+            Some(broker.clone()),
+        ));
         let admin = Arc::new(Admin::new(
             metrics.clone(),
             &routes,
