@@ -129,6 +129,13 @@ fn a_publish_to_route_and_host_publish_feed_a_topic_that_host_subscribe_follows(
         "x".repeat(2048),
     ));
     assert_eq!(big.status, 413);
+    // And a chunked body, whose size no header declares, is cut off as it
+    // streams.
+    let mut chunked = b"POST /ingest HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n800\r\n".to_vec();
+    chunked.extend(std::iter::repeat_n(b'x', 2048));
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let answer = support::raw_exchange(host.address, &chunked, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 
     // `host publish` goes through the admin listener.
     let published = host_command()

@@ -517,6 +517,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_subscription_dropped_while_a_publisher_waits_for_it_lets_the_publisher_go() {
+        let broker = broker(1);
+        let full = broker.subscribe("full", pattern("t"));
+        broker.publish(message("t", "fills it")).await.unwrap();
+        let waiting = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.publish(message("t", "waits")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let started = tokio::time::Instant::now();
+        drop(full);
+        let published = waiting.await.unwrap().unwrap();
+        assert_eq!(published.subscriptions, 0, "the only queue went away");
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "it did not wait out the timeout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_subscription_gets_nothing_more() {
         let broker = broker(1);
         let gone = broker.subscribe("gone", pattern(">"));
