@@ -415,7 +415,7 @@ impl Metrics {
 pub(crate) type AdminBody = BoxBody<Bytes, Infallible>;
 
 /// A body fed by a channel, for `/logs/APP?follow`.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+pub(crate) struct ChannelBody(pub(crate) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;

@@ -16,7 +16,6 @@
 //! from `host publish` or a script: it is refused (`403`), so that a page
 //! the operator visits cannot publish through a loopback listener.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -185,23 +184,6 @@ fn event(id: &str, message: &Message) -> serde_json::Value {
     value
 }
 
-/// A body fed by a channel.
-struct Stream(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for Stream {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(context)
-            .map(|chunk| chunk.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
-    }
-}
-
 fn subscribe(broker: &Broker, pattern: TopicPattern) -> Response<AdminBody> {
     let dropped = Arc::new(AtomicU64::new(0));
     let mut subscription = broker.subscribe_lossy(
@@ -243,7 +225,7 @@ fn subscribe(broker: &Broker, pattern: TopicPattern) -> Response<AdminBody> {
             }
         }
     });
-    let mut response = Response::new(Stream(receiver).boxed());
+    let mut response = Response::new(crate::admin::ChannelBody(receiver).boxed());
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

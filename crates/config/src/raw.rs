@@ -82,6 +82,30 @@ struct RawApp {
     fuel: Option<Spanned<u64>>,
 }
 
+impl RawApp {
+    /// The keys given that only a component's route takes (its
+    /// environment, files, outbound rules, world and instance limits), in
+    /// the order the errors name them.
+    fn component_keys(&self) -> Vec<&'static str> {
+        [
+            (!self.env.is_empty(), "env"),
+            (self.files.is_some(), "files"),
+            (self.allowed_tcp.is_some(), "allowed_tcp"),
+            (self.allowed_http.is_some(), "allowed_http"),
+            (self.tcp_connect_timeout.is_some(), "tcp_connect_timeout"),
+            (self.tcp_io_timeout.is_some(), "tcp_io_timeout"),
+            (self.max_tcp_connections.is_some(), "max_tcp_connections"),
+            (self.world.is_some(), "world"),
+            (self.function.is_some(), "function"),
+            (self.max_memory.is_some(), "max_memory"),
+            (self.fuel.is_some(), "fuel"),
+        ]
+        .into_iter()
+        .filter_map(|(given, key)| given.then_some(key))
+        .collect()
+    }
+}
+
 /// What an `[[applications]]` entry must have, for the errors about it.
 const APP_NEEDS: &str = "; every [[applications]] entry needs `method`, `url_path`, and `file_path`, `service` or `publish_to`";
 
@@ -206,6 +230,9 @@ pub(crate) fn parse(
     for (index, app) in raw.applications.into_iter().enumerate() {
         let entry_span = app.span();
         let app = app.into_inner();
+        // Taken before the fields move: routes that run no component
+        // refuse these.
+        let component_keys = app.component_keys();
         if let Some(topic) = app.publish_to {
             if let Some(other) = app
                 .file_path
@@ -224,24 +251,15 @@ pub(crate) fn parse(
             let topic_span = topic.span();
             let topic_name = serverless_messaging::Topic::new(topic.get_ref())
                 .map_err(|error| at(topic_span.clone(), error.to_string()))?;
-            let not_here: Vec<&str> = [
-                (!app.env.is_empty(), "env"),
-                (app.files.is_some(), "files"),
-                (app.allowed_tcp.is_some(), "allowed_tcp"),
-                (app.allowed_http.is_some(), "allowed_http"),
-                (app.tcp_connect_timeout.is_some(), "tcp_connect_timeout"),
-                (app.tcp_io_timeout.is_some(), "tcp_io_timeout"),
-                (app.max_tcp_connections.is_some(), "max_tcp_connections"),
-                (app.world.is_some(), "world"),
-                (app.function.is_some(), "function"),
-                (app.max_memory.is_some(), "max_memory"),
-                (app.fuel.is_some(), "fuel"),
-                (app.max_response_body.is_some(), "max_response_body"),
-                (app.max_concurrency.is_some(), "max_concurrency"),
-            ]
-            .into_iter()
-            .filter_map(|(given, key)| given.then_some(key))
-            .collect();
+            let mut not_here = component_keys;
+            not_here.extend(
+                [
+                    (app.max_response_body.is_some(), "max_response_body"),
+                    (app.max_concurrency.is_some(), "max_concurrency"),
+                ]
+                .into_iter()
+                .filter_map(|(given, key)| given.then_some(key)),
+            );
             if let Some(first) = not_here.first() {
                 return Err(at(
                     key_span(source, entry_span.clone(), first).unwrap_or(topic_span),
@@ -342,22 +360,7 @@ pub(crate) fn parse(
                         ),
                     ));
                 };
-                let not_here: Vec<&str> = [
-                    (!app.env.is_empty(), "env"),
-                    (app.files.is_some(), "files"),
-                    (app.allowed_tcp.is_some(), "allowed_tcp"),
-                    (app.allowed_http.is_some(), "allowed_http"),
-                    (app.tcp_connect_timeout.is_some(), "tcp_connect_timeout"),
-                    (app.tcp_io_timeout.is_some(), "tcp_io_timeout"),
-                    (app.max_tcp_connections.is_some(), "max_tcp_connections"),
-                    (app.world.is_some(), "world"),
-                    (app.function.is_some(), "function"),
-                    (app.max_memory.is_some(), "max_memory"),
-                    (app.fuel.is_some(), "fuel"),
-                ]
-                .into_iter()
-                .filter_map(|(given, key)| given.then_some(key))
-                .collect();
+                let not_here = component_keys;
                 if let Some(first) = not_here.first() {
                     return Err(at(
                         key_span(source, entry_span.clone(), first).unwrap_or(service_span),
