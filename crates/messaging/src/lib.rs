@@ -9,12 +9,15 @@
 //!   subscription, back-pressure to publishers when a queue is full.
 //! - [`retry`]: what happens after a handler fails a message: retries
 //!   with backoff, then a dead-letter topic or a counted drop.
+//! - [`nats`]: the NATS client protocol, for a broker shared by several
+//!   hosts.
 //!
 //! Topics follow NATS subject syntax, so that the same names work on the
 //! embedded broker and on a NATS server shared by several hosts.
 
 pub mod broker;
 pub mod message;
+pub mod nats;
 pub mod retry;
 pub mod topic;
 
