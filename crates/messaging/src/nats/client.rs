@@ -1,0 +1,323 @@
+//! A NATS connection that lasts: it connects, says who it is, keeps
+//! the subscriptions, answers the server's pings, and after an outage
+//! connects again (backing off from 100 ms to 5 s) and subscribes again.
+//! While it is down, publishes fail at once with [`NatsError::Down`]:
+//! nothing is queued out of sight.
+//!
+//! Every subject is prefixed with the deployment's prefix (`prod.`), so
+//! that two deployments on one NATS server do not mix; messages arrive
+//! with their topic as the deployment named it, without the prefix.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::codec::{ClientOp, Decoder, ServerOp, encode};
+use crate::{Message, Topic, TopicPattern};
+
+/// How the client reaches and names itself to the server.
+#[derive(Clone)]
+pub struct NatsOptions {
+    /// `HOST:PORT` of the server.
+    pub address: String,
+    /// Put before every subject, with a `.`: one per deployment.
+    pub prefix: Topic,
+    /// A user and password, when the server wants them.
+    pub user: Option<(String, String)>,
+    /// A token, when the server wants one.
+    pub token: Option<String>,
+    /// The largest payload the client takes from the server.
+    pub max_payload: usize,
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsOptions")
+            .field("address", &self.address)
+            .field("prefix", &self.prefix)
+            .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Why a publish or subscribe did not reach the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NatsError {
+    /// The connection is down; the client is connecting again.
+    #[error("the NATS server at {0} is not reachable now; the host is reconnecting")]
+    Down(String),
+}
+
+struct Shared {
+    options: NatsOptions,
+    up: AtomicBool,
+    /// Operations to write, in order.
+    outgoing: mpsc::UnboundedSender<ClientOp>,
+    subscriptions: Mutex<HashMap<u64, (TopicPattern, mpsc::Sender<Message>)>>,
+    next_sid: AtomicU64,
+}
+
+/// A lasting connection. Cloning it shares it.
+#[derive(Clone)]
+pub struct NatsClient {
+    shared: Arc<Shared>,
+}
+
+fn prefixed(prefix: &Topic, name: &str) -> String {
+    format!("{prefix}.{name}")
+}
+
+impl NatsClient {
+    /// Starts connecting in the background; [`NatsClient::is_up`] tells
+    /// when it is.
+    pub fn start(options: NatsOptions) -> NatsClient {
+        let (outgoing, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            options,
+            up: AtomicBool::new(false),
+            outgoing,
+            subscriptions: Mutex::new(HashMap::new()),
+            next_sid: AtomicU64::new(1),
+        });
+        tokio::spawn(run(shared.clone(), receiver));
+        NatsClient { shared }
+    }
+
+    /// Whether the connection is up now.
+    pub fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::SeqCst)
+    }
+
+    /// Sends `message` on its topic (prefixed).
+    pub fn publish(&self, message: &Message) -> Result<(), NatsError> {
+        if !self.is_up() {
+            return Err(NatsError::Down(self.shared.options.address.clone()));
+        }
+        let mut headers = message.metadata.clone();
+        if let Some(content_type) = &message.content_type {
+            headers.push(("content-type".to_owned(), content_type.clone()));
+        }
+        let op = ClientOp::Publish {
+            subject: prefixed(&self.shared.options.prefix, message.topic.as_str()),
+            reply_to: None,
+            headers,
+            payload: message.data.clone(),
+        };
+        self.shared
+            .outgoing
+            .send(op)
+            .map_err(|_| NatsError::Down(self.shared.options.address.clone()))
+    }
+
+    /// Subscribes to `pattern` (prefixed), now and after every reconnect;
+    /// messages arrive on the receiver, `capacity` at most waiting (more
+    /// are dropped, as NATS drops for a slow consumer).
+    pub fn subscribe(&self, pattern: TopicPattern, capacity: usize) -> mpsc::Receiver<Message> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
+        let subject = prefixed(&self.shared.options.prefix, pattern.as_str());
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(sid, (pattern, sender));
+        if self.is_up() {
+            let _ = self
+                .shared
+                .outgoing
+                .send(ClientOp::Subscribe { subject, sid });
+        }
+        receiver
+    }
+}
+
+/// The options the client says at CONNECT, as JSON (written here, so
+/// that the crate needs no JSON library).
+fn connect_json(options: &NatsOptions) -> String {
+    fn quoted(text: &str) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+    let mut json = String::from(
+        "{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":false,\"lang\":\"rust\",\"name\":\"serverless-wasm\"",
+    );
+    if let Some((user, pass)) = &options.user {
+        json.push_str(&format!(
+            ",\"user\":{},\"pass\":{}",
+            quoted(user),
+            quoted(pass)
+        ));
+    }
+    if let Some(token) = &options.token {
+        json.push_str(&format!(",\"auth_token\":{}", quoted(token)));
+    }
+    json.push('}');
+    json
+}
+
+/// Connects, serves the connection until it breaks, and starts again.
+async fn run(shared: Arc<Shared>, mut outgoing: mpsc::UnboundedReceiver<ClientOp>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match serve(&shared, &mut outgoing).await {
+            Ok(()) => return,
+            Err(reason) => {
+                if shared.up.swap(false, Ordering::SeqCst) {
+                    tracing::warn!(server = %shared.options.address, "NATS connection lost: {reason}; reconnecting");
+                } else {
+                    tracing::debug!(server = %shared.options.address, "NATS connect failed: {reason}");
+                }
+            }
+        }
+        // What was queued for the broken connection is dropped: its
+        // publishers were told the send went out, and NATS itself is
+        // at-most-once.
+        while outgoing.try_recv().is_ok() {}
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life; `Ok` when the client was dropped.
+async fn serve(
+    shared: &Arc<Shared>,
+    outgoing: &mut mpsc::UnboundedReceiver<ClientOp>,
+) -> Result<(), String> {
+    let mut stream = TcpStream::connect(&shared.options.address)
+        .await
+        .map_err(|error| error.to_string())?;
+    stream
+        .set_nodelay(true)
+        .map_err(|error| error.to_string())?;
+    let decoder = Decoder::new(shared.options.max_payload);
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    // The server speaks first.
+    loop {
+        if let Some(op) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
+            match op {
+                ServerOp::Info(_) => break,
+                other => return Err(format!("the server began with {other:?}, not INFO")),
+            }
+        }
+        if stream
+            .read_buf(&mut input)
+            .await
+            .map_err(|e| e.to_string())?
+            == 0
+        {
+            return Err("the server closed the connection".to_owned());
+        }
+    }
+    let mut out = BytesMut::new();
+    encode(&ClientOp::Connect(connect_json(&shared.options)), &mut out);
+    let subscriptions: Vec<(u64, String)> = shared
+        .subscriptions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(sid, (pattern, _))| (*sid, prefixed(&shared.options.prefix, pattern.as_str())))
+        .collect();
+    for (sid, subject) in subscriptions {
+        encode(&ClientOp::Subscribe { subject, sid }, &mut out);
+    }
+    // A PING after CONNECT: its PONG (or an -ERR) says whether the
+    // server took us.
+    encode(&ClientOp::Ping, &mut out);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut accepted = false;
+    loop {
+        tokio::select! {
+            read = stream.read_buf(&mut input) => {
+                if read.map_err(|e| e.to_string())? == 0 {
+                    return Err("the server closed the connection".to_owned());
+                }
+                while let Some(op) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
+                    match op {
+                        ServerOp::Ping => {
+                            let mut pong = BytesMut::new();
+                            encode(&ClientOp::Pong, &mut pong);
+                            stream.write_all(&pong).await.map_err(|e| e.to_string())?;
+                        }
+                        ServerOp::Pong if !accepted => {
+                            accepted = true;
+                            shared.up.store(true, Ordering::SeqCst);
+                            tracing::info!(server = %shared.options.address, prefix = %shared.options.prefix, "NATS connected");
+                        }
+                        ServerOp::Err(message) => return Err(format!("the server said: {message}")),
+                        ServerOp::Message { subject, sid, headers, payload, .. } => {
+                            deliver(shared, &subject, sid, headers, payload);
+                        }
+                        ServerOp::Pong | ServerOp::Ok | ServerOp::Info(_) => {}
+                    }
+                }
+            }
+            op = outgoing.recv() => {
+                let Some(op) = op else { return Ok(()) };
+                let mut buffer = BytesMut::new();
+                encode(&op, &mut buffer);
+                // Whatever else is queued goes in the same write.
+                while let Ok(op) = outgoing.try_recv() {
+                    encode(&op, &mut buffer);
+                }
+                stream.write_all(&buffer).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
+
+/// Hands a message to its subscription, without the prefix.
+fn deliver(
+    shared: &Shared,
+    subject: &str,
+    sid: u64,
+    mut headers: Vec<(String, String)>,
+    payload: bytes::Bytes,
+) {
+    let subscriptions = shared
+        .subscriptions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some((_, sender)) = subscriptions.get(&sid) else {
+        return;
+    };
+    let Some(topic) = subject
+        .strip_prefix(shared.options.prefix.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|name| Topic::new(name).ok())
+    else {
+        tracing::warn!(
+            subject,
+            "NATS: a message on a subject outside this deployment's prefix was dropped"
+        );
+        return;
+    };
+    let content_type = headers
+        .iter()
+        .position(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|index| headers.remove(index).1);
+    let mut message = Message::new(topic, payload);
+    message.content_type = content_type;
+    message.metadata = headers;
+    if sender.try_send(message).is_err() {
+        tracing::warn!(
+            subject,
+            "NATS: a subscriber is not keeping up; a message was dropped"
+        );
+    }
+}
