@@ -218,3 +218,101 @@ fn a_publish_to_route_and_host_publish_feed_a_topic_that_host_subscribe_follows(
     let wrong = send("POST", "/subscribe/telemetry", &[]);
     assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
 }
+
+#[test]
+fn two_hosts_on_one_nats_server_share_topics_and_an_outage_is_a_503() {
+    let nats = support::backends::NatsServer::start();
+    let url = nats.url();
+    let config = ConfigDir::new(
+        "[[applications]]\nmethod = \"POST\"\nurl_path = \"/ingest\"\npublish_to = \"telemetry\"\n",
+    );
+    let messaging = ["--messaging", url.as_str(), "--messaging-prefix", "shared"];
+    let publisher = Host::start(Some(&config.path()), &messaging);
+    let consumer = Host::start(Some(&config.path()), &messaging);
+    assert!(
+        publisher.stdout().contains(&format!(
+            "messaging: NATS at {url}, subjects under `shared.`\n"
+        )),
+        "{}",
+        publisher.stdout()
+    );
+    // A third host under another prefix shares the server, not the topics.
+    let elsewhere = Host::start(
+        Some(&config.path()),
+        &["--messaging", url.as_str(), "--messaging-prefix", "other"],
+    );
+    let subscriber = Subscriber::start(&consumer, "telemetry");
+    let stranger = Subscriber::start(&elsewhere, "telemetry");
+    let post = |host: &Host, body: &str| {
+        runtime().block_on(support::send(
+            &support::client(),
+            "POST",
+            &host.url("/ingest"),
+            &[],
+            body.to_owned(),
+        ))
+    };
+    // The consumer's NATS subscription is made as its tap opens: published
+    // until it has reached the server.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the second host never got the message"
+        );
+        let reply = post(&publisher, "from the first host");
+        if reply.status != 202 {
+            // Not connected to NATS yet.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            answer["subscriptions"],
+            serde_json::Value::Null,
+            "NATS does not say"
+        );
+        if let Ok(line) = subscriber.lines.recv_timeout(Duration::from_millis(200)) {
+            assert!(line.starts_with("== telemetry msg-"), "{line}");
+            let data = subscriber
+                .lines
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap();
+            assert_eq!(data, "from the first host");
+            break;
+        }
+    }
+    // The other prefix saw none of it: its first message is its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the other deployment never got its own message"
+        );
+        let _ = post(&elsewhere, "the other deployment's");
+        if let Ok(line) = stranger.lines.recv_timeout(Duration::from_millis(200)) {
+            assert!(line.starts_with("== telemetry msg-"), "{line}");
+            let data = stranger.lines.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(data, "the other deployment's");
+            break;
+        }
+    }
+
+    // NATS goes away: a publish is a 503 that says why.
+    drop(nats);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+        let reply = post(&publisher, "during the outage");
+        if reply.status == 503 {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        refused.text(),
+        "service unavailable: the message broker is not reachable, retry shortly\n"
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    publisher.wait_for_log(&["NATS connection lost"]);
+}

@@ -138,7 +138,7 @@ async fn publish(
         .map(str::to_owned);
     match broker.publish(message).await {
         Ok(published) => {
-            tracing::info!(%topic, message = %published.id, subscriptions = published.subscriptions, "published from the admin listener");
+            tracing::info!(%topic, message = %published.id, subscriptions = ?published.subscriptions, "published from the admin listener");
             answer(
                 StatusCode::ACCEPTED,
                 "application/json",

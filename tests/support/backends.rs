@@ -297,3 +297,56 @@ impl HttpBackend {
         self.connections.load(Ordering::SeqCst)
     }
 }
+
+/// A `nats-server` on a free loopback port (tests/run installs it),
+/// stopped when dropped.
+pub struct NatsServer {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl NatsServer {
+    /// Starts one and waits for its "ready" line.
+    pub fn start() -> NatsServer {
+        use std::io::BufRead as _;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (tests/run installs it from Debian)");
+        let stderr = child.stderr.take().unwrap();
+        let (ready, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("Server is ready") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        wait.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("nats-server printed its ready line");
+        NatsServer { child, port }
+    }
+
+    /// The `--messaging` value that reaches it.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

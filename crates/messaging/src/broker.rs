@@ -13,6 +13,14 @@
 //! publishes reserved a place, so one publisher's messages arrive in the
 //! order it sent them.
 //!
+//! Bridged to NATS ([`Broker::attach_nats`]), the broker publishes on the
+//! NATS server instead of its own queues, and each subscription is fed
+//! from a NATS subscription of its pattern, so that several hosts share
+//! topics. A publish then fails at once while NATS is down
+//! ([`PublishError::Unavailable`]), and does not wait for subscribers:
+//! NATS delivers at most once, and drops for a consumer that does not
+//! keep up.
+//!
 //! A lossy subscription ([`Broker::subscribe_lossy`], for debugging taps
 //! such as `host subscribe`) never holds a publisher: a message that
 //! finds its queue full is dropped for it alone and counted.
@@ -69,6 +77,9 @@ pub enum PublishError {
         /// How long the publisher waited.
         waited: Duration,
     },
+    /// The NATS server the broker is bridged to is not reachable now.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What a publish did.
@@ -76,8 +87,9 @@ pub enum PublishError {
 pub struct Published {
     /// The message's id.
     pub id: MessageId,
-    /// How many subscriptions it was queued for (0: unrouted).
-    pub subscriptions: usize,
+    /// How many subscriptions it was queued for (0: unrouted); `None` on
+    /// NATS, which does not say.
+    pub subscriptions: Option<usize>,
 }
 
 struct Entry {
@@ -112,6 +124,8 @@ struct Inner {
     settings: BrokerSettings,
     entries: RwLock<Vec<Entry>>,
     counts: std::sync::Mutex<std::collections::BTreeMap<String, TopicCounts>>,
+    /// The NATS connection, once the broker is bridged.
+    nats: std::sync::OnceLock<crate::nats::NatsClient>,
     next_message: AtomicU64,
     next_subscription: AtomicU64,
 }
@@ -141,10 +155,22 @@ impl Broker {
                 },
                 entries: RwLock::new(Vec::new()),
                 counts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+                nats: std::sync::OnceLock::new(),
                 next_message: AtomicU64::new(1),
                 next_subscription: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// Bridges the broker to NATS from now on (subscriptions made later
+    /// are fed from NATS). Call it once, before subscribing.
+    pub fn attach_nats(&self, client: crate::nats::NatsClient) {
+        let _ = self.inner.nats.set(client);
+    }
+
+    /// Whether it is bridged to NATS.
+    pub fn is_bridged(&self) -> bool {
+        self.inner.nats.get().is_some()
     }
 
     /// Its settings.
@@ -180,6 +206,9 @@ impl Broker {
     ) -> Subscription {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
+        if let Some(nats) = self.inner.nats.get() {
+            self.feed_from_nats(nats, &pattern, capacity, sender.clone(), lossy.clone());
+        }
         self.inner
             .entries
             .write()
@@ -202,6 +231,22 @@ impl Broker {
     /// Publishes `message` to every matching subscription, waiting for
     /// room as the module doc says.
     pub async fn publish(&self, message: Message) -> Result<Published, PublishError> {
+        if let Some(nats) = self.inner.nats.get() {
+            let id = MessageId(self.inner.next_message.fetch_add(1, Ordering::Relaxed));
+            return match nats.publish(&message) {
+                Ok(()) => {
+                    self.count(&message.topic, |counts| counts.published += 1);
+                    Ok(Published {
+                        id,
+                        subscriptions: None,
+                    })
+                }
+                Err(error) => {
+                    self.count(&message.topic, |counts| counts.refused += 1);
+                    Err(PublishError::Unavailable(error.to_string()))
+                }
+            };
+        }
         type Target = (String, mpsc::Sender<Delivery>, Option<Arc<AtomicU64>>);
         let targets: Vec<Target> = self
             .inner
@@ -287,7 +332,55 @@ impl Broker {
                 message: message.clone(),
             });
         }
-        Ok(Published { id, subscriptions })
+        Ok(Published {
+            id,
+            subscriptions: Some(subscriptions),
+        })
+    }
+
+    /// Forwards what NATS delivers for `pattern` into one subscription's
+    /// queue, until the subscription is dropped.
+    fn feed_from_nats(
+        &self,
+        nats: &crate::nats::NatsClient,
+        pattern: &TopicPattern,
+        capacity: usize,
+        sender: mpsc::Sender<Delivery>,
+        lossy: Option<Arc<AtomicU64>>,
+    ) {
+        let mut from_nats = nats.subscribe(pattern.clone(), capacity);
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = sender.closed() => return,
+                    message = from_nats.recv() => message,
+                };
+                let Some(message) = message else {
+                    return;
+                };
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                let id = MessageId(inner.next_message.fetch_add(1, Ordering::Relaxed));
+                let delivery = Delivery {
+                    id,
+                    message: Arc::new(message),
+                };
+                match &lossy {
+                    Some(dropped) => {
+                        if sender.try_send(delivery).is_err() {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    None => {
+                        if sender.send(delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
     }
 
     fn count(&self, topic: &crate::Topic, change: impl FnOnce(&mut TopicCounts)) {
@@ -403,7 +496,7 @@ mod tests {
             broker.publish(message(topic, text)).await.unwrap();
         }
         let unrouted = broker.publish(message("other", "4")).await.unwrap();
-        assert_eq!(unrouted.subscriptions, 0);
+        assert_eq!(unrouted.subscriptions, Some(0));
         assert_eq!(
             [
                 data(&mut all).await,
@@ -466,7 +559,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(data(&mut slow).await, "1");
-        assert_eq!(publisher.await.unwrap().unwrap().subscriptions, 2);
+        assert_eq!(publisher.await.unwrap().unwrap().subscriptions, Some(2));
         assert_eq!([data(&mut slow).await, data(&mut slow).await], ["2", "4"]);
         assert_eq!(data(&mut fast).await, "4");
     }
@@ -487,7 +580,7 @@ mod tests {
         tokio::task::yield_now().await;
         // ...and meanwhile another publisher still finds room in `healthy`.
         let other = broker.publish(message("b.x", "goes through")).await;
-        assert_eq!(other.map(|p| p.subscriptions), Ok(1));
+        assert_eq!(other.map(|p| p.subscriptions), Ok(Some(1)));
         assert_eq!(data(&mut healthy).await, "goes through");
         assert!(matches!(
             waiting.await.unwrap(),
@@ -508,7 +601,7 @@ mod tests {
                     .await
                     .unwrap()
                     .subscriptions,
-                usize::from(text == "1")
+                Some(usize::from(text == "1"))
             );
         }
         assert_eq!(started.elapsed(), Duration::ZERO, "no publisher waited");
@@ -529,7 +622,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         drop(full);
         let published = waiting.await.unwrap().unwrap();
-        assert_eq!(published.subscriptions, 0, "the only queue went away");
+        assert_eq!(published.subscriptions, Some(0), "the only queue went away");
         assert!(
             started.elapsed() < Duration::from_millis(250),
             "it did not wait out the timeout"
@@ -542,7 +635,7 @@ mod tests {
         let gone = broker.subscribe("gone", pattern(">"));
         drop(gone);
         let published = broker.publish(message("anything", "x")).await.unwrap();
-        assert_eq!(published.subscriptions, 0);
+        assert_eq!(published.subscriptions, Some(0));
         assert!(broker.depths().is_empty());
     }
 }

@@ -141,6 +141,94 @@ pub(crate) struct ServeArgs {
     /// always is).
     #[arg(long, value_name = "COUNT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) keep_versions: u32,
+
+    /// The message broker: `embedded` (in this process), or a NATS server
+    /// that several hosts share, `nats://HOST:PORT`.
+    #[arg(long, value_name = "embedded|nats://HOST:PORT", default_value = "embedded", value_parser = parse_messaging)]
+    pub(crate) messaging: Messaging,
+
+    /// With NATS: every subject is put under this prefix, one per
+    /// deployment, so that two deployments on one server do not mix.
+    #[arg(long, value_name = "NAME", default_value = "serverless", value_parser = parse_prefix)]
+    pub(crate) messaging_prefix: serverless_messaging::Topic,
+
+    /// With NATS: a TOML file with `token = "..."`, or `user` and
+    /// `password`. Without it, $SERVERLESS_WASM_NATS_TOKEN, or
+    /// $SERVERLESS_WASM_NATS_USER and $SERVERLESS_WASM_NATS_PASSWORD.
+    /// Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) messaging_credentials: Option<PathBuf>,
+}
+
+/// The value of `--messaging`.
+#[derive(Clone, Debug)]
+pub(crate) enum Messaging {
+    /// The broker in this process.
+    Embedded,
+    /// A NATS server at `HOST:PORT`.
+    Nats(String),
+}
+
+fn parse_messaging(text: &str) -> Result<Messaging, String> {
+    if text == "embedded" {
+        return Ok(Messaging::Embedded);
+    }
+    let Some(address) = text.strip_prefix("nats://") else {
+        return Err(format!(
+            "{text:?} is not `embedded` or a `nats://HOST:PORT` URL"
+        ));
+    };
+    let valid = address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !valid || address.contains(['/', '@']) {
+        return Err(format!(
+            "{text:?} is not `nats://HOST:PORT`; credentials go in --messaging-credentials or the environment, never in the URL"
+        ));
+    }
+    Ok(Messaging::Nats(address.to_owned()))
+}
+
+fn parse_prefix(text: &str) -> Result<serverless_messaging::Topic, String> {
+    serverless_messaging::Topic::new(text).map_err(|error| error.to_string())
+}
+
+/// A NATS user and password, and a token, each when given.
+type NatsCredentials = (Option<(String, String)>, Option<String>);
+
+/// The NATS user and password, or token, from `file` or the environment.
+fn nats_credentials(file: Option<&std::path::Path>) -> anyhow::Result<NatsCredentials> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        user: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+    }
+    let read = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("--messaging-credentials {}: cannot read it", path.display())
+            })?;
+            toml::from_str::<File>(&text).with_context(|| {
+                format!(
+                    "--messaging-credentials {}: write `token = \"...\"`, or `user` and `password`",
+                    path.display()
+                )
+            })?
+        }
+        None => File {
+            user: std::env::var("SERVERLESS_WASM_NATS_USER").ok(),
+            password: std::env::var("SERVERLESS_WASM_NATS_PASSWORD").ok(),
+            token: std::env::var("SERVERLESS_WASM_NATS_TOKEN").ok(),
+        },
+    };
+    let user = match (read.user, read.password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        _ => anyhow::bail!("NATS credentials need both a user and a password"),
+    };
+    Ok((user, read.token))
 }
 
 /// The value of `--admin-listen`.
@@ -319,8 +407,29 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             let scheme = if api_tls.is_some() { "https" } else { "http" };
             format!("management API on {scheme}://{bound}")
         });
+        // With NATS, the broker publishes and subscribes through it.
+        let messaging_line = match &args.messaging {
+            Messaging::Embedded => "messaging: the embedded broker".to_owned(),
+            Messaging::Nats(address) => {
+                let (user, token) = nats_credentials(args.messaging_credentials.as_deref())?;
+                broker.attach_nats(serverless_messaging::nats::NatsClient::start(
+                    serverless_messaging::nats::NatsOptions {
+                        address: address.clone(),
+                        prefix: args.messaging_prefix.clone(),
+                        user,
+                        token,
+                        max_payload: 64 << 20,
+                    },
+                ));
+                format!(
+                    "messaging: NATS at nats://{address}, subjects under `{}.`",
+                    args.messaging_prefix
+                )
+            }
+        };
         let hangups = reload::hangups()?;
-        print_banner(&routes, &operator_rules, &pool, bound, admin_address, api_line.as_deref());
+        let extra: Vec<String> = std::iter::once(messaging_line).chain(api_line).collect();
+        print_banner(&routes, &operator_rules, &pool, bound, admin_address, &extra);
         tracing::info!(
             "at most {max_connections} connections at once (--max-connections), and {HOST_RESERVE} more open files for the listeners, the admin endpoints, pooled connections and the compile cache; one idle for {:?} is closed (--idle-timeout)",
             args.idle_timeout
@@ -472,7 +581,7 @@ fn print_banner(
     pool: &str,
     bound: std::net::SocketAddr,
     admin: Option<std::net::SocketAddr>,
-    api: Option<&str>,
+    extra: &[String],
 ) {
     let mut out = std::io::stdout().lock();
     let width = routes
@@ -529,8 +638,8 @@ fn print_banner(
             let _ = writeln!(out, "admin endpoints: off");
         }
     }
-    if let Some(api) = api {
-        let _ = writeln!(out, "{api}");
+    for line in extra {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "listening on http://{bound}");
     let _ = out.flush();

@@ -112,11 +112,14 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
         }
         let answer: serde_json::Value =
             serde_json::from_str(&body).context("the host's answer is not JSON")?;
+        let reach = match answer["subscriptions"].as_u64() {
+            Some(count) => format!("to {count} subscriptions"),
+            None => "to the NATS server".to_owned(),
+        };
         println!(
-            "published {} on {} to {} subscriptions",
+            "published {} on {} {reach}",
             answer["id"].as_str().unwrap_or("?"),
             args.topic,
-            answer["subscriptions"]
         );
         Ok(())
     })

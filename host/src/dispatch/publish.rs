@@ -7,8 +7,9 @@
 //! - Published: `202 Accepted` with `{"id", "topic", "subscriptions"}`
 //!   (`subscriptions` is 0 when no one listens: the message is counted as
 //!   unrouted, not an error).
-//! - A subscriber's queue stayed full for the broker's wait: `503` with
-//!   `Retry-After: 1`; the message was not published anywhere.
+//! - A subscriber's queue stayed full for the broker's wait, or the NATS
+//!   server the broker is bridged to is down: `503` with `Retry-After: 1`;
+//!   the message was not published anywhere.
 
 use std::sync::Arc;
 
@@ -94,7 +95,10 @@ impl Publisher {
                     topic = %self.route.topic,
                     "refused: {error}"
                 );
-                return Err(Refusal::TopicFull);
+                return Err(match error {
+                    serverless_messaging::PublishError::Full { .. } => Refusal::TopicFull,
+                    serverless_messaging::PublishError::Unavailable(_) => Refusal::BrokerDown,
+                });
             }
         };
         tracing::info!(
@@ -102,7 +106,7 @@ impl Publisher {
             request_id,
             topic = %self.route.topic,
             message = %published.id,
-            subscriptions = published.subscriptions,
+            subscriptions = ?published.subscriptions,
             "published"
         );
         let body = serde_json::json!({
@@ -127,9 +131,16 @@ impl Publisher {
 
 /// The `503` of a publish that found a subscriber's queue full.
 pub(super) fn topic_full() -> Response<serverless_runtime::ResponseBody> {
-    let mut response = Response::new(full(Bytes::from_static(
-        b"busy: the topic's subscribers are not keeping up, retry shortly\n",
-    )));
+    unavailable(b"busy: the topic's subscribers are not keeping up, retry shortly\n")
+}
+
+/// The `503` of a publish while the NATS server is down.
+pub(super) fn broker_down() -> Response<serverless_runtime::ResponseBody> {
+    unavailable(b"service unavailable: the message broker is not reachable, retry shortly\n")
+}
+
+fn unavailable(body: &'static [u8]) -> Response<serverless_runtime::ResponseBody> {
+    let mut response = Response::new(full(Bytes::from_static(body)));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     response.headers_mut().insert(
         CONTENT_TYPE,

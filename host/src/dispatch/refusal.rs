@@ -43,6 +43,8 @@ pub(super) enum Refusal {
     BadGateway,
     /// A `publish_to` route found a subscriber's queue full.
     TopicFull,
+    /// A `publish_to` route found the NATS server down.
+    BrokerDown,
     /// A preview request (`serverless-preview`) that is not let through:
     /// the status and what its sender, the app's deployer, is told.
     Preview(StatusCode, String),
@@ -73,8 +75,11 @@ impl Refusal {
         if let Refusal::TopicFull = self {
             return super::publish::topic_full();
         }
+        if let Refusal::BrokerDown = self {
+            return super::publish::broker_down();
+        }
         let (status, body) = match &self {
-            Refusal::TopicFull => (StatusCode::SERVICE_UNAVAILABLE, "\n"),
+            Refusal::TopicFull | Refusal::BrokerDown => (StatusCode::SERVICE_UNAVAILABLE, "\n"),
             Refusal::Preview(..) => (StatusCode::INTERNAL_SERVER_ERROR, "\n"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
             Refusal::MethodNotAllowed(_) => {
