@@ -316,3 +316,38 @@ fn two_hosts_on_one_nats_server_share_topics_and_an_outage_is_a_503() {
     assert_eq!(refused.header("retry-after"), Some("1"));
     publisher.wait_for_log(&["NATS connection lost"]);
 }
+
+#[test]
+fn a_bad_credentials_file_is_refused_without_showing_what_it_holds() {
+    let config = ConfigDir::new(
+        "[[applications]]\nmethod = \"POST\"\nurl_path = \"/ingest\"\npublish_to = \"telemetry\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("nats.toml");
+    std::fs::write(&credentials, "tokn = \"s3cret-value\"\n").unwrap();
+    let output = host_command()
+        .arg("serve")
+        .arg(config.path())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
+        .args([
+            "--messaging",
+            "nats://127.0.0.1:1",
+            "--messaging-credentials",
+        ])
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("s3cret-value"), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            format!(
+                "error: --messaging-credentials {}: not a credentials file at line 1; write `token = \"...\"`, or `user = \"...\"` and `password = \"...\"`",
+                credentials.display()
+            )
+            .as_str()
+        )
+    );
+}

@@ -210,9 +210,18 @@ fn nats_credentials(file: Option<&std::path::Path>) -> anyhow::Result<NatsCreden
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("--messaging-credentials {}: cannot read it", path.display())
             })?;
-            toml::from_str::<File>(&text).with_context(|| {
-                format!(
-                    "--messaging-credentials {}: write `token = \"...\"`, or `user` and `password`",
+            // The parser's own message quotes the line, which may hold
+            // the secret: only its place is told.
+            toml::from_str::<File>(&text).map_err(|error| {
+                let place = error
+                    .span()
+                    .map(|span| {
+                        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                        format!(" at line {line}")
+                    })
+                    .unwrap_or_default();
+                anyhow::anyhow!(
+                    "--messaging-credentials {}: not a credentials file{place}; write `token = \"...\"`, or `user = \"...\"` and `password = \"...\"`",
                     path.display()
                 )
             })?

@@ -123,17 +123,21 @@ impl NatsClient {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
         let subject = prefixed(&self.shared.options.prefix, pattern.as_str());
-        self.shared
+        // Under the lock that a connection takes to copy the list and
+        // go up: a subscription is either in its copy or sent now.
+        let mut subscriptions = self
+            .shared
             .subscriptions
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(sid, (pattern, sender));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        subscriptions.insert(sid, (pattern, sender));
         if self.is_up() {
             let _ = self
                 .shared
                 .outgoing
                 .send(ClientOp::Subscribe { subject, sid });
         }
+        drop(subscriptions);
         receiver
     }
 }
@@ -173,12 +177,15 @@ fn connect_json(options: &NatsOptions) -> String {
 
 /// Connects, serves the connection until it breaks, and starts again.
 async fn run(shared: Arc<Shared>, mut outgoing: mpsc::UnboundedReceiver<ClientOp>) {
-    let mut backoff = Duration::from_millis(100);
+    let first = Duration::from_millis(100);
+    let mut backoff = first;
     loop {
         match serve(&shared, &mut outgoing).await {
             Ok(()) => return,
             Err(reason) => {
                 if shared.up.swap(false, Ordering::SeqCst) {
+                    // It was up: the next outage starts its backoff anew.
+                    backoff = first;
                     tracing::warn!(server = %shared.options.address, "NATS connection lost: {reason}; reconnecting");
                 } else {
                     tracing::debug!(server = %shared.options.address, "NATS connect failed: {reason}");
@@ -226,16 +233,6 @@ async fn serve(
     }
     let mut out = BytesMut::new();
     encode(&ClientOp::Connect(connect_json(&shared.options)), &mut out);
-    let subscriptions: Vec<(u64, String)> = shared
-        .subscriptions
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .map(|(sid, (pattern, _))| (*sid, prefixed(&shared.options.prefix, pattern.as_str())))
-        .collect();
-    for (sid, subject) in subscriptions {
-        encode(&ClientOp::Subscribe { subject, sid }, &mut out);
-    }
     // A PING after CONNECT: its PONG (or an -ERR) says whether the
     // server took us.
     encode(&ClientOp::Ping, &mut out);
@@ -256,8 +253,28 @@ async fn serve(
                         }
                         ServerOp::Pong if !accepted => {
                             accepted = true;
-                            shared.up.store(true, Ordering::SeqCst);
+                            // The subscriptions, copied and sent under the
+                            // lock that `subscribe` takes, then up: none
+                            // is missed, none sent twice.
+                            let mut subscribe = BytesMut::new();
+                            {
+                                let subscriptions = shared
+                                    .subscriptions
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                for (sid, (pattern, _)) in subscriptions.iter() {
+                                    let subject = prefixed(&shared.options.prefix, pattern.as_str());
+                                    encode(&ClientOp::Subscribe { subject, sid: *sid }, &mut subscribe);
+                                }
+                                shared.up.store(true, Ordering::SeqCst);
+                            }
+                            stream.write_all(&subscribe).await.map_err(|e| e.to_string())?;
                             tracing::info!(server = %shared.options.address, prefix = %shared.options.prefix, "NATS connected");
+                        }
+                        // A permission refused on one subject leaves the
+                        // connection as it is; any other error ends it.
+                        ServerOp::Err(message) if message.to_ascii_lowercase().starts_with("permissions violation") => {
+                            tracing::warn!(server = %shared.options.address, "NATS refused: {message}");
                         }
                         ServerOp::Err(message) => return Err(format!("the server said: {message}")),
                         ServerOp::Message { subject, sid, headers, payload, .. } => {
@@ -296,6 +313,17 @@ fn deliver(
     let Some((_, sender)) = subscriptions.get(&sid) else {
         return;
     };
+    if sender.is_closed() {
+        // Its subscriber is gone: tell the server, and forget it.
+        drop(subscriptions);
+        shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&sid);
+        let _ = shared.outgoing.send(ClientOp::Unsubscribe { sid });
+        return;
+    }
     let Some(topic) = subject
         .strip_prefix(shared.options.prefix.as_str())
         .and_then(|rest| rest.strip_prefix('.'))
