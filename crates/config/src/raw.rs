@@ -106,6 +106,14 @@ impl RawApp {
     }
 }
 
+/// Keys as an error lists them: `` `a`, `b` ``.
+fn key_list(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|key| format!("`{key}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What an `[[applications]]` entry must have, for the errors about it.
 const APP_NEEDS: &str = "; every [[applications]] entry needs `method`, `url_path`, and `file_path`, `service` or `publish_to`";
 
@@ -265,11 +273,7 @@ pub(crate) fn parse(
                     key_span(source, entry_span.clone(), first).unwrap_or(topic_span),
                     format!(
                         "`{first}` does not apply to a route that publishes to topic `{topic_name}`: no component runs for it; remove {} from this entry",
-                        not_here
-                            .iter()
-                            .map(|key| format!("`{key}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        key_list(&not_here)
                     ),
                 ));
             }
@@ -366,11 +370,7 @@ pub(crate) fn parse(
                         key_span(source, entry_span.clone(), first).unwrap_or(service_span),
                         format!(
                             "`{first}` does not apply to a route to service `{service_name}`: the service runs as its own [[services]] entry says; remove {} from this entry or set {} on the service",
-                            not_here
-                                .iter()
-                                .map(|key| format!("`{key}`"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            key_list(&not_here),
                             if not_here.len() == 1 { "it" } else { "them" },
                         ),
                     ));

@@ -303,11 +303,24 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     // Configuration errors are complete messages with file, line and
     // column; they are reported as they are.
     // The samples' site folder must outlive the server.
-    let (config, _sample_site) = load_config(args.config.as_deref())?;
-    // The text the configuration was read from, for catalog changes.
-    let config_text = match &args.config {
-        Some(path) => std::fs::read_to_string(path).ok(),
-        None => None,
+    // The file is read once: the text that loaded is what catalog
+    // changes parse again (reload.rs `last_good`).
+    let (config, _sample_site, config_text) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                serverless_config::ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                }
+            })?;
+            let config = serverless_config::Config::parse(&text, path)?;
+            super::common::log_warnings(&config);
+            (config, None, Some(text))
+        }
+        None => {
+            let (config, site) = load_config(None)?;
+            (config, site, None)
+        }
     };
     let state_dir = match (&args.state_dir, args.api_listen) {
         (Some(dir), _) => Some(dir.clone()),
