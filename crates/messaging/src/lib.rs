@@ -7,6 +7,7 @@
 //! - [`message`]: a message as the host carries it.
 //! - [`broker`]: the embedded broker: in-process, one bounded queue per
 //!   subscription, back-pressure to publishers when a queue is full.
+//! - [`policy`]: which topics a guest may send on, and how much.
 //! - [`retry`]: what happens after a handler fails a message: retries
 //!   with backoff, then a dead-letter topic or a counted drop.
 //! - [`nats`]: the NATS client protocol, for a broker shared by several
@@ -18,10 +19,12 @@
 pub mod broker;
 pub mod message;
 pub mod nats;
+pub mod policy;
 pub mod retry;
 pub mod topic;
 
 pub use broker::{Broker, BrokerSettings, Delivery, PublishError, Subscription, TopicCounts};
 pub use message::{Message, MessageId};
+pub use policy::{MessagingPolicy, Refusal, SendKind};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use topic::{Topic, TopicError, TopicPattern};
