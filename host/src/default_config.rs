@@ -227,6 +227,7 @@ pub(crate) fn sample_config(site: &std::path::Path) -> anyhow::Result<Config> {
                 name: name.to_owned(),
                 location: None,
             }),
+            messaging: serverless_config::MessagingRules::default(),
             secrets: Vec::new(),
             files: if sample.mounts_site {
                 vec![Mount {
@@ -247,6 +248,7 @@ pub(crate) fn sample_config(site: &std::path::Path) -> anyhow::Result<Config> {
     Ok(Config {
         warnings: Vec::new(),
         services: Vec::new(),
+        subscriptions: Vec::new(),
         listen_address: DEFAULT_LISTEN_ADDRESS.parse()?,
         routes,
     })

@@ -33,6 +33,7 @@
 mod error;
 mod fields;
 mod lines;
+mod messaging;
 mod raw;
 
 use std::net::SocketAddr;
@@ -71,6 +72,58 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
     /// The `[[services]]`, in the file's order.
     pub services: Vec<ServiceConfig>,
+    /// The `[[subscriptions]]`, in the file's order.
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+/// What an entry may send through `wasi:messaging`: deny by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagingRules {
+    /// The `publish` patterns, each with where it is written.
+    pub publish: Vec<(serverless_messaging::TopicPattern, Location)>,
+    /// The largest message it may send, in bytes.
+    pub max_message_size: u64,
+    /// How many messages a second it may send; `None` for no cap.
+    pub max_publish_rate: Option<u32>,
+}
+
+impl Default for MessagingRules {
+    fn default() -> Self {
+        MessagingRules {
+            publish: Vec::new(),
+            max_message_size: serverless_messaging::policy::DEFAULT_MAX_MESSAGE_SIZE,
+            max_publish_rate: None,
+        }
+    }
+}
+
+impl MessagingRules {
+    /// The policy the host enforces for app `app`.
+    pub fn policy(&self, app: &str) -> serverless_messaging::MessagingPolicy {
+        serverless_messaging::MessagingPolicy::new(
+            app,
+            self.publish.iter().map(|(rule, _)| rule.clone()).collect(),
+            self.max_message_size,
+            self.max_publish_rate,
+        )
+    }
+}
+
+/// One `[[subscriptions]]` entry: a component exporting
+/// `wasi:messaging/incoming-handler`, run in a fresh instance for every
+/// message on a topic its pattern matches.
+#[derive(Debug, Clone)]
+pub struct SubscriptionConfig {
+    /// The component and what each of its instances gets, as an app's.
+    pub app: AppConfig,
+    /// The topics it takes.
+    pub topic: serverless_messaging::TopicPattern,
+    /// How many messages it handles at once; 1 keeps the topic's order.
+    pub max_concurrency: u32,
+    /// What happens after a delivery fails.
+    pub retry: serverless_messaging::RetryPolicy,
+    /// Where its `topic` is written.
+    pub location: Option<Location>,
 }
 
 /// One `[[services]]` entry: a long-running `wasi:cli` command.
@@ -103,6 +156,8 @@ pub struct ServiceConfig {
     /// Where it answers HTTP, for the routes that name it, and where that
     /// is written.
     pub http: Option<(SocketAddr, Location)>,
+    /// What it may send through `wasi:messaging`.
+    pub messaging: MessagingRules,
     /// Where its `file_path` is written.
     pub location: Option<Location>,
 }
@@ -133,6 +188,13 @@ impl ServiceConfig {
             && ours.connect_timeout == theirs.connect_timeout
             && ours.io_timeout == theirs.io_timeout
             && ours.max_connections == theirs.max_connections
+            && self.messaging.publish.iter().map(|(rule, _)| rule).eq(other
+                .messaging
+                .publish
+                .iter()
+                .map(|(rule, _)| rule))
+            && self.messaging.max_message_size == other.messaging.max_message_size
+            && self.messaging.max_publish_rate == other.messaging.max_publish_rate
             && self.http.as_ref().map(|(address, _)| address)
                 == other.http.as_ref().map(|(address, _)| address)
     }
@@ -251,6 +313,8 @@ pub struct AppConfig {
     /// The export a core module of the serverless-wasm ABI calls, when not
     /// `handle`.
     pub function: Option<Function>,
+    /// What it may send through `wasi:messaging`.
+    pub messaging: MessagingRules,
 }
 
 /// An app's `function` key.

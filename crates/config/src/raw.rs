@@ -31,6 +31,8 @@ struct RawConfig {
     applications: Vec<Spanned<RawApp>>,
     #[serde(default)]
     services: Vec<RawService>,
+    #[serde(default)]
+    subscriptions: Vec<crate::messaging::RawSubscription>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,9 @@ struct RawService {
     tcp_connect_timeout: Option<Timeout>,
     tcp_io_timeout: Option<Timeout>,
     max_tcp_connections: Option<u32>,
+    publish: Option<Vec<Spanned<String>>>,
+    max_message_size: Option<ByteSize>,
+    max_publish_rate: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +85,9 @@ struct RawApp {
     max_response_body: Option<ByteSize>,
     max_concurrency: Option<Spanned<u32>>,
     fuel: Option<Spanned<u64>>,
+    publish: Option<Vec<Spanned<String>>>,
+    max_message_size: Option<ByteSize>,
+    max_publish_rate: Option<Spanned<u32>>,
 }
 
 impl RawApp {
@@ -99,6 +107,9 @@ impl RawApp {
             (self.function.is_some(), "function"),
             (self.max_memory.is_some(), "max_memory"),
             (self.fuel.is_some(), "fuel"),
+            (self.publish.is_some(), "publish"),
+            (self.max_message_size.is_some(), "max_message_size"),
+            (self.max_publish_rate.is_some(), "max_publish_rate"),
         ]
         .into_iter()
         .filter_map(|(given, key)| given.then_some(key))
@@ -148,7 +159,7 @@ pub(crate) fn parse(
         Diagnostic::at(&lines, span, message).into()
     };
 
-    if raw.applications.is_empty() && raw.services.is_empty() {
+    if raw.applications.is_empty() && raw.services.is_empty() && raw.subscriptions.is_empty() {
         return Err(at(
             0..0,
             "the configuration has no applications; add an [[applications]] table with file_path, method and url_path".to_owned(),
@@ -505,6 +516,13 @@ pub(crate) fn parse(
                 location: Some(lines.locate(function.span().start)),
                 name: function.into_inner().0,
             }),
+            messaging: crate::messaging::rules(
+                app.publish,
+                app.max_message_size,
+                app.max_publish_rate,
+                &at,
+                &locate_in,
+            )?,
         };
         insert_route(
             &mut routes,
@@ -571,9 +589,58 @@ pub(crate) fn parse(
                 max_connections: service.max_tcp_connections,
             }
             .validate(&at, &locate_in)?,
+            messaging: crate::messaging::rules(
+                service.publish,
+                service.max_message_size,
+                service.max_publish_rate,
+                &at,
+                &locate_in,
+            )?,
             location: Some(lines.locate(file_span.start)),
             name,
         });
+    }
+
+    // Subscriptions with a name take it before any default name is made;
+    // a name is unique among apps, services and subscriptions.
+    for subscription in &raw.subscriptions {
+        if let Some((name, span)) = subscription.name() {
+            let line = lines.line_of(span.start).0;
+            if let Some(first) = explicit_lines.get(name) {
+                return Err(at(
+                    span,
+                    format!(
+                        "subscription name `{name}` is already used by the entry at line {first}; names must be unique among apps, services and subscriptions"
+                    ),
+                ));
+            }
+            if !taken.insert(name.to_owned()) {
+                return Err(at(
+                    span,
+                    format!(
+                        "subscription name `{name}` is already the name of an app (from its file name); give the subscription another name"
+                    ),
+                ));
+            }
+            explicit_lines.insert(name.to_owned(), line);
+        }
+    }
+    let context = crate::messaging::Context {
+        base,
+        limits: global_limits,
+        max_request_body: global_body_limit,
+        lookup_env,
+        at: &at,
+        locate: &locate_in,
+    };
+    let mut subscriptions = Vec::with_capacity(raw.subscriptions.len());
+    for (index, subscription) in raw.subscriptions.into_iter().enumerate() {
+        subscriptions.push(crate::messaging::subscription(
+            subscription,
+            index,
+            &mut taken,
+            &context,
+        )?);
     }
 
     Ok(Config {
@@ -581,6 +648,7 @@ pub(crate) fn parse(
         routes,
         warnings,
         services,
+        subscriptions,
     })
 }
 
@@ -645,18 +713,18 @@ fn insert_route(
 }
 
 /// The outbound keys an app and a service share, as written.
-struct RawOutbound {
-    allowed_tcp: Option<Vec<Spanned<String>>>,
-    allowed_http: Option<Vec<Spanned<String>>>,
-    connect_timeout: Option<Timeout>,
-    io_timeout: Option<Timeout>,
-    max_connections: Option<u32>,
+pub(crate) struct RawOutbound {
+    pub(crate) allowed_tcp: Option<Vec<Spanned<String>>>,
+    pub(crate) allowed_http: Option<Vec<Spanned<String>>>,
+    pub(crate) connect_timeout: Option<Timeout>,
+    pub(crate) io_timeout: Option<Timeout>,
+    pub(crate) max_connections: Option<u32>,
 }
 
 impl RawOutbound {
     /// The rules parsed (an entry that does not parse is an error at it),
     /// and the defaults for what is not written.
-    fn validate(
+    pub(crate) fn validate(
         self,
         at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
         locate_in: &dyn Fn(usize) -> crate::Location,
@@ -680,7 +748,7 @@ type Env = Vec<(String, String)>;
 /// An `env` table's variables, sorted by name, and the values that came
 /// from the host's environment (secrets); `owner` names the app or service
 /// in errors.
-fn env_table(
+pub(crate) fn env_table(
     table: BTreeMap<EnvName, Spanned<EnvValue>>,
     owner: &str,
     lookup_env: &dyn Fn(&str) -> Option<String>,
@@ -739,7 +807,7 @@ where
 }
 
 /// Validates an app's `files` table: guest mount points and host folders.
-fn mounts(
+pub(crate) fn mounts(
     base: &Path,
     files: BTreeMap<Spanned<String>, Spanned<MountValue>>,
 ) -> Result<Vec<crate::Mount>, (std::ops::Range<usize>, String)> {
@@ -788,7 +856,7 @@ fn mounts(
 }
 
 /// Where a `file_path` was found.
-enum Resolved {
+pub(crate) enum Resolved {
     /// Relative to the configuration's folder, as documented.
     NextToConfig(PathBuf),
     /// Relative to the working directory, where the original
@@ -803,7 +871,7 @@ enum Resolved {
 
 /// Resolves `file_path` against the configuration's folder, then the
 /// working directory, and checks that it names a file.
-fn resolve_component(base: &Path, file_path: &str) -> Result<Resolved, String> {
+pub(crate) fn resolve_component(base: &Path, file_path: &str) -> Result<Resolved, String> {
     if file_path.is_empty() {
         return Err("file_path is empty; name the component's .wasm file, relative to this configuration file".to_owned());
     }
@@ -848,7 +916,7 @@ fn resolve_component(base: &Path, file_path: &str) -> Result<Resolved, String> {
 
 /// The name of an app without `name`: its file stem, made unique with the
 /// entry's position when another app already has it.
-fn default_name(file: &Path, index: usize, taken: &mut HashSet<String>) -> String {
+pub(crate) fn default_name(file: &Path, index: usize, taken: &mut HashSet<String>) -> String {
     let stem: String = file
         .file_stem()
         .map(|s| {

@@ -1,7 +1,9 @@
-//! Host bindings for the `serverless-wasm:platform/handler` world in `wit/`:
-//! one `bindgen!`, kept private, and re-exports of what the host files use.
-//! Every interface is implemented on [`crate::state::PlatformView`], a
-//! borrowed view of the request's store.
+//! Host bindings for the `serverless-wasm:platform/handler` world in `wit/`
+//! and for `wasi:messaging` (`wit/deps/messaging`): one `bindgen!` each,
+//! kept private, and re-exports of what the host files use. The platform's
+//! interfaces are implemented on [`crate::state::PlatformView`], the
+//! messaging ones on [`crate::host::messaging::MessagingView`]: borrowed
+//! views of the request's store.
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -27,3 +29,21 @@ mod generated {
 
 pub(crate) use generated::serverless_wasm::platform::{log, outbound_tcp, request, response};
 pub(crate) use generated::{Handler, HandlerPre};
+
+mod messaging_generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:messaging/messaging-request-reply@0.2.0-draft",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "wasi:messaging/types.client": crate::host::messaging::Client,
+            "wasi:messaging/types.message": crate::host::messaging::GuestMessage,
+            "wasi:messaging/request-reply.request-options": crate::host::messaging::RequestOptions,
+        },
+        require_store_data_send: true,
+    });
+}
+
+pub(crate) use messaging_generated::wasi::messaging::{producer, request_reply, types};
+pub(crate) use messaging_generated::{MessagingRequestReply, MessagingRequestReplyPre};

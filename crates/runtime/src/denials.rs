@@ -13,14 +13,18 @@ pub enum DeniedVia {
     OutboundHttp,
     /// A `wasi:sockets` connection.
     WasiSockets,
+    /// A `wasi:messaging` send, request or reply outside the entry's
+    /// `publish` rules.
+    Messaging,
 }
 
 impl DeniedVia {
     /// Every door, for reporting.
-    pub const ALL: [DeniedVia; 3] = [
+    pub const ALL: [DeniedVia; 4] = [
         DeniedVia::OutboundTcp,
         DeniedVia::OutboundHttp,
         DeniedVia::WasiSockets,
+        DeniedVia::Messaging,
     ];
 
     /// The name used in metrics labels.
@@ -29,6 +33,7 @@ impl DeniedVia {
             DeniedVia::OutboundTcp => "outbound-tcp",
             DeniedVia::OutboundHttp => "outbound-http",
             DeniedVia::WasiSockets => "wasi-sockets",
+            DeniedVia::Messaging => "messaging",
         }
     }
 
@@ -37,13 +42,14 @@ impl DeniedVia {
             DeniedVia::OutboundTcp => 0,
             DeniedVia::OutboundHttp => 1,
             DeniedVia::WasiSockets => 2,
+            DeniedVia::Messaging => 3,
         }
     }
 }
 
 /// The refusals of one runtime, by door.
 #[derive(Debug, Default)]
-pub struct Denials([AtomicU64; 3]);
+pub struct Denials([AtomicU64; 4]);
 
 impl Denials {
     /// How many attempts through `via` were refused since the runtime

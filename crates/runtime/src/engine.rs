@@ -74,6 +74,9 @@ pub struct Runtime {
     limits_logged: std::sync::Once,
     /// Outbound attempts the policy refused.
     pub(crate) denials: Arc<Denials>,
+    /// The exchange `wasi:messaging` guests send on; `None` until the host
+    /// attaches one ([`Runtime::attach_broker`]).
+    pub(crate) broker: Option<serverless_messaging::Broker>,
 }
 
 /// What the runtime counts for the host's metrics: its own state, shared
@@ -221,6 +224,7 @@ impl Runtime {
         crate::host::response_body::add_body_check(&mut linker).map_err(RuntimeError::Linker)?;
         Handler::add_to_linker::<_, Platform>(&mut linker, InstanceState::platform)
             .map_err(RuntimeError::Linker)?;
+        crate::host::messaging::add_to_linker(&mut linker).map_err(RuntimeError::Linker)?;
         let mut legacy_linker = wasmtime::Linker::new(&engine);
         crate::legacy::add_to_linker(&mut legacy_linker).map_err(RuntimeError::Linker)?;
         let budget = guest_handle_budget();
@@ -237,7 +241,15 @@ impl Runtime {
             reserved: std::sync::atomic::AtomicUsize::new(0),
             limits_logged: std::sync::Once::new(),
             denials: Arc::default(),
+            broker: None,
         })
+    }
+
+    /// Gives `wasi:messaging` guests `broker` to send on: apps and services
+    /// loaded afterwards get it. Without one their sends fail with
+    /// `connection`.
+    pub fn attach_broker(&mut self, broker: serverless_messaging::Broker) {
+        self.broker = Some(broker);
     }
 
     /// Logs, once, the open-file limit and the guests' share of it, and

@@ -46,6 +46,8 @@ pub enum FailureKind {
     Handles,
     /// The host was shutting down.
     Cancelled,
+    /// A subscription handler returned a `wasi:messaging` error.
+    MessageError,
 }
 
 impl FailureKind {
@@ -71,6 +73,7 @@ impl FailureKind {
             FailureKind::InformationalStatus => "informational status",
             FailureKind::Handles => "handles",
             FailureKind::Cancelled => "cancelled",
+            FailureKind::MessageError => "message error",
         }
     }
 }

@@ -57,6 +57,11 @@ pub enum LoadProblem {
     NotACommand(wasmtime::Error),
     /// A service's file is a core module.
     ServiceIsCoreModule,
+    /// A subscription's component does not export
+    /// `wasi:messaging/incoming-handler`, or imports what the host lacks.
+    NotASubscriber(wasmtime::Error),
+    /// A subscription's file is a core module.
+    SubscriberIsCoreModule,
     /// Another key that only components have, on a core module.
     KeyOnCoreModule {
         /// The key.
@@ -110,6 +115,13 @@ impl fmt::Display for LoadProblem {
             LoadProblem::NotACommand(error) => write!(
                 f,
                 "the component is not a wasi:cli command: {error:#}; a service is a program that exports wasi:cli/run (a Rust binary built for wasm32-wasip2)"
+            ),
+            LoadProblem::NotASubscriber(error) => write!(
+                f,
+                "the component is not a subscription handler: {error:#}; a subscription runs a component that exports wasi:messaging/incoming-handler@0.2.0-draft (the world wasi:messaging/messaging-request-reply in wit/deps/messaging)"
+            ),
+            LoadProblem::SubscriberIsCoreModule => f.write_str(
+                "this is a core module; a subscription runs a component that exports wasi:messaging/incoming-handler@0.2.0-draft",
             ),
             LoadProblem::ServiceIsCoreModule => f.write_str(
                 "this is a core module; a service is a wasi:cli command component (a Rust binary built for wasm32-wasip2)",
@@ -232,6 +244,7 @@ struct CompiledComponent {
     /// Pre-instantiated for each world an app took it for.
     handler: Option<HandlerPre<InstanceState>>,
     wasi_http: Option<ProxyPre<InstanceState>>,
+    subscriber: Option<crate::bindings::MessagingRequestReplyPre<InstanceState>>,
 }
 
 impl CompiledComponent {
@@ -313,6 +326,20 @@ impl Loader<'_> {
     /// operator's `--allow-tcp` and `--allow-http` rules may only be
     /// narrowed by the app's `allowed_tcp` and `allowed_http`.
     pub fn load(&mut self, config: AppConfig) -> Result<Arc<App>, Box<LoadError>> {
+        self.load_as(config, false)
+    }
+
+    /// Like [`Loader::load`], for a `[[subscriptions]]` entry: its
+    /// component must export `wasi:messaging/incoming-handler`.
+    pub fn load_subscriber(&mut self, config: AppConfig) -> Result<Arc<App>, Box<LoadError>> {
+        self.load_as(config, true)
+    }
+
+    fn load_as(
+        &mut self,
+        config: AppConfig,
+        subscriber: bool,
+    ) -> Result<Arc<App>, Box<LoadError>> {
         let Loader {
             runtime,
             operator,
@@ -421,6 +448,7 @@ impl Loader<'_> {
                                 detected: None,
                                 handler: None,
                                 wasi_http: None,
+                                subscriber: None,
                             }))
                         }
                         Wasm::Module(module) => Artifact::Module(module),
@@ -435,6 +463,21 @@ impl Loader<'_> {
                 Box::new(error)
             };
             let entry = match artifact {
+                Artifact::Module(_) if subscriber => {
+                    return Err(fail_boxed(LoadProblem::SubscriberIsCoreModule));
+                }
+                Artifact::Component(component) if subscriber => {
+                    let linker = &this.linker;
+                    let compiled = &component.component;
+                    Entry::Subscriber(
+                        made_once(&mut component.subscriber, || {
+                            crate::bindings::MessagingRequestReplyPre::new(
+                                linker.instantiate_pre(compiled)?,
+                            )
+                        })
+                        .map_err(|error| fail_boxed(LoadProblem::NotASubscriber(error)))?,
+                    )
+                }
                 Artifact::Module(module) => {
                     Entry::Legacy(this.legacy_pre(module.clone(), &config).map_err(at_key)?)
                 }
@@ -476,6 +519,7 @@ impl Runtime {
             slow_lane: self.slow_lane.clone(),
             handles: self.handles.clone(),
             denials: self.denials.clone(),
+            broker: self.broker.clone(),
         }
     }
 

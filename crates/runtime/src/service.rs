@@ -54,6 +54,8 @@ pub struct Service {
     files: Vec<serverless_config::Mount>,
     /// The SHA-256 of the component's bytes, as compiled.
     digest: [u8; 32],
+    /// Its `publish` rules and limits.
+    messaging: Arc<serverless_messaging::MessagingPolicy>,
     shared: crate::app::Shared,
 }
 
@@ -115,6 +117,8 @@ pub struct ServiceSettings {
     pub secrets: Vec<String>,
     /// Host folders it sees as preopened directories.
     pub files: Vec<serverless_config::Mount>,
+    /// What it may send through `wasi:messaging`.
+    pub messaging: serverless_config::MessagingRules,
 }
 
 impl crate::engine::Runtime {
@@ -133,6 +137,7 @@ impl crate::engine::Runtime {
             .and_then(CommandPre::new)
             .map_err(LoadProblem::NotACommand)?;
         let timeouts = (settings.tcp.connect_timeout, settings.tcp.io_timeout);
+        let messaging = Arc::new(settings.messaging.policy(&settings.name));
         Ok(Service {
             name: settings.name.into(),
             pre,
@@ -151,6 +156,7 @@ impl crate::engine::Runtime {
             secrets: Arc::new(Secrets::new(&settings.secrets)),
             files: settings.files,
             digest,
+            messaging,
             shared: self.shared(),
         })
     }
@@ -290,6 +296,10 @@ impl Service {
             handles,
             call: None,
             legacy: LegacyState::default(),
+            messaging: crate::host::messaging::MessagingCtx::new(
+                self.shared.broker.clone(),
+                self.messaging.clone(),
+            ),
             _running: self.shared.contention.enter(),
         };
         let mut store = Store::new(self.pre.engine(), state);

@@ -48,6 +48,8 @@ pub(crate) struct InstanceState {
     pub(crate) call: Option<HandlerCall>,
     /// What a core module of the serverless-wasm ABI keeps besides `call`.
     pub(crate) legacy: LegacyState,
+    /// Its `wasi:messaging` exchange, rules and held messages.
+    pub(crate) messaging: crate::host::messaging::MessagingCtx,
     /// Counts this instance as running while the store lives.
     pub(crate) _running: Running,
 }

@@ -137,6 +137,7 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
         name,
         component: ComponentSource::File(args.component.clone()),
         env,
+        messaging: serverless_config::MessagingRules::default(),
         secrets: Vec::new(),
         files: Vec::new(),
         max_request_body: DEFAULT_MAX_REQUEST_BODY,
@@ -162,6 +163,7 @@ fn one_app_config(args: &RunArgs) -> anyhow::Result<Config> {
     Ok(Config {
         warnings: Vec::new(),
         services: Vec::new(),
+        subscriptions: Vec::new(),
         listen_address: serverless_config::DEFAULT_LISTEN_ADDRESS.parse()?,
         routes,
     })

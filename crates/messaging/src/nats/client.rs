@@ -106,7 +106,10 @@ impl NatsClient {
         }
         let op = ClientOp::Publish {
             subject: prefixed(&self.shared.options.prefix, message.topic.as_str()),
-            reply_to: None,
+            reply_to: message
+                .reply_to
+                .as_ref()
+                .map(|topic| prefixed(&self.shared.options.prefix, topic.as_str())),
             headers,
             payload: message.data.clone(),
         };
@@ -277,8 +280,8 @@ async fn serve(
                             tracing::warn!(server = %shared.options.address, "NATS refused: {message}");
                         }
                         ServerOp::Err(message) => return Err(format!("the server said: {message}")),
-                        ServerOp::Message { subject, sid, headers, payload, .. } => {
-                            deliver(shared, &subject, sid, headers, payload);
+                        ServerOp::Message { subject, sid, reply_to, headers, payload } => {
+                            deliver(shared, &subject, sid, reply_to.as_deref(), headers, payload);
                         }
                         ServerOp::Pong | ServerOp::Ok | ServerOp::Info(_) => {}
                     }
@@ -303,6 +306,7 @@ fn deliver(
     shared: &Shared,
     subject: &str,
     sid: u64,
+    reply_to: Option<&str>,
     mut headers: Vec<(String, String)>,
     payload: bytes::Bytes,
 ) {
@@ -324,11 +328,13 @@ fn deliver(
         let _ = shared.outgoing.send(ClientOp::Unsubscribe { sid });
         return;
     }
-    let Some(topic) = subject
-        .strip_prefix(shared.options.prefix.as_str())
-        .and_then(|rest| rest.strip_prefix('.'))
-        .and_then(|name| Topic::new(name).ok())
-    else {
+    let unprefixed = |subject: &str| {
+        subject
+            .strip_prefix(shared.options.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|name| Topic::new(name).ok())
+    };
+    let Some(topic) = unprefixed(subject) else {
         tracing::warn!(
             subject,
             "NATS: a message on a subject outside this deployment's prefix was dropped"
@@ -342,6 +348,9 @@ fn deliver(
     let mut message = Message::new(topic, payload);
     message.content_type = content_type;
     message.metadata = headers;
+    // A reply topic outside the prefix is not this deployment's: the
+    // message arrives, without a way to answer it.
+    message.reply_to = reply_to.and_then(unprefixed);
     if sender.try_send(message).is_err() {
         tracing::warn!(
             subject,

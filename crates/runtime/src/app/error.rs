@@ -59,6 +59,9 @@ pub enum HandleError {
     /// The request was stopped by the host, which is shutting down.
     #[error("the request was cancelled: the host is shutting down")]
     Cancelled,
+    /// A subscription handler returned an error for its message.
+    #[error("the handler returned the error {0}")]
+    MessageError(String),
 }
 
 impl HandleError {
@@ -86,6 +89,7 @@ impl HandleError {
             }
             HandleError::Handles(_) => FailureKind::Handles,
             HandleError::Cancelled => FailureKind::Cancelled,
+            HandleError::MessageError(_) => FailureKind::MessageError,
         }
     }
 }

@@ -33,7 +33,9 @@ impl App {
         let entry = match &self.entry {
             Entry::Handler(pre) => Runs::Handler(pre.clone()),
             Entry::Legacy(pre) => Runs::Legacy(pre.clone()),
-            Entry::WasiHttp(_) => return Err(HandleError::WrongWorld(self.kind())),
+            Entry::WasiHttp(_) | Entry::Subscriber(_) => {
+                return Err(HandleError::WrongWorld(self.kind()));
+            }
         };
         let call = HandlerCall {
             request,

@@ -7,6 +7,8 @@
 //! * `handler.rs`: a handler-world request (`handle`);
 //! * `wasi_http.rs`: a `wasi:http/incoming-handler` request, whose body
 //!   streams on after the response has started;
+//! * `subscriber.rs`: one message for a `wasi:messaging` subscription
+//!   handler (`incoming-handler.handle`);
 //! * a core module of the original serverless-wasm ABI runs through
 //!   `handler.rs` too, with the ABI's instantiate and call (`legacy/`);
 //! * `error.rs`: why a request failed, with the guest's trap and
@@ -15,6 +17,7 @@
 mod error;
 mod handler;
 mod store;
+mod subscriber;
 mod wasi_http;
 
 use std::sync::Arc;
@@ -45,6 +48,8 @@ pub enum AppKind {
     Component(World),
     /// A core module of the serverless-wasm ABI.
     Legacy,
+    /// A subscription handler: exports `wasi:messaging/incoming-handler`.
+    Subscriber,
 }
 
 impl std::fmt::Display for AppKind {
@@ -52,6 +57,7 @@ impl std::fmt::Display for AppKind {
         match self {
             AppKind::Component(world) => world.fmt(f),
             AppKind::Legacy => f.write_str("legacy"),
+            AppKind::Subscriber => f.write_str("subscriber"),
         }
     }
 }
@@ -61,6 +67,7 @@ pub(crate) enum Entry {
     Handler(HandlerPre<InstanceState>),
     WasiHttp(ProxyPre<InstanceState>),
     Legacy(LegacyPre),
+    Subscriber(crate::bindings::MessagingRequestReplyPre<InstanceState>),
 }
 
 /// A configured app whose component is compiled and pre-instantiated.
@@ -79,6 +86,9 @@ pub struct App {
     http: Arc<HttpClient>,
     handles: Arc<HostHandles>,
     denials: Arc<Denials>,
+    broker: Option<serverless_messaging::Broker>,
+    /// Its `publish` rules and limits, shared by its instances.
+    messaging: Arc<serverless_messaging::MessagingPolicy>,
     entry: Entry,
 }
 
@@ -92,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) handles: Arc<HostHandles>,
     /// Where refused outbound attempts are counted.
     pub(crate) denials: Arc<Denials>,
+    /// What `wasi:messaging` guests send on.
+    pub(crate) broker: Option<serverless_messaging::Broker>,
 }
 
 impl App {
@@ -108,8 +120,11 @@ impl App {
             slow_lane,
             handles,
             denials,
+            broker,
         } = shared;
         App {
+            messaging: Arc::new(config.messaging.policy(&config.name)),
+            broker,
             name: config.name.into(),
             component: config.component.to_string(),
             env: config.env.into(),
@@ -144,6 +159,7 @@ impl App {
             Entry::Handler(_) => AppKind::Component(World::Handler),
             Entry::WasiHttp(_) => AppKind::Component(World::WasiHttp),
             Entry::Legacy(_) => AppKind::Legacy,
+            Entry::Subscriber(_) => AppKind::Subscriber,
         }
     }
 
@@ -178,6 +194,7 @@ impl App {
             Entry::Handler(pre) => pre.engine(),
             Entry::WasiHttp(pre) => pre.engine(),
             Entry::Legacy(pre) => pre.engine(),
+            Entry::Subscriber(pre) => pre.engine(),
         }
     }
 }

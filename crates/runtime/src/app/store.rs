@@ -223,6 +223,10 @@ impl App {
             handles,
             call,
             legacy: crate::legacy::LegacyState::default(),
+            messaging: crate::host::messaging::MessagingCtx::new(
+                self.broker.clone(),
+                self.messaging.clone(),
+            ),
             _running: self.contention.enter(),
         };
         let mut store = Store::new(self.engine(), state);

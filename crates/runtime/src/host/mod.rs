@@ -5,6 +5,7 @@
 
 pub(crate) mod filesystem;
 pub(crate) mod log;
+pub(crate) mod messaging;
 pub(crate) mod os_handles;
 pub(crate) mod outbound_http;
 pub mod outbound_tcp;

@@ -52,7 +52,7 @@ pub(crate) struct OutboundTcp {
     /// Connections the policy refused during this request.
     pub(crate) denied: u32,
     /// Where refusals are counted for the host's metrics.
-    denials: Arc<Denials>,
+    pub(crate) denials: Arc<Denials>,
 }
 
 impl OutboundTcp {
