@@ -112,6 +112,11 @@ pub(crate) struct Metrics {
     messages_unrouted: Family<TopicLabels, Counter>,
     messages_refused: Family<TopicLabels, Counter>,
     queue_depth: Family<SubscriptionLabels, Gauge>,
+    /// What the subscription handlers did per topic, copied at each
+    /// scrape, once the subscriptions run.
+    deliveries: OnceLock<Arc<serverless_messaging::PerTopic<serverless_messaging::DeliveryCounts>>>,
+    /// `delivered`, `failed`, `retried`, `dead_lettered`, `dropped`.
+    delivery_series: [Family<TopicLabels, Counter>; 5],
     /// Serialises bringing the copies up to date, so that two scrapes at
     /// once do not both add the same difference.
     copying: Mutex<()>,
@@ -235,8 +240,35 @@ impl Metrics {
             "Messages waiting in each subscription's queue",
             queue_depth.clone(),
         );
+        let delivery_series: [Family<TopicLabels, Counter>; 5] = Default::default();
+        for (series, (name, help)) in delivery_series.iter().zip([
+            (
+                "messages_delivered",
+                "Deliveries of each topic's messages that a subscription handler finished",
+            ),
+            (
+                "messages_failed",
+                "Deliveries of each topic's messages that failed (a trap, a timeout or an error returned)",
+            ),
+            (
+                "messages_retried",
+                "Failed deliveries of each topic's messages that were tried again",
+            ),
+            (
+                "messages_dead_lettered",
+                "Messages of each topic sent to a dead-letter topic after their last attempt failed",
+            ),
+            (
+                "messages_dropped",
+                "Messages of each topic given up on: the last attempt failed with no dead-letter topic, or the host stopped first",
+            ),
+        ]) {
+            registry.register(name, help, series.clone());
+        }
         Metrics {
             broker,
+            deliveries: OnceLock::new(),
+            delivery_series,
             messages_published,
             messages_unrouted,
             messages_refused,
@@ -256,6 +288,14 @@ impl Metrics {
             runtime,
             copying: Mutex::new(()),
         }
+    }
+
+    /// Reports what the subscription handlers do, from `counts`.
+    pub(crate) fn count_deliveries(
+        &self,
+        counts: Arc<serverless_messaging::PerTopic<serverless_messaging::DeliveryCounts>>,
+    ) {
+        let _ = self.deliveries.set(counts);
     }
 
     /// The series of `app` (`None`: requests that matched no route), to be
@@ -395,6 +435,20 @@ impl Metrics {
                         &self.messages_refused.get_or_create(&labels),
                         counts.refused,
                     );
+                }
+                if let Some(deliveries) = self.deliveries.get() {
+                    for (topic, counts) in deliveries.snapshot() {
+                        let labels = TopicLabels { topic };
+                        for (series, total) in self.delivery_series.iter().zip([
+                            counts.delivered,
+                            counts.failed,
+                            counts.retried,
+                            counts.dead_lettered,
+                            counts.dropped,
+                        ]) {
+                            catch_up(&series.get_or_create(&labels), total);
+                        }
+                    }
                 }
                 // Subscriptions come and go: the gauge shows those there now.
                 self.queue_depth.clear();

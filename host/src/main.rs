@@ -18,6 +18,7 @@ mod reload;
 mod routes;
 mod server;
 mod services;
+mod subscriptions;
 mod taps;
 
 use std::process::ExitCode;

@@ -44,6 +44,10 @@ pub(crate) enum Base {
     Samples(PathBuf),
 }
 
+/// A configuration loaded and compiled, not yet in service: its routes,
+/// its services' plan and its subscriptions.
+type Prepared = (Routes, Plan, crate::subscriptions::Loaded);
+
 /// Everything a reload needs.
 pub(crate) struct Reloader {
     pub(crate) base: Base,
@@ -60,6 +64,8 @@ pub(crate) struct Reloader {
     pub(crate) catalog: Option<Arc<Catalog>>,
     /// The embedded broker, which `publish_to` routes publish on.
     pub(crate) broker: serverless_messaging::Broker,
+    /// The `[[subscriptions]]` running now.
+    pub(crate) subscriptions: Arc<crate::subscriptions::Subscriptions>,
     /// The routes being served, as `describe` has them; held by the
     /// reload or change in progress.
     pub(crate) current: tokio::sync::Mutex<BTreeMap<String, String>>,
@@ -133,7 +139,13 @@ fn watched_files(config_path: &Path) -> Vec<PathBuf> {
         let components = config
             .apps()
             .map(|app| &app.component)
-            .chain(config.services.iter().map(|service| &service.component));
+            .chain(config.services.iter().map(|service| &service.component))
+            .chain(
+                config
+                    .subscriptions
+                    .iter()
+                    .map(|entry| &entry.app.component),
+            );
         for component in components {
             if let ComponentSource::File(path) = component
                 && named.insert(path)
@@ -156,7 +168,7 @@ fn modified(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
 impl Reloader {
     /// Loads the configuration and compiles its components: everything
     /// that can fail happens here, before anything is swapped.
-    fn load(&self) -> anyhow::Result<(Routes, Plan)> {
+    fn load(&self) -> anyhow::Result<Prepared> {
         let (config, text) = match &self.base {
             Base::File(path) => {
                 let text = std::fs::read_to_string(path).map_err(|error| {
@@ -190,7 +202,7 @@ impl Reloader {
         &self,
         catalog: &Catalog,
         proposal: &Proposal,
-    ) -> Result<(Routes, Plan), ChangeError> {
+    ) -> Result<Prepared, ChangeError> {
         let config = match &self.base {
             Base::File(path) => {
                 let text = self
@@ -215,7 +227,7 @@ impl Reloader {
 
     /// Checks a configuration against what was fixed at startup, plans
     /// its services and loads its routes.
-    fn prepare(&self, config: Config) -> anyhow::Result<(Routes, Plan)> {
+    fn prepare(&self, config: Config) -> anyhow::Result<Prepared> {
         let settings = self.runtime.settings();
         for app in config.apps() {
             if usize::try_from(app.limits.max_memory).unwrap_or(usize::MAX)
@@ -258,6 +270,11 @@ impl Reloader {
                 self.listen_address
             );
         }
+        let subscriptions = crate::subscriptions::load_checked(
+            &self.runtime,
+            config.subscriptions,
+            &self.operator,
+        )?;
         let plan = self.supervisor.plan(
             &self.runtime,
             config.services,
@@ -271,7 +288,7 @@ impl Reloader {
             plan.flags(),
             &self.broker,
         )?;
-        Ok((routes, plan))
+        Ok((routes, plan, subscriptions))
     }
 
     /// What the base is, for the log.
@@ -310,7 +327,7 @@ impl Reloader {
         }
         let this = self.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let (routes, plan) = this.load_proposal(&catalog, &proposal)?;
+            let (routes, plan, subscriptions) = this.load_proposal(&catalog, &proposal)?;
             let mut state = catalog.lock();
             let value = commit(&mut state).map_err(ChangeError::Catalog)?;
             // Components no version uses any more, and partial uploads.
@@ -322,12 +339,12 @@ impl Reloader {
                 Err(error) => tracing::warn!("catalog: cannot remove unused components: {error}"),
             }
             drop(state);
-            Ok::<_, ChangeError>((routes, plan, value))
+            Ok::<_, ChangeError>((routes, plan, subscriptions, value))
         })
         .await
         .map_err(|error| ChangeError::Internal(error.into()))
         .and_then(|result| result);
-        let (routes, plan, value) = match done {
+        let (routes, plan, subscriptions, value) = match done {
             Ok(done) => done,
             Err(error) => {
                 tracing::warn!("{why} refused; nothing changed: {error}");
@@ -335,7 +352,9 @@ impl Reloader {
             }
         };
         if swap {
-            let done = self.serve(&mut current, routes, plan).await;
+            let done = self
+                .serve(&mut current, (routes, plan, subscriptions))
+                .await;
             tracing::info!("{why}: {done}");
         } else {
             tracing::info!("{why}: done; the routes stay as they are");
@@ -348,8 +367,7 @@ impl Reloader {
     async fn serve(
         &self,
         current: &mut BTreeMap<String, String>,
-        routes: Routes,
-        plan: Plan,
+        (routes, plan, subscriptions): Prepared,
     ) -> String {
         // Services first: a route to a new service finds it starting.
         let services = self.supervisor.apply(plan).await;
@@ -357,7 +375,11 @@ impl Reloader {
         let summary = changes(current, &after);
         self.admin.set_routes(&routes);
         self.dispatcher.replace_routes(routes);
-        let done = format!("now serving {} routes; {summary}; {services}", after.len());
+        let subscriptions = self.subscriptions.apply(subscriptions).await;
+        let done = format!(
+            "now serving {} routes; {summary}; {services}; {subscriptions}",
+            after.len()
+        );
         *current = after;
         done
     }
@@ -375,8 +397,8 @@ impl Reloader {
             Ok(_) if self.supervisor.is_stopping() => tracing::info!(
                 "reload ({why}) dropped: the host is shutting down; the routes and services stay as they are"
             ),
-            Ok((routes, plan)) => {
-                let done = self.serve(&mut current, routes, plan).await;
+            Ok(prepared) => {
+                let done = self.serve(&mut current, prepared).await;
                 tracing::info!("reload ({why}): {done}");
             }
             Err(error) => tracing::error!(

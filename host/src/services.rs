@@ -503,6 +503,7 @@ pub(crate) fn load(
                 max_runtime: config.max_runtime,
                 secrets: config.secrets.clone(),
                 files: config.files.clone(),
+                messaging: config.messaging.clone(),
             };
             let service = runtime
                 .load_service(&config.component, settings, http)

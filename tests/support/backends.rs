@@ -307,14 +307,20 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts one and waits for its "ready" line.
+    /// Starts one on a free port and waits for its "ready" line.
     pub fn start() -> NatsServer {
-        use std::io::BufRead as _;
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        NatsServer::start_on(port)
+    }
+
+    /// Starts one on `port` (again, after a restart) and waits for its
+    /// "ready" line.
+    pub fn start_on(port: u16) -> NatsServer {
+        use std::io::BufRead as _;
         let mut child = std::process::Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stderr(std::process::Stdio::piped())
@@ -348,5 +354,121 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One request a [`RecordingSink`] took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The request's path.
+    pub path: String,
+    /// Its `x-topic` header.
+    pub topic: Option<String>,
+    /// Its body, as text.
+    pub body: String,
+}
+
+/// An HTTP endpoint that records what is posted to it and answers `200`
+/// (or `503` while `failing` is set): the sink of the messaging tests.
+pub struct RecordingSink {
+    pub address: SocketAddr,
+    posted: std::sync::mpsc::Receiver<Posted>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RecordingSink {
+    /// A sink on a free loopback port.
+    pub fn start() -> RecordingSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (sender, posted) = std::sync::mpsc::channel();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fail = failing.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (sender, fail) = (sender.clone(), fail.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(
+                            move |request: http::Request<hyper::body::Incoming>| {
+                                let (sender, fail) = (sender.clone(), fail.clone());
+                                async move {
+                                    use http_body_util::BodyExt as _;
+                                    let path = request.uri().path().to_owned();
+                                    let topic = request
+                                        .headers()
+                                        .get("x-topic")
+                                        .and_then(|v| v.to_str().ok())
+                                        .map(str::to_owned);
+                                    let body =
+                                        request.into_body().collect().await.unwrap().to_bytes();
+                                    let status = if fail.load(Ordering::SeqCst) {
+                                        503
+                                    } else {
+                                        200
+                                    };
+                                    if status == 200 {
+                                        let _ = sender.send(Posted {
+                                            path,
+                                            topic,
+                                            body: String::from_utf8_lossy(&body).into_owned(),
+                                        });
+                                    }
+                                    let response = http::Response::builder()
+                                        .status(status)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                        .unwrap();
+                                    Ok::<_, std::convert::Infallible>(response)
+                                }
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        RecordingSink {
+            address,
+            posted,
+            failing,
+        }
+    }
+
+    /// The URL of `path` on it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The `--allow-http` rule that reaches it.
+    pub fn rule(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The next request it took, within 20 s.
+    pub fn next(&self) -> Posted {
+        self.posted
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the sink got a request within 20 s")
+    }
+
+    /// The next request within `wait`, if one came.
+    pub fn next_within(&self, wait: std::time::Duration) -> Option<Posted> {
+        self.posted.recv_timeout(wait).ok()
+    }
+
+    /// Makes it answer `503` (without recording) until set back.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
 }

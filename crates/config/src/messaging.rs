@@ -45,7 +45,10 @@ pub(crate) fn rules(
             Ok((pattern, locate(entry.span().start)))
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
-    if let Some(rate) = max_publish_rate.as_ref().filter(|rate| *rate.get_ref() == 0) {
+    if let Some(rate) = max_publish_rate
+        .as_ref()
+        .filter(|rate| *rate.get_ref() == 0)
+    {
         return Err(at(
             rate.span(),
             "max_publish_rate must be at least 1 message a second; remove it for no cap, or remove `publish` to send nothing".to_owned(),
@@ -166,7 +169,9 @@ pub(crate) fn subscription(
     {
         return Err(at(
             attempts.span(),
-            format!("max_attempts may be at most {MOST_ATTEMPTS}; a message that fails that often needs a dead_letter topic, not more attempts"),
+            format!(
+                "max_attempts may be at most {MOST_ATTEMPTS}; a message that fails that often needs a dead_letter topic, not more attempts"
+            ),
         ));
     }
     let dead_letter = match raw.dead_letter {

@@ -35,11 +35,16 @@ pub mod bindings {
     });
 }
 
+pub mod http;
+pub mod messaging;
 mod tcp;
 
 pub use bindings::Guest as Handler;
 /// Exports a [`Handler`] implementation as the component's `handle` function.
 pub use bindings::export_handler;
+/// Exports a [`messaging::Subscriber`] as the component's
+/// `wasi:messaging/incoming-handler`.
+pub use messaging::export_subscriber;
 
 /// The incoming request: method, path, query, headers, body and route
 /// parameters.

@@ -112,18 +112,12 @@ pub struct TopicCounts {
     pub refused: u64,
 }
 
-/// The most topics counted one by one; the rest are counted together
-/// under [`OTHER_TOPICS`], so that a stream of made-up names cannot grow
-/// the metrics without end.
-pub const MOST_COUNTED_TOPICS: usize = 1024;
-
-/// The name the topics past [`MOST_COUNTED_TOPICS`] are counted under.
-pub const OTHER_TOPICS: &str = "(other)";
+pub use crate::per_topic::{MOST_COUNTED_TOPICS, OTHER_TOPICS};
 
 struct Inner {
     settings: BrokerSettings,
     entries: RwLock<Vec<Entry>>,
-    counts: std::sync::Mutex<std::collections::BTreeMap<String, TopicCounts>>,
+    counts: crate::per_topic::PerTopic<TopicCounts>,
     /// The NATS connection, once the broker is bridged.
     nats: std::sync::OnceLock<crate::nats::NatsClient>,
     next_message: AtomicU64,
@@ -154,7 +148,7 @@ impl Broker {
                     ..settings
                 },
                 entries: RwLock::new(Vec::new()),
-                counts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+                counts: crate::per_topic::PerTopic::default(),
                 nats: std::sync::OnceLock::new(),
                 next_message: AtomicU64::new(1),
                 next_subscription: AtomicU64::new(1),
@@ -384,28 +378,12 @@ impl Broker {
     }
 
     fn count(&self, topic: &crate::Topic, change: impl FnOnce(&mut TopicCounts)) {
-        let mut counts = self
-            .inner
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let name = if counts.contains_key(topic.as_str()) || counts.len() < MOST_COUNTED_TOPICS {
-            topic.as_str()
-        } else {
-            OTHER_TOPICS
-        };
-        change(counts.entry(name.to_owned()).or_default());
+        self.inner.counts.count(topic, change);
     }
 
     /// What each topic saw so far, by name.
     pub fn topic_counts(&self) -> Vec<(String, TopicCounts)> {
-        self.inner
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(topic, counts)| (topic.clone(), *counts))
-            .collect()
+        self.inner.counts.snapshot()
     }
 
     /// Each subscription's name and how many messages wait in its queue,
@@ -433,6 +411,11 @@ impl Subscription {
     /// The next message, or `None` once the broker is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.receiver.recv().await
+    }
+
+    /// The next message if one is waiting, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.receiver.try_recv().ok()
     }
 
     /// Its name.

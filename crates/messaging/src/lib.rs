@@ -19,12 +19,14 @@
 pub mod broker;
 pub mod message;
 pub mod nats;
+pub mod per_topic;
 pub mod policy;
 pub mod retry;
 pub mod topic;
 
 pub use broker::{Broker, BrokerSettings, Delivery, PublishError, Subscription, TopicCounts};
 pub use message::{Message, MessageId};
+pub use per_topic::{DeliveryCounts, PerTopic};
 pub use policy::{MessagingPolicy, Refusal, SendKind};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use topic::{Topic, TopicError, TopicPattern};

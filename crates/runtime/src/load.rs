@@ -335,11 +335,7 @@ impl Loader<'_> {
         self.load_as(config, true)
     }
 
-    fn load_as(
-        &mut self,
-        config: AppConfig,
-        subscriber: bool,
-    ) -> Result<Arc<App>, Box<LoadError>> {
+    fn load_as(&mut self, config: AppConfig, subscriber: bool) -> Result<Arc<App>, Box<LoadError>> {
         let Loader {
             runtime,
             operator,

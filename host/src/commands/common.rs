@@ -59,6 +59,12 @@ pub(crate) fn max_memory(config: &Config) -> u64 {
         .apps()
         .map(|app| app.limits.max_memory)
         .chain(config.services.iter().map(|service| service.max_memory))
+        .chain(
+            config
+                .subscriptions
+                .iter()
+                .map(|entry| entry.app.limits.max_memory),
+        )
         .max()
         .unwrap_or(0)
 }
@@ -75,7 +81,10 @@ pub(crate) fn prepare_runtime(
     let mut runtime = Runtime::new(RuntimeSettings {
         max_instances,
         max_memory_bytes: usize::try_from(max_memory).unwrap_or(usize::MAX),
-        fuel: config.apps().any(|app| app.limits.fuel.is_some()),
+        fuel: config
+            .apps()
+            .chain(config.subscriptions.iter().map(|entry| &entry.app))
+            .any(|app| app.limits.fuel.is_some()),
     })?;
     if !cache.no_cache {
         match cache_dir(cache) {

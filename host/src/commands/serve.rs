@@ -158,6 +158,16 @@ pub(crate) struct ServeArgs {
     /// Never on the command line.
     #[arg(long, value_name = "FILE")]
     pub(crate) messaging_credentials: Option<PathBuf>,
+
+    /// How many messages each subscription's queue holds; when one is
+    /// full, publishers wait for room (--messaging-wait).
+    #[arg(long, value_name = "COUNT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) messaging_queue: u32,
+
+    /// How long a publisher waits for room in a full queue before its
+    /// publish fails (`timeout` for a guest, 503 for a publish_to route).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_drain_flag)]
+    pub(crate) messaging_wait: std::time::Duration,
 }
 
 /// The value of `--messaging`.
@@ -347,7 +357,15 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         }
         None => config,
     };
-    let runtime = Arc::new(prepare_runtime(&config, args.max_instances, &args.cache)?);
+    // The embedded broker: `publish_to` routes, wasi:messaging guests and
+    // subscriptions use it, the admin listener's /subscribe follows it.
+    let broker = serverless_messaging::Broker::new(serverless_messaging::BrokerSettings {
+        queue_capacity: args.messaging_queue as usize,
+        publish_timeout: args.messaging_wait,
+    });
+    let mut runtime = prepare_runtime(&config, args.max_instances, &args.cache)?;
+    runtime.attach_broker(broker.clone());
+    let runtime = Arc::new(runtime);
     let max_memory = max_memory(&config);
     let pool = pool_summary(&runtime, args.max_instances, max_memory);
     let operator_rules = OperatorRules {
@@ -358,9 +376,8 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
     let listen_rules = TcpAllowlist::new(args.allow_listen);
     let services =
         crate::services::load(&runtime, config.services, &operator_rules, &listen_rules)?;
-    // The embedded broker: `publish_to` routes publish on it, the admin
-    // listener's /subscribe follows it.
-    let broker = serverless_messaging::Broker::new(serverless_messaging::BrokerSettings::default());
+    let subscriptions =
+        crate::subscriptions::load_checked(&runtime, config.subscriptions, &operator_rules)?;
     let routes = crate::routes::load(
         &runtime,
         config.routes,
@@ -459,6 +476,10 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
         let described = reload::describe(&routes);
         // Services start before requests can reach their routes.
         let supervisor = crate::services::Supervisor::start(services, statuses);
+        let running = Arc::new(crate::subscriptions::Subscriptions::new(broker.clone()));
+        metrics.count_deliveries(running.counts());
+        let started = running.apply(subscriptions).await;
+        tracing::info!("{started}");
         let admin_invocations = invocations.clone();
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
@@ -484,6 +505,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             listen_rules,
             catalog: catalog.clone(),
             broker: broker.clone(),
+            subscriptions: running.clone(),
             current: tokio::sync::Mutex::new(described),
             last_good: std::sync::Mutex::new(config_text),
         });
@@ -545,6 +567,10 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
             },
         )
         .await;
+        // After the HTTP drain, no route publishes any more: what the
+        // subscriptions hold is handled, while the services they may call
+        // still run.
+        running.drain(args.drain_timeout).await;
         // After the HTTP drain: the services may be what handlers called.
         supervisor.stop().await;
         Ok(())

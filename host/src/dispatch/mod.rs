@@ -429,6 +429,14 @@ impl Dispatcher {
                     .await
                     .map_err(refused)
             }
+            // Routes are loaded as handlers; a subscription handler is
+            // never one, and would be a host bug.
+            AppKind::Subscriber => {
+                tracing::error!(request_id = %request_id, app = %name, "a route leads to a subscription handler");
+                Err(refused(Refusal::HandlerFailed(
+                    serverless_runtime::FailureKind::WrongWorld,
+                )))
+            }
         }
     }
 

@@ -71,7 +71,19 @@ impl App {
             .map_err(|error| lane_failed(error, timeout))?;
         drop(retiring);
         outcome?;
-        returned.map_err(|error| HandleError::MessageError(format!("{error:?}")))?;
+        returned.map_err(|error| HandleError::MessageError(describe(&error)))?;
         Ok(stats)
+    }
+}
+
+/// The error a handler returned, as the log shows it: the WIT case and
+/// its text.
+fn describe(error: &crate::bindings::types::Error) -> String {
+    use crate::bindings::types::Error;
+    match error {
+        Error::Timeout => "timeout".to_owned(),
+        Error::Connection(why) => format!("connection({why:?})"),
+        Error::PermissionDenied(why) => format!("permission-denied({why:?})"),
+        Error::Other(why) => format!("other({why:?})"),
     }
 }

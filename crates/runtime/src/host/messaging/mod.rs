@@ -16,7 +16,7 @@ use serverless_messaging::{Broker, Message, MessagingPolicy, PublishError, Topic
 use wasmtime::component::{HasData, ResourceTable};
 
 use crate::bindings::types::Error;
-use crate::denials::{DeniedVia, Denials};
+use crate::denials::{Denials, DeniedVia};
 use crate::state::InstanceState;
 use crate::stdio::GuestOutput;
 
@@ -184,7 +184,9 @@ impl MessagingView<'_> {
     /// The broker, or the error for a host without one.
     fn broker(&self) -> Result<Broker, Error> {
         self.ctx.broker.clone().ok_or_else(|| {
-            Error::Connection("this host runs without a message broker (`host run`); use `host serve`".to_owned())
+            Error::Connection(
+                "this host runs without a message broker (`host run`); use `host serve`".to_owned(),
+            )
         })
     }
 
@@ -204,8 +206,11 @@ impl MessagingView<'_> {
                 if refusal.is_permission() {
                     self.denials.count(DeniedVia::Messaging);
                 }
-                self.output
-                    .host_note(tracing::Level::WARN, "messaging", &format!("refused: {message}"));
+                self.output.host_note(
+                    tracing::Level::WARN,
+                    "messaging",
+                    &format!("refused: {message}"),
+                );
                 if refusal.is_permission() {
                     Error::PermissionDenied(message)
                 } else {

@@ -69,10 +69,8 @@ impl Host for MessagingView<'_> {
         let inbox = new_inbox();
         let pattern = TopicPattern::new(inbox.as_str())
             .unwrap_or_else(|_| unreachable!("a topic is a pattern"));
-        let mut replies_in = broker.subscribe(
-            &format!("request:{}", self.ctx.policy.app()),
-            pattern,
-        );
+        let mut replies_in =
+            broker.subscribe(&format!("request:{}", self.ctx.policy.app()), pattern);
         let mut outgoing = request.outgoing(topic);
         outgoing.reply_to = Some(inbox);
         if let Err(error) = self.publish(outgoing).await {

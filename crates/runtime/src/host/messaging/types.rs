@@ -30,7 +30,9 @@ fn invalid_metadata(key: &str, value: &str) -> Option<String> {
         return Some("the content type is set with set-content-type, not as metadata".to_owned());
     }
     if value.contains(['\r', '\n']) {
-        return Some(format!("the value of metadata key `{key}` holds a line break"));
+        return Some(format!(
+            "the value of metadata key `{key}` holds a line break"
+        ));
     }
     None
 }
@@ -45,7 +47,10 @@ impl HostClient for MessagingView<'_> {
         Ok(Ok(self.table.push(Client { name, open: true })?))
     }
 
-    async fn disconnect(&mut self, client: Resource<Client>) -> wasmtime::Result<Result<(), Error>> {
+    async fn disconnect(
+        &mut self,
+        client: Resource<Client>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.table.get_mut(&client)?.open = false;
         Ok(Ok(()))
     }

@@ -1,0 +1,370 @@
+//! wasi:messaging against the real binary: handlers publish and make
+//! requests under their `publish` rules, `[[subscriptions]]` run a fresh
+//! instance per message, failures are retried and dead-lettered, slow
+//! consumers push back, shutdown finishes what was accepted, and two hosts
+//! share topics over NATS, across a NATS restart.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::backends::{NatsServer, RecordingSink};
+use support::{ConfigDir, Host};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `POST /pub?QUERY` with `body`, through the test publisher.
+fn publish(host: &Host, route: &str, query: &str, body: &str) -> support::Reply {
+    runtime().block_on(support::send(
+        &support::client(),
+        "POST",
+        &host.url(&format!("{route}?{query}")),
+        &[],
+        body.to_owned(),
+    ))
+}
+
+/// The host's `/metrics` text.
+fn metrics(host: &Host) -> String {
+    runtime()
+        .block_on(support::send(
+            &support::client(),
+            "GET",
+            &format!("http://{}/metrics", host.admin.unwrap()),
+            &[],
+            "",
+        ))
+        .text()
+}
+
+/// Waits until `/metrics` has every one of `lines`.
+fn wait_for_metrics(host: &Host, lines: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics(host);
+        if lines.iter().all(|line| text.lines().any(|l| l == *line)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing some of {lines:?} in:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An `[[applications]]` entry of the test publisher at `route`.
+fn publisher(name: &str, route: &str, extra: &str) -> String {
+    format!(
+        "[[applications]]\nname = \"{name}\"\nfile_path = {:?}\nmethod = \"POST\"\nurl_path = \"{route}\"\n{extra}\n",
+        guest_artifacts::TEST_PUBLISHER_PATH
+    )
+}
+
+/// A `[[subscriptions]]` entry of the test subscriber posting to `sink`.
+fn subscription(name: &str, topic: &str, sink: &RecordingSink, extra: &str) -> String {
+    format!(
+        "[[subscriptions]]\nname = \"{name}\"\ntopic = \"{topic}\"\nfile_path = {:?}\nenv = {{ SINK_URL = \"{}\" }}\n{extra}\n",
+        guest_artifacts::TEST_SUBSCRIBER_PATH,
+        sink.url(&format!("/{name}"))
+    )
+}
+
+#[test]
+fn a_handler_publishes_and_a_subscription_forwards_each_message_to_an_allowed_sink() {
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}",
+        publisher("pub", "/pub", "publish = [\"sensors.*\"]"),
+        subscription("gateway", "sensors.>", &sink, "")
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
+    let reply = publish(&host, "/pub", "topic=sensors.kitchen", "21.5");
+    assert_eq!((reply.status, reply.text()), (202, "sent\n".to_owned()));
+    assert_eq!(
+        sink.next(),
+        support::backends::Posted {
+            path: "/gateway".to_owned(),
+            topic: Some("sensors.kitchen".to_owned()),
+            body: "21.5".to_owned(),
+        }
+    );
+    let access = host.wait_for_log(&["access", "message", "subscription=\"gateway\""]);
+    assert!(
+        access.contains("topic=\"sensors.kitchen\"")
+            && access.contains("attempt=1")
+            && access.contains("outcome=\"delivered\""),
+        "{access}"
+    );
+    wait_for_metrics(
+        &host,
+        &[
+            "serverless_messages_published_total{topic=\"sensors.kitchen\"} 1",
+            "serverless_messages_delivered_total{topic=\"sensors.kitchen\"} 1",
+            "serverless_messages_failed_total{topic=\"sensors.kitchen\"} 0",
+        ],
+    );
+    // A request gets the subscription's reply.
+    let reply = publish(
+        &host,
+        "/pub",
+        "topic=sensors.ask&request=5000",
+        "ask:how warm",
+    );
+    assert_eq!((reply.status, reply.text()), (200, "HOW WARM\n".to_owned()));
+}
+
+#[test]
+fn topics_outside_the_publish_rules_get_the_wit_error_and_a_log_line() {
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}{}",
+        publisher("open", "/open", "publish = [\"in\"]"),
+        publisher("closed", "/closed", ""),
+        subscription("relay", "in", &sink, "")
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
+    let reply = publish(&host, "/closed", "topic=in", "x");
+    assert_eq!(
+        (reply.status, reply.text()),
+        (
+            403,
+            "app `closed` may not send on topic `in`: its entry has no `publish` rules; add `publish = [\"in\"]` to it\n".to_owned()
+        )
+    );
+    let line = host.wait_for_log(&["source=\"messaging\"", "app=\"closed\""]);
+    assert!(
+        line.contains("refused: app `closed` may not send on topic `in`"),
+        "{line}"
+    );
+    let reply = publish(&host, "/open", "topic=_inbox.abc", "x");
+    assert_eq!(
+        (reply.status, reply.text()),
+        (
+            403,
+            "topic `_inbox.abc` belongs to the host (topics starting with `_` carry replies); answer a request with `reply`\n".to_owned()
+        )
+    );
+    // A subscription handler has no publish rules either.
+    let reply = publish(&host, "/open", "topic=in", "forward:out:data");
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert_eq!(
+        sink.next().body,
+        "forward out: Error::PermissionDenied(\"app `relay` may not send on topic `out`: its entry has no `publish` rules; add `publish = [\\\"out\\\"]` to it\")"
+    );
+    wait_for_metrics(
+        &host,
+        &["serverless_outbound_denied_total{via=\"messaging\"} 3"],
+    );
+}
+
+#[test]
+fn a_failing_handler_is_retried_with_backoff_then_dead_lettered_or_dropped() {
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}{}{}",
+        publisher("pub", "/pub", "publish = [\"jobs\", \"chores\"]"),
+        subscription(
+            "worker",
+            "jobs",
+            &sink,
+            "max_attempts = 3\nretry_backoff = \"50ms\"\ndead_letter = \"jobs-failed\"",
+        ),
+        subscription("morgue", "jobs-failed", &sink, ""),
+        subscription(
+            "lazy",
+            "chores",
+            &sink,
+            "max_attempts = 2\nretry_backoff = \"10ms\""
+        ),
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
+    assert_eq!(publish(&host, "/pub", "topic=jobs", "trap").status, 202);
+    // The morgue gets it after three failed deliveries; it traps there too.
+    host.wait_for_log(&[
+        "delivery 3 of 3 failed (unreachable)",
+        "the message went to the dead-letter topic `jobs-failed`",
+    ]);
+    for attempt in 1..=3 {
+        host.wait_for_log(&[
+            "subscription=\"worker\"",
+            &format!("attempt={attempt} "),
+            "outcome=\"failed\"",
+        ]);
+    }
+    host.wait_for_log(&[
+        "delivery 1 of 3 failed (unreachable)",
+        "trying again in 50ms",
+    ]);
+    host.wait_for_log(&[
+        "delivery 2 of 3 failed (unreachable)",
+        "trying again in 100ms",
+    ]);
+    // A message that fails with no dead-letter topic is dropped, logged
+    // with its id, and counted.
+    assert_eq!(
+        publish(&host, "/pub", "topic=chores", "fail:not today").status,
+        202
+    );
+    let dropped = host.wait_for_log(&[
+        "delivery 2 of 2 failed (message error): the handler returned the error other(\"not today\"); the subscription has no dead_letter topic, so the message was dropped",
+    ]);
+    assert!(dropped.contains("message_id=msg-"), "{dropped}");
+    wait_for_metrics(
+        &host,
+        &[
+            "serverless_messages_failed_total{topic=\"jobs\"} 3",
+            "serverless_messages_retried_total{topic=\"jobs\"} 2",
+            "serverless_messages_dead_lettered_total{topic=\"jobs\"} 1",
+            "serverless_messages_dropped_total{topic=\"jobs\"} 0",
+            "serverless_messages_failed_total{topic=\"chores\"} 2",
+            "serverless_messages_retried_total{topic=\"chores\"} 1",
+            "serverless_messages_dropped_total{topic=\"chores\"} 1",
+        ],
+    );
+    // The sink saw neither: every attempt trapped or failed.
+    assert_eq!(sink.next_within(Duration::from_millis(200)), None);
+}
+
+#[test]
+fn one_at_a_time_keeps_the_order_and_a_slow_consumer_pushes_back() {
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}",
+        publisher("pub", "/pub", "publish = [\"ordered\"]"),
+        subscription("slow", "ordered", &sink, ""),
+    ));
+    let host = Host::start(
+        Some(&config.path()),
+        &[
+            "--allow-http",
+            &sink.rule(),
+            "--messaging-queue",
+            "2",
+            "--messaging-wait",
+            "200ms",
+        ],
+    );
+    // The first is taken at once and holds the handler for a while; two
+    // more fill the queue; the fourth waits 200 ms and is refused.
+    let statuses: Vec<u16> = ["sleep:1500", "second", "third", "fourth"]
+        .iter()
+        .map(|body| {
+            let reply = publish(&host, "/pub", "topic=ordered", body);
+            if reply.status == 504 {
+                assert_eq!(reply.text(), "timeout\n");
+            }
+            // The first must be in the handler before the others queue.
+            std::thread::sleep(Duration::from_millis(100));
+            reply.status
+        })
+        .collect();
+    assert_eq!(statuses, [202, 202, 202, 504]);
+    host.wait_for_log(&[
+        "a message on topic `ordered` was not sent: subscription `slow` has 2 messages queued and took none within 200 ms",
+    ]);
+    let bodies: Vec<String> = (0..3).map(|_| sink.next().body).collect();
+    assert_eq!(bodies, ["sleep:1500", "second", "third"]);
+    wait_for_metrics(
+        &host,
+        &["serverless_messages_refused_total{topic=\"ordered\"} 1"],
+    );
+}
+
+#[test]
+fn graceful_shutdown_delivers_what_was_queued() {
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}",
+        publisher("pub", "/pub", "publish = [\"late\"]"),
+        subscription("tail", "late", &sink, ""),
+    ));
+    let mut host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
+    for index in 0..4 {
+        let reply = publish(&host, "/pub", "topic=late", &format!("sleep:200 #{index}"));
+        assert_eq!(reply.status, 202, "{}", reply.text());
+    }
+    host.signal(libc::SIGTERM);
+    let bodies: Vec<String> = (0..4).map(|_| sink.next().body).collect();
+    assert_eq!(
+        bodies,
+        [
+            "sleep:200 #0",
+            "sleep:200 #1",
+            "sleep:200 #2",
+            "sleep:200 #3"
+        ]
+    );
+    assert!(host.wait(Duration::from_secs(20)).success());
+    assert!(
+        !host.stderr().contains("were dropped") && !host.stdout().contains("were dropped"),
+        "{}",
+        host.stderr()
+    );
+}
+
+#[test]
+fn two_hosts_share_topics_over_nats_and_resume_after_it_restarts() {
+    let nats = NatsServer::start();
+    let port = nats.port;
+    let url = nats.url();
+    let sink = RecordingSink::start();
+    let messaging = [
+        "--messaging",
+        url.as_str(),
+        "--messaging-prefix",
+        "pipeline",
+    ];
+    let producer_config = ConfigDir::new(&publisher("pub", "/pub", "publish = [\"readings\"]"));
+    let consumer_config = ConfigDir::new(&subscription("gateway", "readings", &sink, ""));
+    let producer = Host::start(Some(&producer_config.path()), &messaging);
+    let rule = sink.rule();
+    let consumer = Host::start(
+        Some(&consumer_config.path()),
+        &[messaging.as_slice(), &["--allow-http", rule.as_str()]].concat(),
+    );
+    // Publishes until the consumer's subscription has reached the server.
+    let deliver = |body: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "{body:?} never arrived");
+            let reply = publish(&producer, "/pub", "topic=readings", body);
+            if reply.status == 202
+                && let Some(posted) = sink.next_within(Duration::from_millis(300))
+            {
+                assert_eq!(posted.topic.as_deref(), Some("readings"));
+                return posted.body;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(deliver("before"), "before");
+
+    // NATS stops: the publisher's guest gets `connection`.
+    drop(nats);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+        let reply = publish(&producer, "/pub", "topic=readings", "during");
+        if reply.status == 503 {
+            assert!(reply.text().contains("127.0.0.1"), "{}", reply.text());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // It comes back on the same port: both hosts reconnect by themselves,
+    // and the subscription delivers again.
+    let _nats = NatsServer::start_on(port);
+    // Whatever the outage let through (nothing, or "during" from before it
+    // was noticed) comes before the new message.
+    let mut seen = deliver("after");
+    while seen != "after" {
+        seen = sink.next().body;
+    }
+    consumer.wait_for_log(&["NATS connected"]);
+}
