@@ -320,8 +320,16 @@ fn two_hosts_share_topics_over_nats_and_resume_after_it_restarts() {
         "--messaging-prefix",
         "pipeline",
     ];
-    let producer_config = ConfigDir::new(&publisher("pub", "/pub", "publish = [\"readings\"]"));
-    let consumer_config = ConfigDir::new(&subscription("gateway", "readings", &sink, ""));
+    let producer_config = ConfigDir::new(&publisher(
+        "pub",
+        "/pub",
+        "publish = [\"readings\", \"questions\"]",
+    ));
+    let consumer_config = ConfigDir::new(&format!(
+        "{}{}",
+        subscription("gateway", "readings", &sink, ""),
+        subscription("answers", "questions", &sink, "")
+    ));
     let producer = Host::start(Some(&producer_config.path()), &messaging);
     let rule = sink.rule();
     let consumer = Host::start(
@@ -344,6 +352,15 @@ fn two_hosts_share_topics_over_nats_and_resume_after_it_restarts() {
         }
     };
     assert_eq!(deliver("before"), "before");
+    // A request from one host is answered by the other's subscription,
+    // through a reply inbox on NATS.
+    let reply = publish(
+        &producer,
+        "/pub",
+        "topic=questions&request=5000",
+        "ask:across hosts",
+    );
+    assert_eq!((reply.status, reply.text()), (200, "ACROSS HOSTS\n".to_owned()));
 
     // NATS stops: the publisher's guest gets `connection`.
     drop(nats);
