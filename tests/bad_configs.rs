@@ -144,6 +144,16 @@ golden_files! {
     unknown_top_level_key,
     world_on_core_module,
     wrong_value_type,
+    subscription_bad_topic,
+    subscription_dead_letter_loop,
+    subscription_duplicate_name,
+    subscription_unknown_key,
+    subscription_zero_attempts,
+    subscription_without_topic,
+    subscription_not_a_subscriber,
+    publish_bad_pattern,
+    publish_zero_rate,
+    publish_on_publish_to,
 }
 
 /// A golden file added to the folder but not to the list above would

@@ -360,7 +360,10 @@ fn two_hosts_share_topics_over_nats_and_resume_after_it_restarts() {
         "topic=questions&request=5000",
         "ask:across hosts",
     );
-    assert_eq!((reply.status, reply.text()), (200, "ACROSS HOSTS\n".to_owned()));
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, "ACROSS HOSTS\n".to_owned())
+    );
 
     // NATS stops: the publisher's guest gets `connection`.
     drop(nats);

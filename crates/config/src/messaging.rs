@@ -244,3 +244,58 @@ pub(crate) fn subscription(
         location: Some((cx.locate)(topic_span.start)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    fn parse(text: &str) -> crate::Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gateway.wasm"), b"\0asm").unwrap();
+        crate::Config::parse(text, &dir.path().join("serverless.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_subscription_takes_its_defaults_and_the_file_s_limits() {
+        let config = parse(
+            "timeout = \"5s\"\n[[subscriptions]]\ntopic = \"sensors.*\"\nfile_path = \"gateway.wasm\"\n",
+        );
+        let entry = &config.subscriptions[0];
+        assert_eq!(entry.app.name, "gateway");
+        assert_eq!(entry.topic.as_str(), "sensors.*");
+        assert_eq!(entry.max_concurrency, 1);
+        assert_eq!(entry.retry, serverless_messaging::RetryPolicy::default());
+        assert_eq!(entry.app.limits.timeout, Duration::from_secs(5));
+        assert!(entry.app.messaging.publish.is_empty(), "deny by default");
+        assert_eq!(
+            entry.app.messaging.max_message_size,
+            serverless_messaging::policy::DEFAULT_MAX_MESSAGE_SIZE
+        );
+    }
+
+    #[test]
+    fn a_subscription_s_own_keys_are_read() {
+        let config = parse(
+            "[[subscriptions]]\nname = \"gw\"\ntopic = \"telemetry\"\nfile_path = \"gateway.wasm\"\nmax_concurrency = 4\nmax_attempts = 5\nretry_backoff = \"20ms\"\nmax_retry_backoff = \"1s\"\ndead_letter = \"telemetry-failed\"\npublish = [\"alerts.>\"]\nmax_message_size = \"4 KiB\"\nmax_publish_rate = 10\n",
+        );
+        let entry = &config.subscriptions[0];
+        assert_eq!(entry.max_concurrency, 4);
+        assert_eq!(
+            entry.retry,
+            serverless_messaging::RetryPolicy {
+                attempts: 5,
+                backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_secs(1),
+                dead_letter: Some(serverless_messaging::Topic::new("telemetry-failed").unwrap()),
+            }
+        );
+        let rules = &entry.app.messaging;
+        assert_eq!(rules.publish.len(), 1);
+        assert_eq!(rules.publish[0].0.as_str(), "alerts.>");
+        assert_eq!(rules.publish[0].1.line, 10);
+        assert_eq!(
+            (rules.max_message_size, rules.max_publish_rate),
+            (4096, Some(10))
+        );
+    }
+}

@@ -144,7 +144,19 @@ pub(crate) fn parse(
     let raw: RawConfig = toml::from_str(source).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let mut message = error.message().trim_end().to_owned();
-        if message.starts_with("missing field `method`")
+        // The table the error is in: the last array-of-tables header
+        // before it.
+        let table = source
+            .get(..(span.start + 2).min(source.len()))
+            .and_then(|before| before.rfind("[["))
+            .map_or("", |at| &source[at..]);
+        if table.starts_with("[[subscriptions]]") {
+            if message.starts_with("missing field `topic`")
+                || message.starts_with("missing field `file_path`")
+            {
+                message.push_str("; every [[subscriptions]] entry needs `topic` and `file_path`");
+            }
+        } else if message.starts_with("missing field `method`")
             || message.starts_with("missing field `url_path`")
         {
             message.push_str(APP_NEEDS);

@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serverless_config::SubscriptionConfig;
 use serverless_messaging::{
     Broker, Delivery, DeliveryCounts, PerTopic, RetryPolicy, Subscription, TopicPattern,
@@ -60,9 +59,19 @@ pub(crate) fn load(
     let mut loaded = Vec::with_capacity(configs.len());
     for config in configs {
         let name: Arc<str> = config.app.name.as_str().into();
-        let app = loader
-            .load_subscriber(config.app)
-            .map_err(|error| anyhow::anyhow!("subscription {error}"))?;
+        let app = loader.load_subscriber(config.app).map_err(|error| {
+            anyhow::anyhow!(
+                "{}subscription `{}` ({}): {}",
+                error
+                    .location
+                    .as_ref()
+                    .map(|l| format!("{l}: "))
+                    .unwrap_or_default(),
+                error.app,
+                error.component,
+                error.problem
+            )
+        })?;
         loaded.push(Arc::new(Prepared {
             name,
             topic: config.topic,
@@ -381,5 +390,5 @@ pub(crate) fn load_checked(
     operator: &OperatorRules,
 ) -> anyhow::Result<Loaded> {
     check_limits(&configs, &runtime.settings())?;
-    load(runtime, configs, operator).context("cannot load the subscriptions")
+    load(runtime, configs, operator)
 }
