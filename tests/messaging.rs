@@ -388,3 +388,70 @@ fn two_hosts_share_topics_over_nats_and_resume_after_it_restarts() {
     }
     consumer.wait_for_log(&["NATS connected"]);
 }
+
+#[test]
+fn the_messaging_pipeline_sample_serves_the_latest_reading() {
+    // guests/rust/messaging-pipeline.toml as documented, with the test's
+    // artifacts, a free port and a shorter interval.
+    let cache = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../guests/rust/messaging-pipeline.toml"),
+    )
+    .unwrap();
+    for (written, built) in [
+        ("telemetry.wasm", guest_artifacts::TELEMETRY_PATH),
+        (
+            "telemetry_cache.wasm",
+            guest_artifacts::TELEMETRY_CACHE_PATH,
+        ),
+        ("gateway.wasm", guest_artifacts::GATEWAY_PATH),
+        ("http_fetch.wasm", guest_artifacts::HTTP_FETCH_PATH),
+    ] {
+        let written = format!("\"../../target/wasm32-wasip1/release/{written}\"");
+        assert!(text.contains(&written), "{written} is not in the sample");
+        text = text.replace(&written, &format!("{built:?}"));
+    }
+    let text = text
+        .replace("127.0.0.1:9001", &cache)
+        .replace("\"1000\"", "\"50\"");
+    let config = ConfigDir::new(&text);
+    let allow_http = format!("http://{cache}");
+    let host = Host::start(
+        Some(&config.path()),
+        &["--allow-listen", &cache, "--allow-http", &allow_http],
+    );
+    host.wait_for_log(&["publishing to telemetry with wasi:messaging every 50ms"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let latest = loop {
+        assert!(Instant::now() < deadline, "no reading reached the cache");
+        let reply = runtime().block_on(support::send(
+            &support::client(),
+            "GET",
+            &host.url("/telemetry/latest"),
+            &[],
+            "",
+        ));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let latest: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        if latest["sensor-1"]["seq"]
+            .as_u64()
+            .is_some_and(|seq| seq >= 3)
+        {
+            break latest;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let celsius = latest["sensor-1"]["celsius"].as_f64().unwrap();
+    assert!((15.0..=30.0).contains(&celsius), "{latest}");
+    let delivered = host.wait_for_log(&[
+        "access",
+        "subscription=\"gateway\"",
+        "outcome=\"delivered\"",
+    ]);
+    assert!(delivered.contains("topic=\"telemetry\""), "{delivered}");
+}
