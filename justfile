@@ -72,7 +72,7 @@ lint:
     cargo clippy --target wasm32-unknown-unknown -p serverless-wasm-legacy -p legacy-hello -p legacy-backend -p legacy-probe -- -D warnings
 
 # All benchmarks; each writes its report (bench/, guests/README.md).
-bench: bench-speed bench-streaming bench-routes bench-startup bench-fairness bench-languages
+bench: bench-speed bench-streaming bench-routes bench-startup bench-fairness bench-languages bench-messaging
 
 # Fairness: a healthy route's latency alone and next to hostile guests
 # (bench/fairness.md).
@@ -105,6 +105,14 @@ bench-routes *ARGS: (guest-tools "bench")
 bench-startup:
     cargo build --release -p host -p loadgen
     target/release/loadgen startup --host target/release/host --routes 50 --out bench/startup.md
+
+# Subscriptions: messages/s and publish-to-handler latency (p50, p99) on
+# the embedded broker and on NATS, next to a native Rust consumer on the
+# same NATS (bench/messaging.md). Installs nats-server when missing.
+bench-messaging *ARGS:
+    command -v nats-server >/dev/null || (sudo -n true 2>/dev/null && sudo apt-get install -y nats-server || apt-get install -y nats-server)
+    cargo build --release -p host -p loadgen
+    target/release/loadgen messaging --host target/release/host --out bench/messaging.md {{ARGS}}
 
 # Every guest language: component sizes, clean build time, first-request
 # and steady-state latency of hello (the table in guests/README.md).

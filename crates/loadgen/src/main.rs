@@ -12,6 +12,9 @@
 //! * `loadgen streaming`: 1 GiB echo and download through wasi:http next to
 //!   native hyper and `wasmtime serve`.
 //! * `loadgen routes`: startup, memory and req/s with 1 to 10,000 routes.
+//! * `loadgen messaging`: messages per second and publish-to-handler
+//!   latency of subscriptions, embedded and on NATS, next to a native
+//!   Rust consumer on the same NATS.
 //! * `loadgen startup`: start-to-first-response with many routes, cold and
 //!   warm compile cache, and memory idle and per in-flight instance.
 //!
@@ -23,6 +26,7 @@ mod compare;
 mod host;
 mod languages;
 mod load;
+mod messaging;
 mod report;
 mod routes;
 mod servers;
@@ -134,6 +138,22 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Messages per second and publish-to-handler latency of
+    /// subscriptions, embedded and on NATS, next to a native consumer.
+    Messaging {
+        /// The `host` binary to run (a release build).
+        #[arg(long)]
+        host: PathBuf,
+        /// Messages sent one at a time, for latency.
+        #[arg(long, default_value_t = 500)]
+        latency_messages: usize,
+        /// Messages sent at once, for throughput.
+        #[arg(long, default_value_t = 5000)]
+        throughput_messages: usize,
+        /// Where to write the report (Markdown).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Size, build time and latency of every guest language's samples.
     Languages {
         /// The `host` binary to run.
@@ -229,6 +249,12 @@ fn main() -> anyhow::Result<()> {
                 &out,
             ),
             Command::Startup { host, routes, out } => startup::startup(&host, routes, &out).await,
+            Command::Messaging {
+                host,
+                latency_messages,
+                throughput_messages,
+                out,
+            } => messaging::messaging(&host, latency_messages, throughput_messages, &out).await,
             Command::Languages { host, seconds, out } => {
                 languages::languages(&host, Duration::from_secs(seconds), &out).await
             }
