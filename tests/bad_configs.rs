@@ -149,6 +149,8 @@ golden_files! {
     subscription_duplicate_name,
     subscription_unknown_key,
     subscription_zero_attempts,
+    subscription_dead_letter_round,
+    subscription_host_topic,
     subscription_without_topic,
     subscription_not_a_subscriber,
     publish_bad_pattern,

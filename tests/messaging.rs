@@ -164,10 +164,50 @@ fn topics_outside_the_publish_rules_get_the_wit_error_and_a_log_line() {
 }
 
 #[test]
+fn the_size_and_rate_caps_refuse_with_the_wit_error() {
+    let config = ConfigDir::new(&publisher(
+        "capped",
+        "/capped",
+        "publish = [\"t\"]\nmax_message_size = 8\nmax_publish_rate = 1",
+    ));
+    let host = Host::start(Some(&config.path()), &[]);
+    let reply = publish(&host, "/capped", "topic=t", "123456789");
+    assert_eq!(
+        (reply.status, reply.text()),
+        (
+            500,
+            "app `capped` sent a message of 9 bytes on topic `t`, over its max_message_size of 8 bytes\n".to_owned()
+        )
+    );
+    // One a second: of two at once, the second is refused (an empty
+    // bucket takes a second to refill, far longer than two requests).
+    let first = publish(&host, "/capped", "topic=t", "a");
+    let second = publish(&host, "/capped", "topic=t", "b");
+    assert_eq!(first.status, 202, "{}", first.text());
+    assert_eq!(
+        (second.status, second.text()),
+        (
+            500,
+            "app `capped` is over its max_publish_rate of 1 messages a second; the message on topic `t` was not sent\n".to_owned()
+        )
+    );
+    host.wait_for_log(&[
+        "source=\"messaging\"",
+        "refused: app `capped` is over its max_publish_rate",
+    ]);
+}
+
+#[test]
 fn a_failing_handler_is_retried_with_backoff_then_dead_lettered_or_dropped() {
     let sink = RecordingSink::start();
+    // The gateway sample posts whatever it gets.
+    let morgue = format!(
+        "[[subscriptions]]\nname = \"morgue\"\ntopic = \"jobs-failed\"\nfile_path = {:?}\nenv = {{ SINK_URL = \"{}\" }}\n",
+        guest_artifacts::GATEWAY_PATH,
+        sink.url("/morgue")
+    );
     let config = ConfigDir::new(&format!(
-        "{}{}{}{}",
+        "{}{}{morgue}{}",
         publisher("pub", "/pub", "publish = [\"jobs\", \"chores\"]"),
         subscription(
             "worker",
@@ -175,7 +215,6 @@ fn a_failing_handler_is_retried_with_backoff_then_dead_lettered_or_dropped() {
             &sink,
             "max_attempts = 3\nretry_backoff = \"50ms\"\ndead_letter = \"jobs-failed\"",
         ),
-        subscription("morgue", "jobs-failed", &sink, ""),
         subscription(
             "lazy",
             "chores",
@@ -185,7 +224,15 @@ fn a_failing_handler_is_retried_with_backoff_then_dead_lettered_or_dropped() {
     ));
     let host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
     assert_eq!(publish(&host, "/pub", "topic=jobs", "trap").status, 202);
-    // The morgue gets it after three failed deliveries; it traps there too.
+    // The morgue gets it after three failed deliveries.
+    assert_eq!(
+        sink.next(),
+        support::backends::Posted {
+            path: "/morgue".to_owned(),
+            topic: Some("jobs-failed".to_owned()),
+            body: "trap".to_owned(),
+        }
+    );
     host.wait_for_log(&[
         "delivery 3 of 3 failed (unreachable)",
         "the message went to the dead-letter topic `jobs-failed`",
@@ -227,7 +274,7 @@ fn a_failing_handler_is_retried_with_backoff_then_dead_lettered_or_dropped() {
             "serverless_messages_dropped_total{topic=\"chores\"} 1",
         ],
     );
-    // The sink saw neither: every attempt trapped or failed.
+    // The sink saw nothing else: every attempt trapped or failed.
     assert_eq!(sink.next_within(Duration::from_millis(200)), None);
 }
 
@@ -250,26 +297,29 @@ fn one_at_a_time_keeps_the_order_and_a_slow_consumer_pushes_back() {
             "200ms",
         ],
     );
-    // The first is taken at once and holds the handler for a while; two
-    // more fill the queue; the fourth waits 200 ms and is refused.
-    let statuses: Vec<u16> = ["sleep:1500", "second", "third", "fourth"]
-        .iter()
-        .map(|body| {
-            let reply = publish(&host, "/pub", "topic=ordered", body);
-            if reply.status == 504 {
-                assert_eq!(reply.text(), "timeout\n");
-            }
-            // The first must be in the handler before the others queue.
-            std::thread::sleep(Duration::from_millis(100));
-            reply.status
-        })
-        .collect();
-    assert_eq!(statuses, [202, 202, 202, 504]);
+    // The first is taken at once and holds the handler; two more fill the
+    // queue; the fourth waits 200 ms and is refused.
+    let depth =
+        |n: usize| format!("serverless_subscription_queue_depth{{subscription=\"slow\"}} {n}");
+    assert_eq!(
+        publish(&host, "/pub", "topic=ordered", "sleep:5000").status,
+        202
+    );
+    wait_for_metrics(&host, &[&depth(0)]);
+    for body in ["second", "third"] {
+        assert_eq!(publish(&host, "/pub", "topic=ordered", body).status, 202);
+    }
+    wait_for_metrics(&host, &[&depth(2)]);
+    let refused = publish(&host, "/pub", "topic=ordered", "fourth");
+    assert_eq!(
+        (refused.status, refused.text()),
+        (504, "timeout\n".to_owned())
+    );
     host.wait_for_log(&[
         "a message on topic `ordered` was not sent: subscription `slow` has 2 messages queued and took none within 200 ms",
     ]);
     let bodies: Vec<String> = (0..3).map(|_| sink.next().body).collect();
-    assert_eq!(bodies, ["sleep:1500", "second", "third"]);
+    assert_eq!(bodies, ["sleep:5000", "second", "third"]);
     wait_for_metrics(
         &host,
         &["serverless_messages_refused_total{topic=\"ordered\"} 1"],
@@ -286,18 +336,23 @@ fn graceful_shutdown_delivers_what_was_queued() {
     ));
     let mut host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
     for index in 0..4 {
-        let reply = publish(&host, "/pub", "topic=late", &format!("sleep:200 #{index}"));
+        let reply = publish(&host, "/pub", "topic=late", &format!("sleep:300 #{index}"));
         assert_eq!(reply.status, 202, "{}", reply.text());
     }
+    // The first is in the handler, three wait in the queue.
+    wait_for_metrics(
+        &host,
+        &["serverless_subscription_queue_depth{subscription=\"tail\"} 3"],
+    );
     host.signal(libc::SIGTERM);
     let bodies: Vec<String> = (0..4).map(|_| sink.next().body).collect();
     assert_eq!(
         bodies,
         [
-            "sleep:200 #0",
-            "sleep:200 #1",
-            "sleep:200 #2",
-            "sleep:200 #3"
+            "sleep:300 #0",
+            "sleep:300 #1",
+            "sleep:300 #2",
+            "sleep:300 #3"
         ]
     );
     assert!(host.wait(Duration::from_secs(20)).success());

@@ -109,17 +109,27 @@ pub(crate) struct Context<'a> {
 }
 
 /// Checks one `[[subscriptions]]` entry; `taken` holds the names already
-/// used by apps, services and subscriptions, and gets this one's.
+/// used by apps, services and subscriptions, and gets this one's. Also
+/// returns where its `dead_letter` is written, for [`dead_letter_cycles`].
 pub(crate) fn subscription(
     raw: RawSubscription,
     index: usize,
     taken: &mut std::collections::HashSet<String>,
     cx: &Context<'_>,
-) -> Result<SubscriptionConfig, ConfigError> {
+) -> Result<(SubscriptionConfig, Option<Range<usize>>), ConfigError> {
+    let dead_letter_span = raw.dead_letter.as_ref().map(Spanned::span);
     let at = cx.at;
     let topic_span = raw.topic.span();
     let topic = TopicPattern::new(raw.topic.get_ref())
         .map_err(|error| at(topic_span.clone(), error.to_string()))?;
+    if topic.as_str().starts_with('_') {
+        return Err(at(
+            topic_span,
+            format!(
+                "topic `{topic}` starts with `_`, which marks the host's own topics (reply inboxes); name a topic that does not"
+            ),
+        ));
+    }
     let file_span = raw.file_path.span();
     let file = match resolve_component(cx.base, raw.file_path.get_ref())
         .map_err(|message| at(file_span.clone(), message))?
@@ -234,15 +244,72 @@ pub(crate) fn subscription(
             cx.locate,
         )?,
     };
-    Ok(SubscriptionConfig {
-        app,
-        topic,
-        max_concurrency: raw
-            .max_concurrency
-            .map_or(DEFAULT_SUBSCRIPTION_CONCURRENCY, Spanned::into_inner),
-        retry,
-        location: Some((cx.locate)(topic_span.start)),
-    })
+    Ok((
+        SubscriptionConfig {
+            app,
+            topic,
+            max_concurrency: raw
+                .max_concurrency
+                .map_or(DEFAULT_SUBSCRIPTION_CONCURRENCY, Spanned::into_inner),
+            retry,
+            location: Some((cx.locate)(topic_span.start)),
+        },
+        dead_letter_span,
+    ))
+}
+
+/// Refuses dead-letter topics that lead back round: subscription A's
+/// `dead_letter` is taken by B, whose `dead_letter` is taken by A again,
+/// so that a message that fails everywhere would go round for ever.
+/// `spans` holds where each entry's `dead_letter` is written.
+pub(crate) fn dead_letter_cycles(
+    subscriptions: &[SubscriptionConfig],
+    spans: &[Option<Range<usize>>],
+    at: At<'_>,
+) -> Result<(), ConfigError> {
+    // Who takes each entry's dead letters.
+    let next: Vec<Vec<usize>> = subscriptions
+        .iter()
+        .map(|entry| match &entry.retry.dead_letter {
+            None => Vec::new(),
+            Some(dead) => subscriptions
+                .iter()
+                .enumerate()
+                .filter(|(_, other)| other.topic.matches(dead))
+                .map(|(index, _)| index)
+                .collect(),
+        })
+        .collect();
+    for (start, span) in spans.iter().enumerate() {
+        // Depth first from `start`, looking for the way back to it.
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, vec![start])];
+        let mut seen = vec![false; subscriptions.len()];
+        while let Some((at_entry, path)) = stack.pop() {
+            for &to in &next[at_entry] {
+                if to == start {
+                    let names: Vec<String> = path
+                        .iter()
+                        .chain(std::iter::once(&start))
+                        .map(|&index| format!("`{}`", subscriptions[index].app.name))
+                        .collect();
+                    return Err(at(
+                        span.clone().unwrap_or(0..0),
+                        format!(
+                            "dead letters go round: {}; a message that fails in each would never stop, so end the chain with a subscription without dead_letter",
+                            names.join(" -> ")
+                        ),
+                    ));
+                }
+                if !seen[to] {
+                    seen[to] = true;
+                    let mut longer = path.clone();
+                    longer.push(to);
+                    stack.push((to, longer));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -646,14 +646,14 @@ pub(crate) fn parse(
         locate: &locate_in,
     };
     let mut subscriptions = Vec::with_capacity(raw.subscriptions.len());
+    let mut dead_letter_spans = Vec::with_capacity(raw.subscriptions.len());
     for (index, subscription) in raw.subscriptions.into_iter().enumerate() {
-        subscriptions.push(crate::messaging::subscription(
-            subscription,
-            index,
-            &mut taken,
-            &context,
-        )?);
+        let (entry, span) =
+            crate::messaging::subscription(subscription, index, &mut taken, &context)?;
+        subscriptions.push(entry);
+        dead_letter_spans.push(span);
     }
+    crate::messaging::dead_letter_cycles(&subscriptions, &dead_letter_spans, &at)?;
 
     Ok(Config {
         listen_address,

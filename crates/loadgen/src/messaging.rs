@@ -18,7 +18,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -315,6 +315,7 @@ fn native_consumer(nats: &Nats, sink: &Sink) -> anyhow::Result<tokio::task::Join
         user: None,
         token: None,
         max_payload: 1 << 20,
+        ping_interval: serverless_messaging::nats::client::DEFAULT_PING_INTERVAL,
     });
     let mut messages = client.subscribe(serverless_messaging::TopicPattern::new("bench")?, 1 << 16);
     let sink_url = format!("http://{}/sink", sink.address);
@@ -348,7 +349,7 @@ pub(crate) async fn messaging(
     host: &Path,
     latency_messages: usize,
     throughput_messages: usize,
-    out: &PathBuf,
+    out: &Path,
 ) -> anyhow::Result<()> {
     crate::host::pin_this_process_to_first_core();
     let sink = Sink::start().await?;

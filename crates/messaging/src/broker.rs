@@ -80,6 +80,9 @@ pub enum PublishError {
     /// The NATS server the broker is bridged to is not reachable now.
     #[error("{0}")]
     Unavailable(String),
+    /// Larger than the NATS server takes.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// What a publish did.
@@ -237,7 +240,12 @@ impl Broker {
                 }
                 Err(error) => {
                     self.count(&message.topic, |counts| counts.refused += 1);
-                    Err(PublishError::Unavailable(error.to_string()))
+                    Err(match error {
+                        crate::nats::NatsError::TooLarge { .. } => {
+                            PublishError::TooLarge(error.to_string())
+                        }
+                        _ => PublishError::Unavailable(error.to_string()),
+                    })
                 }
             };
         }
@@ -343,6 +351,7 @@ impl Broker {
         lossy: Option<Arc<AtomicU64>>,
     ) {
         let mut from_nats = nats.subscribe(pattern.clone(), capacity);
+        let pattern = pattern.clone();
         let inner = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
@@ -353,6 +362,10 @@ impl Broker {
                 let Some(message) = message else {
                     return;
                 };
+                // The server's `>` reaches the host's own topics too.
+                if !pattern.matches(&message.topic) {
+                    continue;
+                }
                 let Some(inner) = inner.upgrade() else {
                     return;
                 };
@@ -429,8 +442,16 @@ impl Subscription {
     }
 }
 
-impl Drop for Subscription {
-    fn drop(&mut self) {
+impl Subscription {
+    /// Stops taking messages: publishes from now on pass it by, and what
+    /// is queued (or already on its way in) can still be taken with
+    /// [`Subscription::next`] until it answers `None`.
+    pub fn close(&mut self) {
+        self.unsubscribe();
+        self.receiver.close();
+    }
+
+    fn unsubscribe(&self) {
         if let Some(inner) = self.broker.upgrade() {
             inner
                 .entries
@@ -438,6 +459,12 @@ impl Drop for Subscription {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .retain(|entry| entry.id != self.id);
         }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.unsubscribe();
     }
 }
 

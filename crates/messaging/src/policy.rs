@@ -8,6 +8,8 @@
 //! 2. a topic whose first token starts with `_` belongs to the host
 //!    (reply inboxes, `_inbox.*`): a guest reaches one only through
 //!    `reply`, which answers the message it was given, never by naming it;
+//!    and a reply goes only to an inbox, whatever reply topic the message
+//!    came with (a NATS client elsewhere could name any subject);
 //! 3. one of the entry's `publish` patterns must match the topic (deny by
 //!    default: an entry without `publish` sends nothing);
 //! 4. the message's size (bytes plus metadata keys and values) must be
@@ -54,6 +56,14 @@ pub enum Refusal {
         /// The topic.
         topic: String,
     },
+    /// A reply to a message whose reply topic is not a reply inbox.
+    #[error(
+        "the message asks for replies on `{topic}`, which is not a reply inbox (`_inbox.*`); a reply goes only to the inbox of a request"
+    )]
+    NotAnInbox {
+        /// The reply topic.
+        topic: String,
+    },
     /// No `publish` pattern matches.
     #[error("app `{app}` may not send on topic `{topic}`: {}", no_rule_hint(.rules, .topic))]
     NotAllowed {
@@ -96,7 +106,10 @@ impl Refusal {
     /// Whether the app's rules refused it (`permission-denied` in the WIT),
     /// as opposed to its limits (`other`).
     pub fn is_permission(&self) -> bool {
-        matches!(self, Refusal::Reserved { .. } | Refusal::NotAllowed { .. })
+        matches!(
+            self,
+            Refusal::Reserved { .. } | Refusal::NotAllowed { .. } | Refusal::NotAnInbox { .. }
+        )
     }
 }
 
@@ -181,6 +194,11 @@ impl MessagingPolicy {
     /// steps 2 and 3 do not apply to it.
     pub fn check_send(&self, kind: SendKind, topic: &str, size: u64) -> Result<Topic, Refusal> {
         let checked = Topic::new(topic).map_err(|error| Refusal::BadTopic(error.to_string()))?;
+        if kind == SendKind::Reply && !checked.is_inbox() {
+            return Err(Refusal::NotAnInbox {
+                topic: topic.to_owned(),
+            });
+        }
         if kind != SendKind::Reply {
             if topic.starts_with('_') {
                 return Err(Refusal::Reserved {
@@ -298,6 +316,15 @@ mod tests {
         let none = MessagingPolicy::deny_all("gateway");
         none.check_send(SendKind::Reply, "_inbox.7", 1)
             .expect("a reply needs no publish rule");
+        // A reply topic named by a NATS client elsewhere is not an inbox.
+        let refusal = none
+            .check_send(SendKind::Reply, "orders.paid", 1)
+            .expect_err("not an inbox");
+        assert!(refusal.is_permission());
+        assert_eq!(
+            refusal.to_string(),
+            "the message asks for replies on `orders.paid`, which is not a reply inbox (`_inbox.*`); a reply goes only to the inbox of a request"
+        );
     }
 
     #[test]

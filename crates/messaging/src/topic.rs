@@ -9,6 +9,10 @@
 //! or, as the last token only, `>` (one or more tokens): `sensors.*`
 //! matches `sensors.kitchen` but not `sensors` or `sensors.a.b`;
 //! `sensors.>` matches both of the latter but not `sensors`.
+//!
+//! Topics whose first token starts with `_` belong to the host (reply
+//! inboxes, `_inbox.*`): a wildcard in a pattern's first token does not
+//! match them, so a subscription on `>` does not see every reply.
 
 use std::fmt;
 
@@ -100,7 +104,22 @@ impl Topic {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether it is one of the host's own topics (first token starting
+    /// with `_`, such as the reply inboxes).
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with('_')
+    }
+
+    /// Whether it is a reply inbox (`_inbox.*`), the only topics a reply
+    /// goes to.
+    pub fn is_inbox(&self) -> bool {
+        self.0.starts_with(INBOX_PREFIX)
+    }
 }
+
+/// What every reply inbox's name starts with.
+pub const INBOX_PREFIX: &str = "_inbox.";
 
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,6 +161,14 @@ impl TopicPattern {
 
     /// Whether `topic` matches.
     pub fn matches(&self, topic: &Topic) -> bool {
+        if topic.is_reserved()
+            && matches!(
+                self.tokens.first(),
+                Some(PatternToken::One | PatternToken::Rest)
+            )
+        {
+            return false;
+        }
         let mut names = topic.0.split('.');
         for token in &self.tokens {
             match token {
@@ -193,6 +220,17 @@ mod tests {
 
     fn pattern(text: &str) -> TopicPattern {
         TopicPattern::new(text).unwrap()
+    }
+
+    #[test]
+    fn a_leading_wildcard_does_not_reach_the_host_s_topics() {
+        let inbox = topic("_inbox.abc");
+        assert!(!pattern(">").matches(&inbox));
+        assert!(!pattern("*.abc").matches(&inbox));
+        assert!(pattern("_inbox.abc").matches(&inbox));
+        assert!(pattern("_inbox.*").matches(&inbox));
+        assert!(inbox.is_inbox() && inbox.is_reserved());
+        assert!(pattern(">").matches(&topic("sensors.kitchen")));
     }
 
     #[test]

@@ -33,8 +33,14 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts one on `port` and waits for its "ready" line.
     fn start(port: u16) -> Server {
+        Server::start_with(port, &[])
+    }
+
+    /// Starts one on `port` with extra flags (`--user`, `--auth`).
+    fn start_with(port: u16, flags: &[&str]) -> Server {
         let mut child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(flags)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -58,12 +64,22 @@ impl Server {
 }
 
 fn client(port: u16, prefix: &str) -> NatsClient {
+    client_as(port, prefix, None, None)
+}
+
+fn client_as(
+    port: u16,
+    prefix: &str,
+    user: Option<(&str, &str)>,
+    token: Option<&str>,
+) -> NatsClient {
     NatsClient::start(NatsOptions {
         address: format!("127.0.0.1:{port}"),
         prefix: Topic::new(prefix).unwrap(),
-        user: None,
-        token: None,
+        user: user.map(|(user, pass)| (user.to_owned(), pass.to_owned())),
+        token: token.map(str::to_owned),
         max_payload: 1 << 20,
+        ping_interval: serverless_messaging::nats::client::DEFAULT_PING_INTERVAL,
     })
 }
 
@@ -133,7 +149,7 @@ async fn prefixes_keep_deployments_apart_and_a_restart_is_survived() {
             break;
         }
     }
-    while let Ok(extra) = sensors.try_recv() {
+    while let Some(extra) = sensors.try_recv() {
         assert_eq!(
             extra.data.as_ref(),
             b"21.5",
@@ -176,4 +192,150 @@ async fn prefixes_keep_deployments_apart_and_a_restart_is_survived() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn a_server_that_requires_credentials_takes_the_right_ones_only() {
+    let server = Server::start_with(free_port(), &["--user", "svc", "--pass", "s3cret-pass"]);
+    let right = client_as(server.port, "prod", Some(("svc", "s3cret-pass")), None);
+    let wrong = client_as(server.port, "prod", Some(("svc", "nope")), None);
+    let none = client(server.port, "prod");
+    until("the client with the right password is up", || right.is_up()).await;
+    // The others are refused at CONNECT and keep trying, never up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!wrong.is_up() && !none.is_up());
+    assert_eq!(
+        wrong.publish(&message("a", "x")),
+        Err(NatsError::Down(format!("127.0.0.1:{}", server.port)))
+    );
+    drop(server);
+
+    let server = Server::start_with(free_port(), &["--auth", "t0ken-value"]);
+    let right = client_as(server.port, "prod", None, Some("t0ken-value"));
+    let wrong = client_as(server.port, "prod", None, Some("other"));
+    until("the client with the token is up", || right.is_up()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!wrong.is_up());
+}
+
+/// A fake server: sends INFO (of `info_size` bytes), answers pings until
+/// `answer` pings have been answered, then stays silent with the
+/// connection open.
+async fn fake_server(info_size: usize, answer: usize) -> u16 {
+    fake_server_saying(info_size, answer, "").await
+}
+
+/// [`fake_server`] with `extra` JSON members in its INFO.
+async fn fake_server_saying(info_size: usize, answer: usize, extra: &'static str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let padding = "x".repeat(info_size.saturating_sub(40));
+        stream
+            .write_all(
+                format!("INFO {{\"server_id\":\"fake\",{extra}\"pad\":\"{padding}\"}}\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answered = 0;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut chunk).await.unwrap_or(0);
+            if read == 0 {
+                return;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+            while let Some(at) = buffer.windows(6).position(|w| w == b"PING\r\n") {
+                buffer.drain(..at + 6);
+                if answered < answer {
+                    answered += 1;
+                    stream.write_all(b"PONG\r\n").await.unwrap();
+                }
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_large_info_is_taken_and_a_silent_server_is_found_by_its_pings() {
+    // An INFO well past 4 KiB, as a server in a cluster sends.
+    let port = fake_server(20 * 1024, 1).await;
+    let client = NatsClient::start(NatsOptions {
+        address: format!("127.0.0.1:{port}"),
+        prefix: Topic::new("prod").unwrap(),
+        user: None,
+        token: None,
+        max_payload: 1 << 20,
+        ping_interval: Duration::from_millis(100),
+    });
+    until("the client is up", || client.is_up()).await;
+    // The server answered the PING after CONNECT only: two more go
+    // unanswered and the connection is given up.
+    // Without pings the connection would stay up: it is open.
+    until("the silent server is noticed", || !client.is_up()).await;
+}
+
+/// The server's subscription count, from its monitoring port.
+fn server_subscriptions(monitor: u16) -> u64 {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", monitor)).unwrap();
+    stream
+        .write_all(b"GET /subsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let at = answer
+        .find("\"num_subscriptions\":")
+        .unwrap_or_else(|| panic!("no count in {answer}"));
+    answer[at + "\"num_subscriptions\":".len()..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_subscription_is_unsubscribed_on_the_server_at_once() {
+    let monitor = free_port();
+    let server = Server::start_with(free_port(), &["-m", &monitor.to_string()]);
+    let client = client(server.port, "prod");
+    until("the client is up", || client.is_up()).await;
+    let before = server_subscriptions(monitor);
+    // As a request's reply inbox: used once, then dropped.
+    let inboxes: Vec<_> = (0..5)
+        .map(|n| client.subscribe(TopicPattern::new(&format!("_inbox.{n}")).unwrap(), 1))
+        .collect();
+    until("the server has the five", || {
+        server_subscriptions(monitor) == before + 5
+    })
+    .await;
+    drop(inboxes);
+    until("the server has none of them", || {
+        server_subscriptions(monitor) == before
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_server_s_max_payload_is_refused_before_it_is_sent() {
+    let port = fake_server_saying(100, 100, "\"max_payload\":64,").await;
+    let client = client(port, "prod");
+    until("the client is up", || client.is_up()).await;
+    client
+        .publish(&message("t", &"x".repeat(64)))
+        .expect("at the limit");
+    assert_eq!(
+        client.publish(&message("t", &"x".repeat(65))),
+        Err(NatsError::TooLarge {
+            size: 65,
+            limit: 64
+        })
+    );
 }

@@ -458,6 +458,7 @@ pub(crate) fn run(args: ServeArgs, invocations: Arc<Invocations>) -> anyhow::Res
                         user,
                         token,
                         max_payload: 64 << 20,
+                        ping_interval: serverless_messaging::nats::client::DEFAULT_PING_INTERVAL,
                     },
                 ));
                 format!(

@@ -98,6 +98,7 @@ impl Publisher {
                 return Err(match error {
                     serverless_messaging::PublishError::Full { .. } => Refusal::TopicFull,
                     serverless_messaging::PublishError::Unavailable(_) => Refusal::BrokerDown,
+                    serverless_messaging::PublishError::TooLarge(_) => Refusal::TooLarge,
                 });
             }
         };

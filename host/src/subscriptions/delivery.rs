@@ -102,6 +102,16 @@ pub(crate) async fn deliver(
                 let mut failed = Message::clone(message);
                 failed.topic = dead.clone();
                 failed.reply_to = None;
+                // The host's own keys replace any the publisher set.
+                failed.metadata.retain(|(key, _)| {
+                    ![
+                        DEAD_LETTER_SUBSCRIPTION,
+                        DEAD_LETTER_ATTEMPTS,
+                        DEAD_LETTER_ERROR,
+                    ]
+                    .iter()
+                    .any(|ours| key.eq_ignore_ascii_case(ours))
+                });
                 failed.metadata.push((
                     DEAD_LETTER_SUBSCRIPTION.to_owned(),
                     prepared.name.to_string(),

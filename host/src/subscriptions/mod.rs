@@ -15,12 +15,14 @@
 //!
 //! Reloads: an entry whose name and topic stay keeps its queue, and the
 //! messages in it go to the new component and settings; an entry removed
-//! (or whose topic changed) stops taking messages, finishes the ones it
-//! holds, and the ones still queued are logged and counted as dropped.
+//! (or whose topic changed) stops taking messages at once (publishes pass
+//! it by), finishes the ones it holds in the background, and the ones
+//! still queued are logged and counted as dropped.
 //!
-//! Shutdown: after the HTTP listener has drained, every subscription
-//! handles what is queued, until the drain timeout; what is left then is
-//! logged and counted as dropped.
+//! Shutdown: after the HTTP listener has drained, the subscriptions go
+//! on until all of them are idle at once (so a message one handler sends
+//! another is delivered too), for up to the drain timeout; what is left
+//! then is logged and counted as dropped.
 
 mod delivery;
 
@@ -88,9 +90,8 @@ pub(crate) fn load(
 enum Mode {
     /// Take messages as they come.
     Run,
-    /// Handle what is queued, then end (shutdown).
-    Drain,
-    /// End after the deliveries in hand (removed by a reload).
+    /// Take no more: finish the deliveries in hand, count what is still
+    /// queued as dropped, and end.
     Stop,
 }
 
@@ -101,13 +102,41 @@ struct Running {
     max_concurrency: u32,
     mode: watch::Sender<Mode>,
     task: tokio::task::JoinHandle<()>,
+    /// The deliveries it has taken and not finished.
+    in_hand: InHand,
 }
+
+/// The deliveries a subscription has taken and not finished.
+type InHand = Arc<std::sync::Mutex<Vec<Delivery>>>;
+
+impl Running {
+    /// Tells the loop to stop; its task ends once the deliveries in hand
+    /// have.
+    fn stop(&self) {
+        let _ = self.mode.send(Mode::Stop);
+        // A pending lowering of the concurrency gives up.
+        self.concurrency.close();
+    }
+
+    /// Whether no delivery runs.
+    fn idle(&self) -> bool {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+/// How often a shutdown looks whether every subscription is idle.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// The running subscriptions.
 pub(crate) struct Subscriptions {
     broker: Broker,
     running: tokio::sync::Mutex<BTreeMap<Arc<str>, Running>>,
     counts: Arc<PerTopic<DeliveryCounts>>,
+    /// Set when the host starts shutting down: reloads change nothing.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Subscriptions {
@@ -117,6 +146,7 @@ impl Subscriptions {
             broker,
             running: tokio::sync::Mutex::new(BTreeMap::new()),
             counts: Arc::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -126,9 +156,13 @@ impl Subscriptions {
     }
 
     /// Runs `loaded` in place of what runs now; returns what changed, for
-    /// the log.
+    /// the log. It does not wait for the subscriptions it stops: they end
+    /// in the background once their deliveries in hand have.
     pub(crate) async fn apply(&self, loaded: Loaded) -> String {
         let mut running = self.running.lock().await;
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return "subscriptions: unchanged, the host is shutting down".to_owned();
+        }
         let wanted: BTreeMap<Arc<str>, Arc<Prepared>> = loaded
             .0
             .into_iter()
@@ -147,15 +181,10 @@ impl Subscriptions {
         let mut ending = Vec::new();
         for name in gone {
             if let Some(run) = running.remove(&name) {
-                let _ = run.mode.send(Mode::Stop);
-                ending.push(run.task);
+                run.stop();
+                ending.push((name, run.task));
                 stopped += 1;
             }
-        }
-        // Stopped first, so that a subscription whose topic changed does
-        // not get the same message twice.
-        for task in ending {
-            let _ = task.await;
         }
         for (name, prepared) in wanted {
             match running.get_mut(&name) {
@@ -175,6 +204,15 @@ impl Subscriptions {
                 }
             }
         }
+        drop(running);
+        if !ending.is_empty() {
+            tokio::spawn(async move {
+                for (name, task) in ending {
+                    let _ = task.await;
+                    tracing::info!(subscription = &*name, "the subscription stopped");
+                }
+            });
+        }
         format!("subscriptions: {started} started, {kept} kept, {stopped} stopped")
     }
 
@@ -187,13 +225,18 @@ impl Subscriptions {
         let topic = prepared.topic.clone();
         let (current, current_rx) = watch::channel(prepared);
         let (mode, mode_rx) = watch::channel(Mode::Run);
+        let in_hand = InHand::default();
         let task = tokio::spawn(run(
-            queue,
+            Leftovers {
+                name: prepared_name(&current_rx),
+                counts: self.counts.clone(),
+                in_hand: in_hand.clone(),
+                queue,
+            },
             current_rx,
             mode_rx,
             concurrency.clone(),
             self.broker.clone(),
-            self.counts.clone(),
         ));
         Running {
             topic,
@@ -202,28 +245,46 @@ impl Subscriptions {
             max_concurrency,
             mode,
             task,
+            in_hand,
         }
     }
 
-    /// Handles what every queue holds, for up to `grace`; what is left
-    /// after it is logged and counted as dropped.
+    /// At shutdown: every subscription goes on taking messages until all
+    /// of them are idle at once (queues empty, no delivery running), so
+    /// that a message one handler sends to another is delivered too, or
+    /// until `grace` has passed; then they stop, and what is left is
+    /// logged and counted as dropped.
     pub(crate) async fn drain(&self, grace: Duration) {
         let mut running = self.running.lock().await;
-        let runs: Vec<(Arc<str>, Running)> = std::mem::take(&mut *running).into_iter().collect();
-        for (_, run) in &runs {
-            let _ = run.mode.send(Mode::Drain);
-        }
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + grace;
+        let idle = |running: &BTreeMap<Arc<str>, Running>| {
+            let depths: BTreeMap<String, usize> = self.broker.depths().into_iter().collect();
+            running
+                .iter()
+                .all(|(name, run)| run.idle() && depths.get(&**name).copied().unwrap_or(0) == 0)
+        };
+        // Idle twice in a row: a message between a handler's send and its
+        // queue is not missed.
+        let mut quiet = 0;
+        while quiet < 2 && tokio::time::Instant::now() < deadline {
+            quiet = if idle(&running) { quiet + 1 } else { 0 };
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        let runs = std::mem::take(&mut *running);
+        for run in runs.values() {
+            run.stop();
+        }
         for (name, run) in runs {
             let mut task = run.task;
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                // The loop ends at once on Stop, counting what it drops.
-                let _ = run.mode.send(Mode::Stop);
+                // Aborted: what it held is counted as it goes.
                 task.abort();
                 let _ = task.await;
                 tracing::warn!(
                     subscription = &*name,
-                    "the subscription did not finish its queue within {grace:?} (--drain-timeout); the messages left were dropped"
+                    "the subscription did not finish its deliveries within {grace:?} (--drain-timeout)"
                 );
             }
         }
@@ -237,6 +298,7 @@ fn resize(semaphore: &Arc<Semaphore>, from: u32, to: u32) {
     } else if from > to {
         let semaphore = semaphore.clone();
         tokio::spawn(async move {
+            // Fails once the subscription stops (the semaphore closes).
             if let Ok(permits) = semaphore.acquire_many_owned(from - to).await {
                 permits.forget();
             }
@@ -246,107 +308,117 @@ fn resize(semaphore: &Arc<Semaphore>, from: u32, to: u32) {
 
 /// One subscription's loop: takes a message when a delivery slot is free,
 /// and runs it with the subscription's current settings.
+///
+/// `accounting` is counted as dropped, whatever is in it, when the loop
+/// ends or is aborted: the deliveries not finished and what is still
+/// queued.
 async fn run(
-    queue: Subscription,
+    mut accounting: Leftovers,
     current: watch::Receiver<Arc<Prepared>>,
     mut mode: watch::Receiver<Mode>,
     concurrency: Arc<Semaphore>,
     broker: Broker,
-    counts: Arc<PerTopic<DeliveryCounts>>,
 ) {
+    let counts = accounting.counts.clone();
     let mut in_flight = JoinSet::new();
-    // Dropped when the loop is aborted at the end of a drain: whatever
-    // is still queued or in hand is counted then.
-    let mut accounting = Leftovers {
-        name: current.borrow().name.clone(),
-        counts: counts.clone(),
-        in_hand: Vec::new(),
-        queue,
-    };
     loop {
-        let now = *mode.borrow();
-        let permit = match now {
-            Mode::Stop => break,
-            Mode::Run | Mode::Drain => tokio::select! {
-                permit = concurrency.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                changed = mode.changed() => {
-                    if changed.is_err() { break; }
-                    continue;
-                }
+        if *mode.borrow() == Mode::Stop {
+            break;
+        }
+        let permit = tokio::select! {
+            permit = concurrency.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
             },
+            changed = mode.changed() => {
+                if changed.is_err() { break; }
+                continue;
+            }
         };
-        let delivery: Option<Delivery> = match now {
-            Mode::Drain => match accounting.queue.try_next() {
-                Some(delivery) => Some(delivery),
-                None => break,
-            },
-            _ => tokio::select! {
-                delivery = accounting.queue.next() => delivery,
-                changed = mode.changed() => {
-                    if changed.is_err() { break; }
-                    continue;
-                }
-            },
+        let delivery = tokio::select! {
+            delivery = accounting.queue.next() => delivery,
+            changed = mode.changed() => {
+                if changed.is_err() { break; }
+                continue;
+            }
         };
         let Some(delivery) = delivery else { break };
-        accounting.in_hand.push(delivery.clone());
+        accounting.hold(&delivery);
         let prepared = current.borrow().clone();
-        let (broker, counts) = (broker.clone(), counts.clone());
+        let (broker, counts, in_hand) =
+            (broker.clone(), counts.clone(), accounting.in_hand.clone());
         in_flight.spawn(async move {
             let id = delivery.id;
             delivery::deliver(prepared, delivery, broker, counts).await;
+            // Done (delivered, dead-lettered or dropped, and counted):
+            // before the slot is free, so that a drain sees it idle only
+            // then.
+            release(&in_hand, id);
             drop(permit);
-            id
         });
-        // Finished ones leave the list of what is in hand.
-        accounting.forget_finished(&mut in_flight);
+        // Finished tasks leave the set.
+        while in_flight.try_join_next().is_some() {}
     }
-    // What is in hand finishes; what is still queued is dropped, counted
-    // as `accounting` goes.
-    while let Some(finished) = in_flight.join_next().await {
-        if let Ok(id) = finished {
-            accounting.in_hand.retain(|d| d.id != id);
-        }
-    }
+    // Publishes pass it by from now on; what is in hand finishes.
+    accounting.queue.close();
+    while in_flight.join_next().await.is_some() {}
 }
 
-/// The messages a subscription's loop took or could still take: counted
-/// as dropped, with a log line, if the loop ends (or is aborted) with any
-/// of them not delivered.
+/// The name of the subscription `current` holds.
+fn prepared_name(current: &watch::Receiver<Arc<Prepared>>) -> Arc<str> {
+    current.borrow().name.clone()
+}
+
+/// Forgets a finished delivery.
+fn release(in_hand: &std::sync::Mutex<Vec<Delivery>>, id: serverless_messaging::MessageId) {
+    in_hand
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|held| held.id != id);
+}
+
+/// The messages a subscription's loop took and has not finished, and its
+/// queue: counted as dropped, with a log line, when the loop ends (or is
+/// aborted) with any of them left.
 struct Leftovers {
     name: Arc<str>,
     counts: Arc<PerTopic<DeliveryCounts>>,
-    in_hand: Vec<Delivery>,
+    in_hand: InHand,
     /// The subscription's queue, unsubscribed when this goes.
     queue: Subscription,
 }
 
 impl Leftovers {
-    fn forget_finished(&mut self, in_flight: &mut JoinSet<serverless_messaging::MessageId>) {
-        while let Some(finished) = in_flight.try_join_next() {
-            if let Ok(id) = finished {
-                self.in_hand.retain(|d| d.id != id);
-            }
-        }
+    fn hold(&self, delivery: &Delivery) {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(delivery.clone());
     }
 }
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        while let Some(left) = self.queue.try_next() {
-            self.in_hand.push(left);
+        // Nothing more comes in: a publisher that had a place already
+        // sent into it, so what is left is all here.
+        self.queue.close();
+        let mut left = std::mem::take(
+            &mut *self
+                .in_hand
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        while let Some(queued) = self.queue.try_next() {
+            left.push(queued);
         }
-        if self.in_hand.is_empty() {
+        if left.is_empty() {
             return;
         }
-        for delivery in &self.in_hand {
+        for delivery in &left {
             self.counts
                 .count(&delivery.message.topic, |c| c.dropped += 1);
         }
-        let ids: Vec<String> = self.in_hand.iter().map(|d| d.id.to_string()).collect();
+        let ids: Vec<String> = left.iter().map(|d| d.id.to_string()).collect();
         tracing::warn!(
             subscription = &*self.name,
             "{} messages were not delivered before the subscription stopped, and were dropped: {}",

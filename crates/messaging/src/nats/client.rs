@@ -2,7 +2,12 @@
 //! the subscriptions, answers the server's pings, and after an outage
 //! connects again (backing off from 100 ms to 5 s) and subscribes again.
 //! While it is down, publishes fail at once with [`NatsError::Down`]:
-//! nothing is queued out of sight.
+//! nothing is queued out of sight. While it is up, at most
+//! [`MAX_QUEUED_BYTES`] of publishes wait to be written; past that a
+//! publish fails with [`NatsError::Busy`]. The client pings the server
+//! every [`NatsOptions::ping_interval`] and takes two pings without an
+//! answer as a dead connection, so a link that died without a word is
+//! found within three intervals.
 //!
 //! Every subject is prefixed with the deployment's prefix (`prod.`), so
 //! that two deployments on one NATS server do not mix; messages arrive
@@ -34,7 +39,16 @@ pub struct NatsOptions {
     pub token: Option<String>,
     /// The largest payload the client takes from the server.
     pub max_payload: usize,
+    /// How often the client pings the server to learn that the
+    /// connection still works.
+    pub ping_interval: Duration,
 }
+
+/// The ping interval of a host: 20 s, as NATS clients commonly use.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The most publish bytes (payloads and headers) waiting to be written.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for NatsOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,6 +67,20 @@ pub enum NatsError {
     /// The connection is down; the client is connecting again.
     #[error("the NATS server at {0} is not reachable now; the host is reconnecting")]
     Down(String),
+    /// More than [`MAX_QUEUED_BYTES`] wait to be written to the server.
+    #[error("the connection to the NATS server at {0} is not keeping up: {mib} MiB of messages wait to be written", mib = MAX_QUEUED_BYTES >> 20)]
+    Busy(String),
+    /// Larger than the server's `max_payload`, which would close the
+    /// connection.
+    #[error(
+        "the message is {size} bytes, more than the {limit} bytes the NATS server takes (its max_payload)"
+    )]
+    TooLarge {
+        /// The message's payload and headers.
+        size: usize,
+        /// The server's limit.
+        limit: usize,
+    },
 }
 
 struct Shared {
@@ -62,6 +90,27 @@ struct Shared {
     outgoing: mpsc::UnboundedSender<ClientOp>,
     subscriptions: Mutex<HashMap<u64, (TopicPattern, mpsc::Sender<Message>)>>,
     next_sid: AtomicU64,
+    /// Bytes of the publishes in `outgoing`.
+    queued: std::sync::atomic::AtomicUsize,
+    /// The largest message the server takes (its INFO's `max_payload`):
+    /// a larger one would make it close the connection.
+    server_max_payload: std::sync::atomic::AtomicUsize,
+}
+
+/// The bytes a publish holds while it waits to be written.
+fn queued_size(op: &ClientOp) -> usize {
+    match op {
+        ClientOp::Publish {
+            headers, payload, ..
+        } => {
+            payload.len()
+                + headers
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len() + 4)
+                    .sum::<usize>()
+        }
+        _ => 0,
+    }
 }
 
 /// A lasting connection. Cloning it shares it.
@@ -85,6 +134,9 @@ impl NatsClient {
             outgoing,
             subscriptions: Mutex::new(HashMap::new()),
             next_sid: AtomicU64::new(1),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            // NATS's default, until the server says.
+            server_max_payload: std::sync::atomic::AtomicUsize::new(1 << 20),
         });
         tokio::spawn(run(shared.clone(), receiver));
         NatsClient { shared }
@@ -113,16 +165,26 @@ impl NatsClient {
             headers,
             payload: message.data.clone(),
         };
-        self.shared
-            .outgoing
-            .send(op)
-            .map_err(|_| NatsError::Down(self.shared.options.address.clone()))
+        let size = queued_size(&op);
+        let limit = self.shared.server_max_payload.load(Ordering::SeqCst);
+        if size > limit {
+            return Err(NatsError::TooLarge { size, limit });
+        }
+        let before = self.shared.queued.fetch_add(size, Ordering::SeqCst);
+        if before + size > MAX_QUEUED_BYTES {
+            self.shared.queued.fetch_sub(size, Ordering::SeqCst);
+            return Err(NatsError::Busy(self.shared.options.address.clone()));
+        }
+        self.shared.outgoing.send(op).map_err(|_| {
+            self.shared.queued.fetch_sub(size, Ordering::SeqCst);
+            NatsError::Down(self.shared.options.address.clone())
+        })
     }
 
     /// Subscribes to `pattern` (prefixed), now and after every reconnect;
     /// messages arrive on the receiver, `capacity` at most waiting (more
     /// are dropped, as NATS drops for a slow consumer).
-    pub fn subscribe(&self, pattern: TopicPattern, capacity: usize) -> mpsc::Receiver<Message> {
+    pub fn subscribe(&self, pattern: TopicPattern, capacity: usize) -> NatsSubscription {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
         let subject = prefixed(&self.shared.options.prefix, pattern.as_str());
@@ -141,8 +203,60 @@ impl NatsClient {
                 .send(ClientOp::Subscribe { subject, sid });
         }
         drop(subscriptions);
-        receiver
+        NatsSubscription {
+            receiver,
+            sid,
+            shared: Arc::downgrade(&self.shared),
+        }
     }
+}
+
+/// One subscription's messages. Dropping it unsubscribes at once (a
+/// request's reply inbox is used once), on the server too.
+pub struct NatsSubscription {
+    receiver: mpsc::Receiver<Message>,
+    sid: u64,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl NatsSubscription {
+    /// The next message; `None` once the client is gone.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.receiver.recv().await
+    }
+
+    /// A message that has already arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+impl Drop for NatsSubscription {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let removed = shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.sid);
+        // A connection that comes up later does not know it; one that is
+        // up now is told.
+        if removed.is_some() && shared.up.load(Ordering::SeqCst) {
+            let _ = shared
+                .outgoing
+                .send(ClientOp::Unsubscribe { sid: self.sid });
+        }
+    }
+}
+
+/// The `max_payload` an INFO line announces, if it says.
+fn announced_max_payload(info: &str) -> Option<usize> {
+    let at = info.find("\"max_payload\"")? + "\"max_payload\"".len();
+    let rest = info[at..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The options the client says at CONNECT, as JSON (written here, so
@@ -198,7 +312,9 @@ async fn run(shared: Arc<Shared>, mut outgoing: mpsc::UnboundedReceiver<ClientOp
         // What was queued for the broken connection is dropped: its
         // publishers were told the send went out, and NATS itself is
         // at-most-once.
-        while outgoing.try_recv().is_ok() {}
+        while let Ok(op) = outgoing.try_recv() {
+            shared.queued.fetch_sub(queued_size(&op), Ordering::SeqCst);
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -221,7 +337,12 @@ async fn serve(
     loop {
         if let Some(op) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
             match op {
-                ServerOp::Info(_) => break,
+                ServerOp::Info(info) => {
+                    if let Some(limit) = announced_max_payload(&info) {
+                        shared.server_max_payload.store(limit, Ordering::SeqCst);
+                    }
+                    break;
+                }
                 other => return Err(format!("the server began with {other:?}, not INFO")),
             }
         }
@@ -241,8 +362,26 @@ async fn serve(
     encode(&ClientOp::Ping, &mut out);
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
     let mut accepted = false;
+    // Pings sent that the server has not answered yet.
+    let mut unanswered: u32 = 0;
+    let mut pings = tokio::time::interval(shared.options.ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once; the CONNECT's own PING stands for it.
+    pings.tick().await;
     loop {
         tokio::select! {
+            _ = pings.tick() => {
+                if unanswered >= 2 {
+                    return Err(format!(
+                        "the server answered none of the last {unanswered} pings ({:?} apart)",
+                        shared.options.ping_interval
+                    ));
+                }
+                unanswered += 1;
+                let mut ping = BytesMut::new();
+                encode(&ClientOp::Ping, &mut ping);
+                stream.write_all(&ping).await.map_err(|e| e.to_string())?;
+            }
             read = stream.read_buf(&mut input) => {
                 if read.map_err(|e| e.to_string())? == 0 {
                     return Err("the server closed the connection".to_owned());
@@ -283,18 +422,22 @@ async fn serve(
                         ServerOp::Message { subject, sid, reply_to, headers, payload } => {
                             deliver(shared, &subject, sid, reply_to.as_deref(), headers, payload);
                         }
-                        ServerOp::Pong | ServerOp::Ok | ServerOp::Info(_) => {}
+                        ServerOp::Pong => unanswered = 0,
+                        ServerOp::Ok | ServerOp::Info(_) => {}
                     }
                 }
             }
             op = outgoing.recv() => {
                 let Some(op) = op else { return Ok(()) };
                 let mut buffer = BytesMut::new();
+                let mut written = queued_size(&op);
                 encode(&op, &mut buffer);
                 // Whatever else is queued goes in the same write.
                 while let Ok(op) = outgoing.try_recv() {
+                    written += queued_size(&op);
                     encode(&op, &mut buffer);
                 }
+                shared.queued.fetch_sub(written, Ordering::SeqCst);
                 stream.write_all(&buffer).await.map_err(|e| e.to_string())?;
             }
         }

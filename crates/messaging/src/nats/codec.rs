@@ -9,8 +9,10 @@
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 
-/// The longest control line (the operation before its payload).
-pub const MAX_CONTROL_LINE: usize = 4096;
+/// The longest control line (the operation before its payload) the
+/// client takes: a server in a cluster lists every peer in its INFO,
+/// which goes well past the 4 KiB a client's own lines are held to.
+pub const MAX_CONTROL_LINE: usize = 64 * 1024;
 
 /// Headers of a message, in order: `NATS/1.0` then `Name: value` lines.
 pub type Headers = Vec<(String, String)>;

@@ -15,4 +15,4 @@
 pub mod client;
 pub mod codec;
 
-pub use client::{NatsClient, NatsError, NatsOptions};
+pub use client::{NatsClient, NatsError, NatsOptions, NatsSubscription};

@@ -66,15 +66,10 @@ impl GuestMessage {
                 .sum::<usize>()
     }
 
-    /// Its size as `max_message_size` counts it: the bytes and the
-    /// metadata's keys and values.
+    /// Its size as `max_message_size` counts it: the bytes, the content
+    /// type and the metadata's keys and values (what it holds).
     fn size(&self) -> usize {
-        self.data.len()
-            + self
-                .metadata
-                .iter()
-                .map(|(key, value)| key.len() + value.len())
-                .sum::<usize>()
+        self.held()
     }
 
     /// The message to publish on `topic`.
@@ -234,6 +229,7 @@ impl MessagingView<'_> {
                 Err(match error {
                     PublishError::Full { .. } => Error::Timeout,
                     PublishError::Unavailable(why) => Error::Connection(why),
+                    PublishError::TooLarge(why) => Error::Other(why),
                 })
             }
         }

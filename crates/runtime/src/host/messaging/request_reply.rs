@@ -5,9 +5,11 @@
 //! that inbox as its reply topic, and collects replies: it returns once
 //! the expected number came (1 unless the options say), or when the
 //! options' timeout passes, with the replies so far or, when there are
-//! none, `timeout`. Without a timeout it waits as long as the instance's
-//! own `timeout` lets it. The request needs a `publish` rule for its
-//! topic; replies need none.
+//! none, `timeout`. Without a timeout in the options it waits up to
+//! [`DEFAULT_REQUEST_TIMEOUT`] (a handler's own `timeout` may end it
+//! first). The request needs a `publish` rule for its topic; replies need
+//! none. Each reply counts against what the instance may hold as it
+//! arrives.
 //!
 //! `reply` publishes on the reply topic of the message it answers (the
 //! requester's inbox); a message that came without one gets `other`.
@@ -24,6 +26,9 @@ use crate::bindings::types::Error;
 
 /// The most replies one request collects.
 const MOST_REPLIES: u32 = 1000;
+
+/// How long a request waits for replies when its options set no timeout.
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fresh inbox topic: 128 random bits, so that hosts sharing a NATS
 /// server never pick the same one.
@@ -77,28 +82,22 @@ impl Host for MessagingView<'_> {
             return Ok(Err(error));
         }
         let wanted = options.expected_replies.unwrap_or(1).clamp(1, MOST_REPLIES);
-        let mut replies = Vec::new();
-        let collect = async {
-            while replies.len() < wanted as usize {
-                match replies_in.next().await {
-                    Some(delivery) => replies.push(GuestMessage::received(&delivery.message)),
-                    None => break,
-                }
-            }
-        };
-        match options.timeout {
-            Some(timeout) => {
-                let _ = tokio::time::timeout(timeout, collect).await;
-            }
-            None => collect.await,
-        }
-        if replies.is_empty() {
-            return Ok(Err(Error::Timeout));
-        }
-        let mut handles = Vec::with_capacity(replies.len());
-        for reply in replies {
+        let deadline =
+            tokio::time::Instant::now() + options.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let mut handles = Vec::new();
+        while handles.len() < wanted as usize {
+            let Ok(Some(delivery)) = tokio::time::timeout_at(deadline, replies_in.next()).await
+            else {
+                break;
+            };
+            let reply = GuestMessage::received(&delivery.message);
+            // Counted as it comes, so that replies cannot pile up in the
+            // host past what the instance may hold.
             self.hold(0, reply.held())?;
             handles.push(self.table.push(reply)?);
+        }
+        if handles.is_empty() {
+            return Ok(Err(Error::Timeout));
         }
         Ok(Ok(handles))
     }

@@ -29,6 +29,12 @@ fn invalid_metadata(key: &str, value: &str) -> Option<String> {
     if key.eq_ignore_ascii_case("content-type") {
         return Some("the content type is set with set-content-type, not as metadata".to_owned());
     }
+    // NATS reads headers of its own (`Nats-Msg-Id`, `Nats-Rollup`, ...).
+    if key.len() >= 5 && key[..5].eq_ignore_ascii_case("nats-") {
+        return Some(format!(
+            "metadata key `{key}` starts with `Nats-`, which NATS reads itself; name it otherwise"
+        ));
+    }
     if value.contains(['\r', '\n']) {
         return Some(format!(
             "the value of metadata key `{key}` holds a line break"
@@ -199,6 +205,12 @@ mod tests {
         assert_eq!(
             invalid_metadata("k", "two\nlines").as_deref(),
             Some("the value of metadata key `k` holds a line break")
+        );
+        assert_eq!(
+            invalid_metadata("Nats-Rollup", "all").as_deref(),
+            Some(
+                "metadata key `Nats-Rollup` starts with `Nats-`, which NATS reads itself; name it otherwise"
+            )
         );
         assert_eq!(
             invalid_metadata("Content-Type", "text/plain").as_deref(),
