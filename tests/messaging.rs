@@ -509,4 +509,157 @@ fn the_messaging_pipeline_sample_serves_the_latest_reading() {
         "outcome=\"delivered\"",
     ]);
     assert!(delivered.contains("topic=\"telemetry\""), "{delivered}");
+    drop(host);
+
+    // The same file split across two hosts on one NATS server: the
+    // telemetry service on one, the gateway, cache and route on the other.
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let (telemetry, rest) = text
+        .split_once("\n[[services]]\nname = \"cache\"")
+        .expect("the cache follows the telemetry service");
+    let telemetry = telemetry
+        .split_once("[[services]]")
+        .map(|(_, entry)| format!("[[services]]{entry}"))
+        .expect("the telemetry entry");
+    let rest = format!("[[services]]\nname = \"cache\"{rest}");
+    let messaging = [
+        "--messaging",
+        url.as_str(),
+        "--messaging-prefix",
+        "pipeline",
+    ];
+    let sensors_config = ConfigDir::new(&telemetry);
+    let gateway_config = ConfigDir::new(&rest);
+    let gateway = Host::start(
+        Some(&gateway_config.path()),
+        &[
+            messaging.as_slice(),
+            &["--allow-listen", &cache, "--allow-http", &allow_http],
+        ]
+        .concat(),
+    );
+    let sensors = Host::start(Some(&sensors_config.path()), &messaging);
+    sensors.wait_for_log(&["publishing to telemetry with wasi:messaging every 50ms"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no reading crossed to the other host"
+        );
+        let reply = runtime().block_on(support::send(
+            &support::client(),
+            "GET",
+            &gateway.url("/telemetry/latest"),
+            &[],
+            "",
+        ));
+        let latest: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        if latest["sensor-1"]["seq"].as_u64().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A sample another toolchain built, from `tests/run`'s guest builds.
+fn built_sample(language: &str, sample: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("SERVERLESS_WASM_GUESTS_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests")
+        })
+        .join(language)
+        .join(format!("{sample}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing; build it with `just guests-{language}` (or `guests/tools/install {language} && guests/{language}/build`), or run the whole suite with `tests/run`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_python_subscription_built_by_componentize_py_replies_and_forwards() {
+    let relay = built_sample("python", "relay");
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}[[subscriptions]]\nname = \"relay\"\ntopic = \"py.in\"\nfile_path = {:?}\nenv = {{ FORWARD_TOPIC = \"py.out\" }}\npublish = [\"py.out\"]\n\n{}",
+        publisher("pub", "/pub", "publish = [\"py.in\"]"),
+        relay.display().to_string(),
+        subscription("sink", "py.out", &sink, ""),
+    ));
+    let host = Host::start(Some(&config.path()), &["--allow-http", &sink.rule()]);
+    let reply = publish(&host, "/pub", "topic=py.in&request=10000", "ask:hello");
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, "python saw: hello\n".to_owned())
+    );
+    assert_eq!(publish(&host, "/pub", "topic=py.in", "reading").status, 202);
+    assert_eq!(
+        sink.next(),
+        support::backends::Posted {
+            path: "/sink".to_owned(),
+            topic: Some("py.out".to_owned()),
+            body: "READING".to_owned(),
+        }
+    );
+    host.wait_for_log(&["forwarding 7 bytes from py.in to py.out", "app=\"relay\""]);
+}
+
+/// The value of the metric line that starts with `series`, if present.
+fn metric_value(host: &Host, series: &str) -> Option<u64> {
+    metrics(host)
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn on_nats_a_message_that_finds_the_queue_full_is_dropped_and_counted() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let sink = RecordingSink::start();
+    let config = ConfigDir::new(&format!(
+        "{}{}",
+        publisher("pub", "/pub", "publish = [\"burst\"]"),
+        subscription("slow", "burst", &sink, ""),
+    ));
+    let host = Host::start(
+        Some(&config.path()),
+        &[
+            "--messaging",
+            &url,
+            "--allow-http",
+            &sink.rule(),
+            "--messaging-queue",
+            "1",
+        ],
+    );
+    // Until the subscription is on the server: one message arrives.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription never got a message"
+        );
+        assert_eq!(publish(&host, "/pub", "topic=burst", "first").status, 202);
+        if sink.next_within(Duration::from_millis(200)).is_some() {
+            break;
+        }
+    }
+    // The handler holds one, the queue one, the NATS side one: of eight
+    // at once, some find no room.
+    for _ in 0..8 {
+        assert_eq!(
+            publish(&host, "/pub", "topic=burst", "sleep:1000").status,
+            202
+        );
+    }
+    let series = "serverless_messages_overflowed_total{topic=\"burst\"} ";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric_value(&host, series).is_none_or(|dropped| dropped == 0) {
+        assert!(Instant::now() < deadline, "no overflow was counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    host.wait_for_log(&["NATS: a subscriber is not keeping up; a message was dropped"]);
 }

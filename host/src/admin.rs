@@ -117,6 +117,8 @@ pub(crate) struct Metrics {
     deliveries: OnceLock<Arc<serverless_messaging::PerTopic<serverless_messaging::DeliveryCounts>>>,
     /// `delivered`, `failed`, `retried`, `dead_lettered`, `dropped`.
     delivery_series: [Family<TopicLabels, Counter>; 5],
+    /// Messages from NATS that found a subscription's queue full.
+    messages_overflowed: Family<TopicLabels, Counter>,
     /// Serialises bringing the copies up to date, so that two scrapes at
     /// once do not both add the same difference.
     copying: Mutex<()>,
@@ -265,8 +267,15 @@ impl Metrics {
         ]) {
             registry.register(name, help, series.clone());
         }
+        let messages_overflowed = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "messages_overflowed",
+            "Messages of each topic that NATS delivered while a subscription's queue was full, dropped (NATS delivers at most once)",
+            messages_overflowed.clone(),
+        );
         Metrics {
             broker,
+            messages_overflowed,
             deliveries: OnceLock::new(),
             delivery_series,
             messages_published,
@@ -434,6 +443,14 @@ impl Metrics {
                     catch_up(
                         &self.messages_refused.get_or_create(&labels),
                         counts.refused,
+                    );
+                }
+                for (topic, total) in broker.overflowed() {
+                    catch_up(
+                        &self
+                            .messages_overflowed
+                            .get_or_create(&TopicLabels { topic }),
+                        total,
                     );
                 }
                 if let Some(deliveries) = self.deliveries.get() {

@@ -42,6 +42,12 @@ const PUBLISHERS: usize = 8;
 /// The `--messaging-prefix` of every NATS run.
 const PREFIX: &str = "bench";
 
+/// Each subscription's queue (`--messaging-queue`), and the native
+/// consumer's: room for a whole throughput run, so that NATS, which drops
+/// what finds a queue full, delivers every message and the setups compare
+/// on the same work.
+const QUEUE: &str = "65536";
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// What the sink has received.
@@ -235,8 +241,32 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// Latency one at a time, then throughput with several publishers.
+/// [`measure_once`], with the host's message counts in the error when a
+/// run fails.
 async fn measure(
+    host: &RunningHost,
+    sink: &Sink,
+    latency_messages: usize,
+    throughput_messages: usize,
+) -> anyhow::Result<Measured> {
+    measure_once(host.address, sink, latency_messages, throughput_messages)
+        .await
+        .map_err(|error| {
+            let counts: Vec<String> = host
+                .admin_get("/metrics")
+                .unwrap_or_default()
+                .lines()
+                .filter(|line| {
+                    line.starts_with("serverless_messages_") || line.contains("queue_depth")
+                })
+                .map(str::to_owned)
+                .collect();
+            error.context(format!("the host counted:\n{}", counts.join("\n")))
+        })
+}
+
+/// Latency one at a time, then throughput with several publishers.
+async fn measure_once(
     address: SocketAddr,
     sink: &Sink,
     latency_messages: usize,
@@ -317,7 +347,10 @@ fn native_consumer(nats: &Nats, sink: &Sink) -> anyhow::Result<tokio::task::Join
         max_payload: 1 << 20,
         ping_interval: serverless_messaging::nats::client::DEFAULT_PING_INTERVAL,
     });
-    let mut messages = client.subscribe(serverless_messaging::TopicPattern::new("bench")?, 1 << 16);
+    let mut messages = client.subscribe(
+        serverless_messaging::TopicPattern::new("bench")?,
+        QUEUE.parse()?,
+    );
     let sink_url = format!("http://{}/sink", sink.address);
     let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
@@ -355,20 +388,19 @@ pub(crate) async fn messaging(
     let sink = Sink::start().await?;
     let mut rows = Vec::new();
 
-    let embedded = RunningHost::start(
+    let embedded = RunningHost::start_with_admin(
         host,
         &config(&sink, true),
-        &["--allow-http", &format!("http://{}", sink.address)],
+        &[
+            "--allow-http",
+            &format!("http://{}", sink.address),
+            "--messaging-queue",
+            QUEUE,
+        ],
     )?;
     rows.push((
         "wasm subscription, embedded broker",
-        measure(
-            embedded.address,
-            &sink,
-            latency_messages,
-            throughput_messages,
-        )
-        .await?,
+        measure(&embedded, &sink, latency_messages, throughput_messages).await?,
     ));
     drop(embedded);
     sink.reset().await;
@@ -376,8 +408,15 @@ pub(crate) async fn messaging(
     let nats = Nats::start()?;
     let url = nats.url();
     let allow = format!("http://{}", sink.address);
-    let nats_flags = ["--messaging", url.as_str(), "--messaging-prefix", PREFIX];
-    let on_nats = RunningHost::start(
+    let nats_flags = [
+        "--messaging",
+        url.as_str(),
+        "--messaging-prefix",
+        PREFIX,
+        "--messaging-queue",
+        QUEUE,
+    ];
+    let on_nats = RunningHost::start_with_admin(
         host,
         &config(&sink, true),
         &[nats_flags.as_slice(), &["--allow-http", allow.as_str()]].concat(),
@@ -385,29 +424,17 @@ pub(crate) async fn messaging(
     wait_for_nats(on_nats.address).await?;
     rows.push((
         "wasm subscription, NATS",
-        measure(
-            on_nats.address,
-            &sink,
-            latency_messages,
-            throughput_messages,
-        )
-        .await?,
+        measure(&on_nats, &sink, latency_messages, throughput_messages).await?,
     ));
     drop(on_nats);
     sink.reset().await;
 
-    let publisher = RunningHost::start(host, &config(&sink, false), &nats_flags)?;
+    let publisher = RunningHost::start_with_admin(host, &config(&sink, false), &nats_flags)?;
     wait_for_nats(publisher.address).await?;
     let consumer = native_consumer(&nats, &sink)?;
     rows.push((
         "native Rust consumer, NATS (baseline)",
-        measure(
-            publisher.address,
-            &sink,
-            latency_messages,
-            throughput_messages,
-        )
-        .await?,
+        measure(&publisher, &sink, latency_messages, throughput_messages).await?,
     ));
     consumer.abort();
     drop(publisher);

@@ -394,6 +394,16 @@ impl Broker {
         self.inner.counts.count(topic, change);
     }
 
+    /// Bridged to NATS: the messages NATS delivered that found a
+    /// subscription's queue full and were dropped, by topic.
+    pub fn overflowed(&self) -> Vec<(String, u64)> {
+        self.inner
+            .nats
+            .get()
+            .map(crate::nats::NatsClient::overflowed)
+            .unwrap_or_default()
+    }
+
     /// What each topic saw so far, by name.
     pub fn topic_counts(&self) -> Vec<(String, TopicCounts)> {
         self.inner.counts.snapshot()

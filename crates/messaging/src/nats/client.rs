@@ -95,6 +95,9 @@ struct Shared {
     /// The largest message the server takes (its INFO's `max_payload`):
     /// a larger one would make it close the connection.
     server_max_payload: std::sync::atomic::AtomicUsize,
+    /// Messages the server delivered that found their subscription's
+    /// queue full, by topic.
+    overflowed: crate::per_topic::PerTopic<u64>,
 }
 
 /// The bytes a publish holds while it waits to be written.
@@ -137,9 +140,16 @@ impl NatsClient {
             queued: std::sync::atomic::AtomicUsize::new(0),
             // NATS's default, until the server says.
             server_max_payload: std::sync::atomic::AtomicUsize::new(1 << 20),
+            overflowed: crate::per_topic::PerTopic::default(),
         });
         tokio::spawn(run(shared.clone(), receiver));
         NatsClient { shared }
+    }
+
+    /// Messages the server delivered that found their subscription's
+    /// queue full and were dropped (NATS delivers at most once), by topic.
+    pub fn overflowed(&self) -> Vec<(String, u64)> {
+        self.shared.overflowed.snapshot()
     }
 
     /// Whether the connection is up now.
@@ -494,7 +504,9 @@ fn deliver(
     // A reply topic outside the prefix is not this deployment's: the
     // message arrives, without a way to answer it.
     message.reply_to = reply_to.and_then(unprefixed);
+    let topic = message.topic.clone();
     if sender.try_send(message).is_err() {
+        shared.overflowed.count(&topic, |dropped| *dropped += 1);
         tracing::warn!(
             subject,
             "NATS: a subscriber is not keeping up; a message was dropped"
