@@ -255,37 +255,19 @@ impl HttpBackend {
         let address = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(
-                            |request: http::Request<hyper::body::Incoming>| async move {
-                                let body = format!("backend saw {}", request.uri().path());
-                                let response = http::Response::builder()
-                                    .header("content-type", "text/plain")
-                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                                    .unwrap();
-                                Ok::<_, std::convert::Infallible>(response)
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
+        serve_http(
+            listener,
+            move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+            |request| async move {
+                let body = format!("backend saw {}", request.uri().path());
+                http::Response::builder()
+                    .header("content-type", "text/plain")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap()
+            },
+        );
         HttpBackend {
             address,
             connections,
@@ -384,60 +366,39 @@ impl RecordingSink {
         let (sender, posted) = std::sync::mpsc::channel();
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let fail = failing.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
+        serve_http(
+            listener,
+            || {},
+            move |request| {
+                let (sender, fail) = (sender.clone(), fail.clone());
+                async move {
+                    use http_body_util::BodyExt as _;
+                    let path = request.uri().path().to_owned();
+                    let topic = request
+                        .headers()
+                        .get("x-topic")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    let status = if fail.load(Ordering::SeqCst) {
+                        503
+                    } else {
+                        200
                     };
-                    let (sender, fail) = (sender.clone(), fail.clone());
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(
-                            move |request: http::Request<hyper::body::Incoming>| {
-                                let (sender, fail) = (sender.clone(), fail.clone());
-                                async move {
-                                    use http_body_util::BodyExt as _;
-                                    let path = request.uri().path().to_owned();
-                                    let topic = request
-                                        .headers()
-                                        .get("x-topic")
-                                        .and_then(|v| v.to_str().ok())
-                                        .map(str::to_owned);
-                                    let body =
-                                        request.into_body().collect().await.unwrap().to_bytes();
-                                    let status = if fail.load(Ordering::SeqCst) {
-                                        503
-                                    } else {
-                                        200
-                                    };
-                                    if status == 200 {
-                                        let _ = sender.send(Posted {
-                                            path,
-                                            topic,
-                                            body: String::from_utf8_lossy(&body).into_owned(),
-                                        });
-                                    }
-                                    let response = http::Response::builder()
-                                        .status(status)
-                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
-                                        .unwrap();
-                                    Ok::<_, std::convert::Infallible>(response)
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
+                    if status == 200 {
+                        let _ = sender.send(Posted {
+                            path,
+                            topic,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        });
+                    }
+                    http::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .unwrap()
                 }
-            });
-        });
+            },
+        );
         RecordingSink {
             address,
             posted,
@@ -471,4 +432,41 @@ impl RecordingSink {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
+}
+
+/// Serves HTTP/1.1 with keep-alive on `listener`, on a thread of its own:
+/// `accepted` runs for each connection, `answer` for each request.
+fn serve_http<F, Fut>(listener: TcpListener, accepted: impl Fn() + Send + 'static, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                accepted();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let response = answer(request);
+                        async move { Ok::<_, std::convert::Infallible>(response.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
 }

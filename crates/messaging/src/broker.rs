@@ -356,7 +356,12 @@ impl Broker {
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
-                    () = sender.closed() => return,
+                    () = sender.closed() => {
+                        // What NATS delivered that the closed queue will
+                        // never take: counted, not lost silently.
+                        from_nats.discard();
+                        return;
+                    }
                     message = from_nats.recv() => message,
                 };
                 let Some(message) = message else {
@@ -381,7 +386,9 @@ impl Broker {
                         }
                     }
                     None => {
-                        if sender.send(delivery).await.is_err() {
+                        if let Err(refused) = sender.send(delivery).await {
+                            from_nats.count_lost(&refused.0.message.topic);
+                            from_nats.discard();
                             return;
                         }
                     }

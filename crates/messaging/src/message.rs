@@ -43,16 +43,4 @@ impl Message {
             reply_to: None,
         }
     }
-
-    /// Its size as the operator's `max_message_size` counts it: the
-    /// bytes, the content type and the metadata's keys and values.
-    pub fn size(&self) -> usize {
-        self.data.len()
-            + self.content_type.as_ref().map_or(0, String::len)
-            + self
-                .metadata
-                .iter()
-                .map(|(key, value)| key.len() + value.len())
-                .sum::<usize>()
-    }
 }

@@ -12,8 +12,8 @@
 //!    came with (a NATS client elsewhere could name any subject);
 //! 3. one of the entry's `publish` patterns must match the topic (deny by
 //!    default: an entry without `publish` sends nothing);
-//! 4. the message's size (bytes plus metadata keys and values) must be
-//!    within the entry's `max_message_size`;
+//! 4. the message's size (bytes, content type and metadata keys and
+//!    values) must be within the entry's `max_message_size`;
 //! 5. the entry's `max_publish_rate` must have room: a token bucket that
 //!    holds one second's worth and refills continuously.
 //!

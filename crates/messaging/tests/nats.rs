@@ -338,4 +338,17 @@ async fn a_message_over_the_server_s_max_payload_is_refused_before_it_is_sent() 
             limit: 64
         })
     );
+    // Headers count as HPUB writes them: `NATS/1.0`, the line, the end
+    // (12 + 26 bytes for this content type).
+    let mut typed = message("t", &"x".repeat(26));
+    typed.content_type = Some("text/plain".into());
+    client.publish(&typed).expect("26 bytes and 38 of headers");
+    typed.data = "x".repeat(27).into();
+    assert_eq!(
+        client.publish(&typed),
+        Err(NatsError::TooLarge {
+            size: 65,
+            limit: 64
+        })
+    );
 }

@@ -137,6 +137,9 @@ pub(crate) struct Subscriptions {
     counts: Arc<PerTopic<DeliveryCounts>>,
     /// Set when the host starts shutting down: reloads change nothing.
     stopping: std::sync::atomic::AtomicBool,
+    /// Subscriptions a reload stopped, still finishing their deliveries:
+    /// a shutdown waits for them too.
+    stopped: std::sync::Mutex<Vec<(Arc<str>, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Subscriptions {
@@ -147,6 +150,7 @@ impl Subscriptions {
             running: tokio::sync::Mutex::new(BTreeMap::new()),
             counts: Arc::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            stopped: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -205,14 +209,12 @@ impl Subscriptions {
             }
         }
         drop(running);
-        if !ending.is_empty() {
-            tokio::spawn(async move {
-                for (name, task) in ending {
-                    let _ = task.await;
-                    tracing::info!(subscription = &*name, "the subscription stopped");
-                }
-            });
-        }
+        let mut stopped_runs = self
+            .stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stopped_runs.retain(|(_, task)| !task.is_finished());
+        stopped_runs.extend(ending);
         format!("subscriptions: {started} started, {kept} kept, {stopped} stopped")
     }
 
@@ -276,8 +278,17 @@ impl Subscriptions {
         for run in runs.values() {
             run.stop();
         }
-        for (name, run) in runs {
-            let mut task = run.task;
+        let stopped_before = std::mem::take(
+            &mut *self
+                .stopped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let tasks = runs
+            .into_iter()
+            .map(|(name, run)| (name, run.task))
+            .chain(stopped_before);
+        for (name, mut task) in tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 // Aborted: what it held is counted as it goes.
                 task.abort();

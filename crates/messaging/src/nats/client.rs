@@ -100,17 +100,24 @@ struct Shared {
     overflowed: crate::per_topic::PerTopic<u64>,
 }
 
-/// The bytes a publish holds while it waits to be written.
+/// The bytes a publish holds while it waits to be written: its payload
+/// and, as HPUB writes them, its headers (`NATS/1.0`, a line per header,
+/// an empty line), which the server's `max_payload` counts too.
 fn queued_size(op: &ClientOp) -> usize {
     match op {
         ClientOp::Publish {
             headers, payload, ..
         } => {
-            payload.len()
-                + headers
-                    .iter()
-                    .map(|(name, value)| name.len() + value.len() + 4)
-                    .sum::<usize>()
+            let block = if headers.is_empty() {
+                0
+            } else {
+                "NATS/1.0\r\n\r\n".len()
+                    + headers
+                        .iter()
+                        .map(|(name, value)| name.len() + ": ".len() + value.len() + "\r\n".len())
+                        .sum::<usize>()
+            };
+            payload.len() + block
         }
         _ => 0,
     }
@@ -238,6 +245,30 @@ impl NatsSubscription {
     /// A message that has already arrived, without waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
         self.receiver.try_recv().ok()
+    }
+
+    /// Counts a message of `topic` that arrived but that its subscriber
+    /// will never take, as an overflow of the client.
+    pub fn count_lost(&self, topic: &Topic) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.overflowed.count(topic, |lost| *lost += 1);
+        }
+    }
+
+    /// Takes the messages that have arrived and nobody will take (the
+    /// subscriber is going), counting and logging them.
+    pub fn discard(&mut self) {
+        self.receiver.close();
+        let mut lost = 0;
+        while let Ok(message) = self.receiver.try_recv() {
+            self.count_lost(&message.topic);
+            lost += 1;
+        }
+        if lost > 0 {
+            tracing::warn!(
+                "NATS: {lost} messages that had arrived for a subscription that stopped were dropped"
+            );
+        }
     }
 }
 
@@ -390,7 +421,7 @@ async fn serve(
                 unanswered += 1;
                 let mut ping = BytesMut::new();
                 encode(&ClientOp::Ping, &mut ping);
-                stream.write_all(&ping).await.map_err(|e| e.to_string())?;
+                write_within(&mut stream, &ping, shared.options.ping_interval).await?;
             }
             read = stream.read_buf(&mut input) => {
                 if read.map_err(|e| e.to_string())? == 0 {
@@ -448,9 +479,25 @@ async fn serve(
                     encode(&op, &mut buffer);
                 }
                 shared.queued.fetch_sub(written, Ordering::SeqCst);
-                stream.write_all(&buffer).await.map_err(|e| e.to_string())?;
+                write_within(&mut stream, &buffer, shared.options.ping_interval).await?;
             }
         }
+    }
+}
+
+/// Writes `bytes`, giving the connection up when the server takes none
+/// of them for two ping intervals (a peer gone without a word, its
+/// socket buffer full), which pings alone would not notice while the
+/// write waits.
+async fn write_within(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    ping_interval: Duration,
+) -> Result<(), String> {
+    let limit = ping_interval.saturating_mul(2);
+    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+        Ok(written) => written.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("the server took no data for {limit:?}")),
     }
 }
 
@@ -467,7 +514,7 @@ fn deliver(
         .subscriptions
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some((_, sender)) = subscriptions.get(&sid) else {
+    let Some((pattern, sender)) = subscriptions.get(&sid) else {
         return;
     };
     if sender.is_closed() {
@@ -505,6 +552,11 @@ fn deliver(
     // message arrives, without a way to answer it.
     message.reply_to = reply_to.and_then(unprefixed);
     let topic = message.topic.clone();
+    // The server's `>` reaches the host's reply inboxes too; the pattern,
+    // as the host reads it, does not.
+    if !pattern.matches(&topic) {
+        return;
+    }
     if sender.try_send(message).is_err() {
         shared.overflowed.count(&topic, |dropped| *dropped += 1);
         tracing::warn!(
